@@ -1,0 +1,1 @@
+//! The `anthropic` provider for llm-router.

@@ -1,0 +1,1 @@
+//! Redis response cache for llm-router.

@@ -1,0 +1,177 @@
+//! The cache key: a SHA-256 over a canonical, versioned encoding of everything
+//! that changes the answer.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::types::{CacheDirective, LlmRequest, Message};
+
+/// Version of the key encoding; bumping it invalidates every stored entry.
+const KEY_VERSION: &[u8] = b"llm-cache-key/v1";
+
+/// A cache key: 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    /// The key of a request.
+    ///
+    /// The request is destructured field by field, so adding a field to
+    /// [`LlmRequest`] does not compile until it is decided here whether it
+    /// changes the answer.
+    ///
+    /// ```
+    /// use llm_core::cache::CacheKey;
+    /// use llm_core::LlmRequest;
+    /// let a = CacheKey::for_request(&LlmRequest::new("hi").max_tokens(5));
+    /// let b = CacheKey::for_request(&LlmRequest::new("hi").max_tokens(6));
+    /// assert_ne!(a, b);
+    /// assert_eq!(a.as_str().len(), 64);
+    /// ```
+    pub fn for_request(req: &LlmRequest) -> Self {
+        let LlmRequest {
+            messages,
+            system_prompt,
+            max_tokens,
+            temperature,
+            top_p,
+            stop,
+            seed,
+            model,
+            provider,
+            // How the cache is used does not change the answer.
+            cache: _,
+        } = req;
+        let _: &CacheDirective = &req.cache;
+        let mut h = Sha256::new();
+        h.update(KEY_VERSION);
+        field(&mut h, b"messages", &(messages.len() as u64).to_le_bytes());
+        for Message { role, content } in messages {
+            field(&mut h, b"role", role.as_str().as_bytes());
+            field(&mut h, b"content", content.as_bytes());
+        }
+        opt_field(
+            &mut h,
+            b"system",
+            system_prompt.as_deref().map(str::as_bytes),
+        );
+        field(&mut h, b"max_tokens", &max_tokens.to_le_bytes());
+        field(
+            &mut h,
+            b"temperature",
+            &canonical_f32(*temperature).to_le_bytes(),
+        );
+        opt_field(
+            &mut h,
+            b"top_p",
+            top_p
+                .map(|p| canonical_f32(p).to_le_bytes())
+                .as_ref()
+                .map(|b| &b[..]),
+        );
+        field(&mut h, b"stop", &(stop.len() as u64).to_le_bytes());
+        for s in stop {
+            field(&mut h, b"stop_item", s.as_bytes());
+        }
+        opt_field(
+            &mut h,
+            b"seed",
+            seed.map(u64::to_le_bytes).as_ref().map(|b| &b[..]),
+        );
+        opt_field(&mut h, b"model", model.as_deref().map(str::as_bytes));
+        opt_field(&mut h, b"provider", provider.as_deref().map(str::as_bytes));
+        CacheKey(hex::encode(h.finalize()))
+    }
+
+    /// The hex digest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `-0.0` and `0.0` hash alike.
+fn canonical_f32(v: f32) -> u32 {
+    if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
+}
+
+/// Tag, length, bytes: no two different field sequences encode alike.
+fn field(h: &mut Sha256, tag: &[u8], bytes: &[u8]) {
+    h.update((tag.len() as u64).to_le_bytes());
+    h.update(tag);
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+fn opt_field(h: &mut Sha256, tag: &[u8], bytes: Option<&[u8]>) {
+    match bytes {
+        None => field(h, tag, b"\x00none"),
+        Some(b) => {
+            let mut v = Vec::with_capacity(b.len() + 5);
+            v.extend_from_slice(b"\x01some");
+            v.extend_from_slice(b);
+            field(h, tag, &v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Role;
+
+    fn key(r: &LlmRequest) -> CacheKey {
+        CacheKey::for_request(r)
+    }
+
+    #[test]
+    fn any_answer_changing_field_changes_the_key() {
+        let base = LlmRequest::new("hello").system("sys");
+        let variants = [
+            LlmRequest::new("hello!").system("sys"),
+            LlmRequest::new("hello").system("sys2"),
+            LlmRequest::new("hello"),
+            base.clone().max_tokens(5),
+            base.clone().temperature(0.2),
+            base.clone().top_p(0.9),
+            base.clone().stop("x"),
+            base.clone().seed(1),
+            base.clone().model("m"),
+            base.clone().provider("p"),
+            LlmRequest::from_messages(vec![Message::new(Role::Assistant, "hello")]).system("sys"),
+            base.clone().message(Message::user("")),
+        ];
+        let k = key(&base);
+        for (i, v) in variants.iter().enumerate() {
+            assert_ne!(key(v), k, "variant {i}");
+        }
+        // Boundaries between fields cannot be shifted.
+        let a = LlmRequest::from_messages(vec![Message::user("ab"), Message::user("c")]);
+        let b = LlmRequest::from_messages(vec![Message::user("a"), Message::user("bc")]);
+        assert_ne!(key(&a), key(&b));
+        let a = LlmRequest::new("x").stop("ab").stop("c");
+        let b = LlmRequest::new("x").stop("a").stop("bc");
+        assert_ne!(key(&a), key(&b));
+    }
+
+    #[test]
+    fn identical_requests_built_differently_share_a_key() {
+        let a = LlmRequest::new("hello").max_tokens(10).model("m");
+        let mut b = LlmRequest::from_messages(vec![Message::user("hello")]);
+        b.model = Some("m".into());
+        b.max_tokens = 10;
+        b.cache = CacheDirective::Refresh;
+        assert_eq!(key(&a), key(&b));
+        assert_eq!(key(&a.clone().temperature(0.0)), key(&a.temperature(-0.0)));
+    }
+}

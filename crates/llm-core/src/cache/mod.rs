@@ -1,0 +1,130 @@
+//! Response caching: the [`ResponseCache`] trait, its key and stored value.
+
+mod key;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CacheError;
+use crate::types::{FinishReason, LlmResponse, Usage};
+
+pub use key::CacheKey;
+
+/// A stored answer: what a later identical request gets back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedResponse {
+    /// Generated text.
+    pub content: String,
+    /// Instance that produced it.
+    pub provider: String,
+    /// Kind of that instance.
+    pub provider_kind: String,
+    /// Model that produced it.
+    pub model: String,
+    /// Token counts of the original generation.
+    pub usage: Usage,
+    /// Why the original generation ended.
+    pub finish_reason: FinishReason,
+}
+
+/// Version tag of the byte encoding; bumped whenever the encoding changes.
+const ENCODING_VERSION: u8 = 1;
+
+impl CachedResponse {
+    /// What to store for a fresh response.
+    pub fn from_response(resp: &LlmResponse) -> Self {
+        Self {
+            content: resp.content.clone(),
+            provider: resp.provider.clone(),
+            provider_kind: resp.provider_kind.clone(),
+            model: resp.model.clone(),
+            usage: resp.usage,
+            finish_reason: resp.finish_reason.clone(),
+        }
+    }
+
+    /// Approximate memory footprint in bytes, for byte-bounded caches.
+    pub fn weight(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.content.len()
+            + self.provider.len()
+            + self.provider_kind.len()
+            + self.model.len()
+    }
+
+    /// Versioned bytes for external stores: one version byte, then JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![ENCODING_VERSION];
+        // Serializing this plain struct to JSON cannot fail.
+        if serde_json::to_writer(&mut out, self).is_err() {
+            out.truncate(1);
+        }
+        out
+    }
+
+    /// Decodes [`encode`](Self::encode)'s bytes; another version or garbage is an error.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CacheError> {
+        match bytes.split_first() {
+            Some((&ENCODING_VERSION, json)) => serde_json::from_slice(json)
+                .map_err(|e| CacheError::new("decode", format!("corrupt cache entry: {e}"))),
+            Some((v, _)) => Err(CacheError::new(
+                "decode",
+                format!("cache entry has encoding version {v}, expected {ENCODING_VERSION}"),
+            )),
+            None => Err(CacheError::new("decode", "empty cache entry")),
+        }
+    }
+}
+
+/// A response store. Implementations must be cheap to share and must never
+/// block the async runtime.
+///
+/// Failures are reported as [`CacheError`]; the client turns them into misses
+/// and counts them, so a broken cache never fails a request.
+#[async_trait]
+pub trait ResponseCache: Send + Sync {
+    /// Backend name for logs and metrics (`memory`, `redis`).
+    fn name(&self) -> &str;
+
+    /// The entry stored under `key`, if any and not expired.
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError>;
+
+    /// Stores `value` under `key` for `ttl`.
+    async fn set(
+        &self,
+        key: &CacheKey,
+        value: &CachedResponse,
+        ttl: Duration,
+    ) -> Result<(), CacheError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CachedResponse {
+        CachedResponse {
+            content: "你好".into(),
+            provider: "p".into(),
+            provider_kind: "k".into(),
+            model: "m".into(),
+            usage: Usage::new(1, 2),
+            finish_reason: FinishReason::Length,
+        }
+    }
+
+    #[test]
+    fn encoding_round_trips_and_rejects_garbage() {
+        let bytes = sample().encode();
+        assert_eq!(bytes[0], 1);
+        assert_eq!(CachedResponse::decode(&bytes).unwrap(), sample());
+        assert!(CachedResponse::decode(b"").is_err());
+        assert!(CachedResponse::decode(b"\x01{not json").is_err());
+        assert!(CachedResponse::decode(b"\x02{}")
+            .unwrap_err()
+            .message
+            .contains("version 2"));
+    }
+}

@@ -1,0 +1,407 @@
+//! Typed `[routing]`, `[caching]`, `[monitoring]` and `[gateway]` sections.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::ConfigError;
+
+/// A non-negative number of seconds (integer or fraction) in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Secs(pub Duration);
+
+impl Secs {
+    /// Whole seconds.
+    pub const fn from_secs(s: u64) -> Self {
+        Secs(Duration::from_secs(s))
+    }
+
+    /// Milliseconds.
+    pub const fn from_millis(ms: u64) -> Self {
+        Secs(Duration::from_millis(ms))
+    }
+}
+
+impl<'de> Deserialize<'de> for Secs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map(Secs).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "expected a non-negative number of seconds, got {v}"
+            ))
+        })
+    }
+}
+
+/// How providers are ordered when no rule picks one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Cheapest first (by cost weight, ascending). The default.
+    #[default]
+    CostOptimized,
+    /// Strongest first (by performance weight, descending).
+    PerformanceFirst,
+    /// Local providers first, then by cost.
+    LocalFirst,
+    /// Fastest first, by a moving average of observed latency.
+    Latency,
+    /// Weighted random order, spreading load over several instances.
+    Weighted,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::CostOptimized => "cost_optimized",
+            Strategy::PerformanceFirst => "performance_first",
+            Strategy::LocalFirst => "local_first",
+            Strategy::Latency => "latency",
+            Strategy::Weighted => "weighted",
+        })
+    }
+}
+
+/// Fallback sequences per primary instance (or kind).
+pub type FallbackMap = BTreeMap<String, Vec<String>>;
+
+/// `[routing.rules]`: task classification thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// A prompt shorter than this many characters may be simple (default 1000).
+    pub simple_max_chars: usize,
+    /// …and `max_tokens` below this (default 2000).
+    pub simple_max_tokens: u32,
+    /// A prompt longer than this many characters is complex (default 5000).
+    pub complex_min_chars: usize,
+    /// `max_tokens` above this is complex (default 3000).
+    pub complex_min_tokens: u32,
+    /// Words that make a prompt complex (default 创意, 创作).
+    pub complex_keywords: Vec<String>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            simple_max_chars: 1000,
+            simple_max_tokens: 2000,
+            complex_min_chars: 5000,
+            complex_min_tokens: 3000,
+            complex_keywords: vec!["创意".into(), "创作".into()],
+        }
+    }
+}
+
+/// `[routing.retry]`: retries of transient failures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retries per provider after the first call (default 2).
+    pub max_retries: u32,
+    /// First backoff (default 0.25 s); doubles each retry, with full jitter.
+    pub backoff_base: Secs,
+    /// Largest backoff (default 8 s).
+    pub backoff_max: Secs,
+    /// A `Retry-After` longer than this moves on to the next provider instead of
+    /// waiting (default 10 s).
+    pub max_retry_after: Secs,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            backoff_base: Secs::from_millis(250),
+            backoff_max: Secs::from_secs(8),
+            max_retry_after: Secs::from_secs(10),
+        }
+    }
+}
+
+/// `[routing.health]`: availability probes and the circuit breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// How long an `is_available()` result is trusted (default 30 s).
+    pub check_interval: Secs,
+    /// Consecutive failures that open the circuit (default 3).
+    pub failure_threshold: u32,
+    /// Error ratio over the window that opens the circuit (default 0.5).
+    pub error_ratio: f64,
+    /// Outcomes remembered for the error ratio (default 20).
+    pub window: u32,
+    /// Outcomes needed in the window before the ratio counts (default 10).
+    pub min_requests: u32,
+    /// First open period (default 5 s); doubles on each repeated trip.
+    pub cooldown: Secs,
+    /// Longest open period (default 300 s).
+    pub max_cooldown: Secs,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            check_interval: Secs::from_secs(30),
+            failure_threshold: 3,
+            error_ratio: 0.5,
+            window: 20,
+            min_requests: 10,
+            cooldown: Secs::from_secs(5),
+            max_cooldown: Secs::from_secs(300),
+        }
+    }
+}
+
+/// `[routing]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Ordering strategy (default `cost_optimized`).
+    pub strategy: Strategy,
+    /// Cost weight per instance or kind (lower is cheaper).
+    pub cost_weights: BTreeMap<String, f64>,
+    /// Performance weight per instance or kind (higher is stronger).
+    pub performance_weights: BTreeMap<String, f64>,
+    /// Load-balancing weight per instance for the `weighted` strategy (default 1).
+    pub weights: BTreeMap<String, f64>,
+    /// Fallback sequence per primary instance or kind.
+    pub fallback: FallbackMap,
+    /// Classification rules.
+    pub rules: RulesConfig,
+    /// Model name → per-instance replacement, used when falling back.
+    pub model_aliases: BTreeMap<String, BTreeMap<String, String>>,
+    /// Bound on a whole call, fallbacks included (default 600 s).
+    pub deadline: Secs,
+    /// Retries.
+    pub retry: RetryConfig,
+    /// Health checks and circuit breaking.
+    pub health: HealthConfig,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        let map = |pairs: &[(&str, f64)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), *v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let seq = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        Self {
+            strategy: Strategy::CostOptimized,
+            cost_weights: map(&[("openai", 1.0), ("ollama", 0.0), ("custom", 0.5)]),
+            performance_weights: map(&[("openai", 1.0), ("ollama", 0.7), ("custom", 0.8)]),
+            weights: BTreeMap::new(),
+            fallback: [
+                ("openai".to_string(), seq(&["ollama", "custom"])),
+                ("ollama".to_string(), seq(&["openai", "custom"])),
+                ("custom".to_string(), seq(&["ollama", "openai"])),
+            ]
+            .into_iter()
+            .collect(),
+            rules: RulesConfig::default(),
+            model_aliases: BTreeMap::new(),
+            deadline: Secs::from_secs(600),
+            retry: RetryConfig::default(),
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// Checks values serde cannot: returns the offending key and why.
+    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.deadline.0.is_zero() {
+            return Err(("deadline", "must be more than 0 s".into()));
+        }
+        if self.retry.backoff_base > self.retry.backoff_max {
+            return Err((
+                "backoff_base",
+                "must not be larger than `backoff_max`".into(),
+            ));
+        }
+        if self.health.failure_threshold == 0 {
+            return Err(("failure_threshold", "must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&self.health.error_ratio) {
+            return Err(("error_ratio", "must be between 0 and 1".into()));
+        }
+        if self.health.cooldown > self.health.max_cooldown {
+            return Err(("cooldown", "must not be larger than `max_cooldown`".into()));
+        }
+        for (name, w) in self
+            .cost_weights
+            .iter()
+            .chain(&self.performance_weights)
+            .chain(&self.weights)
+        {
+            if !w.is_finite() || *w < 0.0 {
+                return Err((
+                    "weights",
+                    format!("weight of `{name}` must be a non-negative number"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Cache storage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    /// In-process moka cache (default).
+    #[default]
+    Memory,
+    /// Redis, through the `llm-cache-redis` crate.
+    Redis,
+}
+
+/// Whether the cache is read, written or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    /// Read and write (default).
+    #[default]
+    ReadWrite,
+    /// Only answer from the cache; never store.
+    ReadOnly,
+    /// Only store; never answer from the cache.
+    WriteOnly,
+}
+
+/// `[caching]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CachingConfig {
+    /// Whether responses are cached (default true).
+    pub enabled: bool,
+    /// Storage (default `memory`).
+    pub backend: CacheBackend,
+    /// Redis URL for the `redis` backend.
+    pub redis_url: String,
+    /// Entry lifetime (default 3600 s).
+    pub ttl: Secs,
+    /// Memory budget of the `memory` backend in bytes (default 256 MiB).
+    pub max_bytes: u64,
+    /// Key prefix of the `redis` backend (default `llm:`).
+    pub key_prefix: String,
+    /// Requests with a higher temperature are not cached.
+    pub max_temperature: Option<f32>,
+    /// Read/write mode (default `read_write`).
+    pub mode: CacheMode,
+    /// Per-operation timeout of the `redis` backend (default 0.05 s).
+    pub redis_timeout: Secs,
+}
+
+impl Default for CachingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            backend: CacheBackend::Memory,
+            redis_url: "redis://localhost:6379".into(),
+            ttl: Secs::from_secs(3600),
+            max_bytes: 256 * 1024 * 1024,
+            key_prefix: "llm:".into(),
+            max_temperature: None,
+            mode: CacheMode::ReadWrite,
+            redis_timeout: Secs::from_millis(50),
+        }
+    }
+}
+
+/// `[monitoring]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringConfig {
+    /// Whether metrics are recorded and served (default true).
+    pub enabled: bool,
+    /// Port of the `/metrics` endpoint (default 8000; 0 picks a free port).
+    pub prometheus_port: u16,
+    /// Address the `/metrics` endpoint binds to (default 127.0.0.1).
+    pub prometheus_host: String,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prometheus_port: 8000,
+            prometheus_host: "127.0.0.1".into(),
+        }
+    }
+}
+
+/// `[gateway]`: the OpenAI-compatible server of `llm serve`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Listen address (default `127.0.0.1:8000`).
+    pub addr: String,
+    /// Bearer keys clients must present; none means open (loopback only advised).
+    #[serde(deserialize_with = "secret_list")]
+    pub api_keys: Vec<SecretString>,
+    /// Largest request body in bytes (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// Requests handled at once; more get 429 (default 512).
+    pub max_concurrency: usize,
+    /// Bound on one request (default 600 s).
+    pub request_timeout: Secs,
+    /// Time in-flight requests get to finish at shutdown (default 30 s).
+    pub shutdown_grace: Secs,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8000".into(),
+            api_keys: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_concurrency: 512,
+            request_timeout: Secs::from_secs(600),
+            shutdown_grace: Secs::from_secs(30),
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub(crate) fn expand_keys(
+        &mut self,
+        expand: impl Fn(&str) -> Result<String, ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let mut out = Vec::with_capacity(self.api_keys.len());
+        for k in &self.api_keys {
+            let v = expand(k.expose_secret())?;
+            if !v.is_empty() {
+                out.push(SecretString::from(v));
+            }
+        }
+        self.api_keys = out;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("addr", &self.addr)
+            .field(
+                "api_keys",
+                &format_args!("[{} redacted]", self.api_keys.len()),
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("request_timeout", &self.request_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    Ok(v.into_iter().map(SecretString::from).collect())
+}

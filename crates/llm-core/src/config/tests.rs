@@ -1,0 +1,202 @@
+//! Configuration tests: every error names file, line and key.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::testing::ScriptedProvider;
+
+fn build_test(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Opts {
+        #[serde(default)]
+        api_key: Option<secrecy::SecretString>,
+        #[serde(default)]
+        base_url: Option<String>,
+    }
+    let _opts: Opts = spec.options()?;
+    Ok(Arc::new(
+        ScriptedProvider::new(&spec.name).profile(spec.profile.clone()),
+    ))
+}
+
+inventory::submit! {
+    crate::registry::ProviderPlugin { kind: "cfgtest", local_by_default: true, build: build_test }
+}
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "TEST_KEY" => Some("sk-secret-123".into()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str_with_env(text, Some("test.toml".into()), &env)
+}
+
+#[test]
+fn minimal_config_uses_defaults() {
+    let c = parse("").unwrap();
+    assert!(c.providers.is_empty());
+    assert_eq!(c.routing.strategy, Strategy::CostOptimized);
+    assert_eq!(c.routing.rules.simple_max_chars, 1000);
+    assert_eq!(c.routing.fallback["openai"], vec!["ollama", "custom"]);
+    assert_eq!(c.caching.ttl, Secs::from_secs(3600));
+    assert_eq!(c.monitoring.prometheus_port, 8000);
+}
+
+#[test]
+fn provider_sections_split_common_and_kind_keys() {
+    let c = parse(
+        r#"
+[llm_providers.gpu-box]
+kind = "cfgtest"
+api_key = "${TEST_KEY}"
+base_url = "${MISSING_URL:-http://localhost:1}"
+models = ["a", "b"]
+default_model = "b"
+timeout = 2.5
+max_tokens = 100
+cost_per_1k_tokens = 0.5
+
+[llm_providers.gpu-box.pricing.a]
+input_per_1m = 1.0
+output_per_1m = 2.0
+"#,
+    )
+    .unwrap();
+    let spec = c.providers[0].spec.as_ref().unwrap();
+    assert_eq!(spec.kind, "cfgtest");
+    assert!(spec.profile.local, "local by the plugin's default");
+    assert_eq!(spec.profile.models, vec!["a", "b"]);
+    assert_eq!(spec.profile.timeout, Duration::from_millis(2500));
+    assert_eq!(spec.profile.pricing["a"].output_per_1m, 2.0);
+    assert_eq!(
+        spec.options["base_url"].as_str(),
+        Some("http://localhost:1")
+    );
+    assert_eq!(spec.options["api_key"].as_str(), Some("sk-secret-123"));
+    let built = c.build_providers().unwrap();
+    assert_eq!(built[0].name(), "gpu-box");
+}
+
+fn err(text: &str) -> ConfigError {
+    parse(text).unwrap_err()
+}
+
+#[test]
+fn syntax_error_names_line() {
+    let e = err("[routing]\nstrategy = \n");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert_eq!(e.file.as_deref(), Some(std::path::Path::new("test.toml")));
+    assert!(e.to_string().starts_with("test.toml:2:"), "{e}");
+}
+
+#[test]
+fn unknown_key_in_fixed_section_names_line_and_key() {
+    let e = err("[caching]\nenabled = true\nttl_secs = 5\n");
+    assert_eq!(e.line, Some(3), "{e}");
+    assert!(e.message.contains("ttl_secs"), "{e}");
+    assert_eq!(e.key.as_deref(), Some("caching.ttl_secs"), "{e}");
+    let e = err("bogus = 1\n");
+    assert!(e.message.contains("bogus"), "{e}");
+    assert_eq!(e.line, Some(1));
+}
+
+#[test]
+fn unknown_key_in_provider_names_line_and_key() {
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\n\nbase_ulr = \"http://x\"\n");
+    assert_eq!(e.line, Some(4), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.base_ulr"), "{e}");
+    assert!(e.message.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_line_and_key() {
+    let e = err("[routing]\nstrategy = \"cost_optimized\"\ndeadline = \"soon\"\n");
+    assert_eq!(e.line, Some(3), "{e}");
+    assert_eq!(e.key.as_deref(), Some("routing.deadline"), "{e}");
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\nmax_tokens = \"many\"\n");
+    assert_eq!(e.line, Some(3), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.max_tokens"), "{e}");
+    let e = err("[routing]\nstrategy = \"fastest\"\n");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(e.message.contains("fastest"), "{e}");
+}
+
+#[test]
+fn unknown_kind_lists_compiled_kinds_and_names_feature() {
+    let e = err("[llm_providers.anthropic]\napi_key = \"k\"\n");
+    assert_eq!(e.line, Some(1), "{e}");
+    assert!(e.message.contains("`anthropic` cargo feature"), "{e}");
+    assert!(e.message.contains("cfgtest"), "lists compiled kinds: {e}");
+    let e = err("[llm_providers.mine]\nkind = \"mystery\"\n");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(e.message.contains("unknown provider kind `mystery`"), "{e}");
+}
+
+#[test]
+fn unset_variable_in_enabled_provider_names_variable_provider_and_line() {
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\napi_key = \"${NOPE_KEY}\"\n");
+    assert!(e.message.contains("NOPE_KEY"), "{e}");
+    assert!(e.message.contains("`x`"), "{e}");
+    assert_eq!(e.line, Some(3), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.api_key"));
+    // A disabled provider is not checked, nor is its kind.
+    let c = parse(
+        "[llm_providers.x]\nkind = \"mystery\"\nenabled = false\napi_key = \"${NOPE_KEY}\"\n",
+    )
+    .unwrap();
+    assert!(!c.providers[0].enabled);
+    assert!(c.build_providers().unwrap().is_empty());
+}
+
+#[test]
+fn unset_variable_in_used_sections_is_an_error() {
+    let e = err("[caching]\nredis_url = \"${NOPE_REDIS}\"\n");
+    assert!(e.message.contains("NOPE_REDIS"), "{e}");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(parse("[caching]\nenabled = false\nredis_url = \"${NOPE_REDIS}\"\n").is_ok());
+}
+
+#[test]
+fn semantic_checks_name_the_key() {
+    let e = err("[routing.retry]\nbackoff_base = 10\nbackoff_max = 1\n");
+    assert!(e.message.contains("backoff_max"), "{e}");
+    assert_eq!(e.line, Some(2), "{e}");
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\nmodels = [\"a\"]\ndefault_model = \"b\"\n");
+    assert_eq!(e.line, Some(4), "{e}");
+    let e = err("[routing]\ndeadline = -1\n");
+    assert_eq!(e.line, Some(2), "{e}");
+}
+
+#[test]
+fn secrets_never_show_in_debug() {
+    let c = parse("[llm_providers.x]\nkind = \"cfgtest\"\napi_key = \"${TEST_KEY}\"\n[gateway]\napi_keys = [\"${TEST_KEY}\"]\n").unwrap();
+    let built = c.build_providers().unwrap();
+    assert_eq!(built.len(), 1);
+    let dbg = format!("{:?}", c.gateway);
+    assert!(!dbg.contains("sk-secret-123"), "{dbg}");
+    assert!(dbg.contains("1 redacted"), "{dbg}");
+    let key: secrecy::SecretString = c.providers[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .options::<toml::Table>()
+        .map(|_| secrecy::SecretString::from("sk-secret-123"))
+        .unwrap();
+    assert!(!format!("{key:?}").contains("sk-secret-123"));
+}
+
+#[test]
+fn from_path_reports_missing_file() {
+    let e = Config::from_path("/nonexistent/llm.toml").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/llm.toml: cannot read"),
+        "{e}"
+    );
+}

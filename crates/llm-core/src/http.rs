@@ -1,0 +1,355 @@
+//! Generic HTTP plumbing for provider crates (feature `http`).
+//!
+//! Nothing here knows any provider's API: it sends requests with a deadline,
+//! turns transport failures and error statuses into [`ProviderError`]s (status,
+//! provider code, request id, `Retry-After`), and decodes SSE and NDJSON bodies
+//! with an idle timeout and UTF-8 safety across network chunks.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ConfigError, ProviderError};
+
+pub use eventsource_stream::Event as SseEvent;
+pub use reqwest;
+
+/// Longest error text kept from a response body.
+const MAX_ERROR_TEXT: usize = 1000;
+
+/// A shared client with rustls, connection pooling and a connect timeout.
+pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ConfigError::new(format!("cannot build the HTTP client: {e}")))
+}
+
+/// A header value holding a secret, marked sensitive so it never shows in `Debug`.
+pub fn secret_header(prefix: &str, secret: &SecretString) -> Result<HeaderValue, ConfigError> {
+    let mut v = HeaderValue::from_str(&format!("{prefix}{}", secret.expose_secret()))
+        .map_err(|_| ConfigError::new("the API key contains characters not allowed in a header"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Parses configured extra headers.
+pub fn header_map<'a>(
+    pairs: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<HeaderMap, ConfigError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in pairs {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            ConfigError::new(format!("invalid header name `{k}`")).with_key("headers")
+        })?;
+        let mut value = HeaderValue::from_str(v).map_err(|_| {
+            ConfigError::new(format!("invalid value for header `{k}`")).with_key("headers")
+        })?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// Maps a reqwest error to a typed error; the URL is stripped (it may carry secrets).
+pub fn map_reqwest_error(provider: &str, err: reqwest::Error) -> ProviderError {
+    let err = err.without_url();
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    if err.is_timeout() {
+        ProviderError::timeout(provider, message)
+    } else if err.is_connect() {
+        ProviderError::connect(provider, message)
+    } else if err.is_decode() {
+        ProviderError::decode(provider, message)
+    } else {
+        ProviderError::transport(provider, message)
+    }
+}
+
+/// `retry-after-ms`, else `retry-after` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Duration::try_from_secs_f64(ms / 1000.0).ok();
+    }
+    let v = text("retry-after")?;
+    if let Ok(secs) = v.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The provider's request id (`x-request-id` or `request-id`).
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    ["x-request-id", "request-id"]
+        .iter()
+        .find_map(|n| headers.get(*n))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// What a provider's error body says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Error code or type.
+    pub code: Option<String>,
+    /// Error message.
+    pub message: Option<String>,
+}
+
+/// Sends `request` and waits for the response head, within `timeout`.
+///
+/// A non-2xx status becomes an HTTP [`ProviderError`] with the body parsed by
+/// `parse_error`, the request id and `Retry-After`.
+pub async fn send(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    parse_error: fn(&[u8]) -> ErrorBody,
+) -> Result<reqwest::Response, ProviderError> {
+    let resp = match tokio::time::timeout(timeout, request.send()).await {
+        Err(_) => {
+            return Err(ProviderError::timeout(
+                provider,
+                format!("no response within {:.1} s", timeout.as_secs_f64()),
+            ))
+        }
+        Ok(Err(e)) => return Err(map_reqwest_error(provider, e)),
+        Ok(Ok(r)) => r,
+    };
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    Err(error_from_response(provider, resp, timeout, parse_error).await)
+}
+
+/// Builds the error for a non-2xx response.
+pub async fn error_from_response(
+    provider: &str,
+    resp: reqwest::Response,
+    timeout: Duration,
+    parse_error: fn(&[u8]) -> ErrorBody,
+) -> ProviderError {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = match tokio::time::timeout(timeout, resp.bytes()).await {
+        Ok(Ok(b)) => b,
+        _ => Bytes::new(),
+    };
+    let parsed = parse_error(&body);
+    let message = parsed.message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(&body);
+        let text = text.trim();
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            truncate(text, MAX_ERROR_TEXT)
+        }
+    });
+    let mut err = ProviderError::http(provider, status.as_u16(), message)
+        .with_request_id(request_id(&headers))
+        .with_retry_after(retry_after(&headers));
+    err.code = parsed.code;
+    err
+}
+
+/// Reads a whole JSON body within `timeout`.
+pub async fn read_json<T: DeserializeOwned>(
+    provider: &str,
+    resp: reqwest::Response,
+    timeout: Duration,
+) -> Result<T, ProviderError> {
+    let id = request_id(resp.headers());
+    let body = match tokio::time::timeout(timeout, resp.bytes()).await {
+        Err(_) => {
+            return Err(ProviderError::timeout(
+                provider,
+                "response body did not arrive in time",
+            ))
+        }
+        Ok(Err(e)) => return Err(map_reqwest_error(provider, e)),
+        Ok(Ok(b)) => b,
+    };
+    decode_json(provider, &body).map_err(|e| e.with_request_id(id))
+}
+
+/// Decodes JSON, with a snippet of the body in the error.
+pub fn decode_json<T: DeserializeOwned>(provider: &str, body: &[u8]) -> Result<T, ProviderError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ProviderError::decode(
+            provider,
+            format!(
+                "invalid JSON in response ({e}): {}",
+                truncate(&String::from_utf8_lossy(body), 200)
+            ),
+        )
+    })
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The body as a stream of chunks; a gap longer than `idle` ends it with a timeout error.
+pub fn body_chunks(
+    provider: &str,
+    resp: reqwest::Response,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, ProviderError>> + Send + 'static {
+    let provider = provider.to_string();
+    let body = resp.bytes_stream().boxed();
+    futures::stream::unfold(Some(body), move |state| {
+        let provider = provider.clone();
+        async move {
+            let mut body = state?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => Some((
+                    Err(ProviderError::timeout(
+                        &provider,
+                        format!("stream stalled for {:.1} s", idle.as_secs_f64()),
+                    )),
+                    None,
+                )),
+                Ok(None) => None,
+                Ok(Some(Ok(b))) => Some((Ok(b), Some(body))),
+                Ok(Some(Err(e))) => Some((Err(map_reqwest_error(&provider, e)), None)),
+            }
+        }
+    })
+}
+
+/// Server-sent events of a response body (UTF-8 safe across chunks).
+pub fn sse_events(
+    provider: &str,
+    resp: reqwest::Response,
+    idle: Duration,
+) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
+    use eventsource_stream::{EventStreamError, Eventsource};
+    let name = provider.to_string();
+    body_chunks(provider, resp, idle)
+        .eventsource()
+        .map_err(move |e| match e {
+            EventStreamError::Transport(e) => e,
+            EventStreamError::Utf8(e) => {
+                ProviderError::decode(&name, format!("stream is not valid UTF-8: {e}"))
+            }
+            EventStreamError::Parser(e) => {
+                ProviderError::decode(&name, format!("malformed event stream: {e}"))
+            }
+        })
+}
+
+/// Newline-delimited JSON lines of a response body, split on bytes (so a
+/// multi-byte character split across chunks is intact), each at most `max_line`
+/// bytes. Empty lines are skipped; a last line without `\n` is still yielded.
+pub fn ndjson_lines(
+    provider: &str,
+    resp: reqwest::Response,
+    idle: Duration,
+    max_line: usize,
+) -> impl Stream<Item = Result<Bytes, ProviderError>> + Send + 'static {
+    let name = provider.to_string();
+    let chunks = body_chunks(provider, resp, idle).boxed();
+    futures::stream::unfold(
+        (chunks, bytes::BytesMut::new(), false),
+        move |(mut chunks, mut buf, mut ended)| {
+            let name = name.clone();
+            async move {
+                loop {
+                    if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                        let line = buf.split_to(pos + 1).freeze().slice(..pos);
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        return Some((Ok(line), (chunks, buf, ended)));
+                    }
+                    if buf.len() > max_line {
+                        let err = ProviderError::decode(
+                            &name,
+                            format!("a stream line is longer than {max_line} bytes"),
+                        );
+                        return Some((Err(err), (chunks, bytes::BytesMut::new(), true)));
+                    }
+                    if ended {
+                        if buf.iter().all(u8::is_ascii_whitespace) {
+                            return None;
+                        }
+                        let rest = buf.split().freeze();
+                        return Some((Ok(rest), (chunks, buf, ended)));
+                    }
+                    match chunks.next().await {
+                        Some(Ok(b)) => buf.extend_from_slice(&b),
+                        Some(Err(e)) => {
+                            return Some((Err(e), (chunks, bytes::BytesMut::new(), true)))
+                        }
+                        None => ended = true,
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("30"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        h.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn secret_headers_are_sensitive() {
+        let v = secret_header("Bearer ", &SecretString::from("sk-hidden")).unwrap();
+        assert!(v.is_sensitive());
+        assert!(!format!("{v:?}").contains("sk-hidden"));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("中文字", 4), "中…");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,35 @@
+//! Core of llm-router: request and response types, the [`Provider`] trait, the
+//! plugin [`registry`], [`config`]uration, validation, cost accounting, the
+//! cache trait and typed errors.
+//!
+//! Applications normally depend on the `llm-router` facade crate, which
+//! re-exports this crate and links the provider crates chosen by its cargo
+//! features. Provider crates depend on this crate alone.
+
+pub mod cache;
+pub mod config;
+pub mod cost;
+pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod provider;
+pub mod registry;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod types;
+mod validate;
+
+pub use async_trait::async_trait;
+pub use error::{
+    CacheError, ConfigError, ErrorClass, LlmError, ProviderError, ProviderErrorKind,
+    ValidationError,
+};
+pub use inventory;
+pub use provider::{Provider, ProviderProfile};
+pub use registry::{ProviderPlugin, ProviderSpec};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use types::{
+    Attempt, AttemptOutcome, CacheDirective, EventStream, FinishReason, LlmRequest, LlmResponse,
+    Message, ResponseStream, Role, StreamEvent, Usage, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE,
+};
+pub use validate::validate;

@@ -1,0 +1,131 @@
+//! The [`Provider`] trait every backend implements, and its static profile.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::cost::ModelPrice;
+use crate::error::ProviderError;
+use crate::types::{LlmRequest, LlmResponse, ResponseStream, StreamEvent};
+
+/// What the router and the cost accounting know about a provider instance.
+///
+/// Built from the common keys of the instance's configuration section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderProfile {
+    /// Runs on this machine or network (free, private); preferred for simple tasks.
+    pub local: bool,
+    /// Models this instance serves.
+    pub models: Vec<String>,
+    /// Model used when a request names none, or one this instance does not serve.
+    pub default_model: Option<String>,
+    /// Largest `max_tokens` this instance accepts; requests are clamped to it.
+    pub max_tokens: Option<u32>,
+    /// Per-attempt timeout.
+    #[serde(with = "crate::types::duration_ms")]
+    pub timeout: Duration,
+    /// Fallback price in USD per 1,000 tokens (input and output alike).
+    pub cost_per_1k_tokens: f64,
+    /// Per-model prices; they win over `cost_per_1k_tokens`.
+    pub pricing: BTreeMap<String, ModelPrice>,
+}
+
+impl Default for ProviderProfile {
+    fn default() -> Self {
+        Self {
+            local: false,
+            models: Vec::new(),
+            default_model: None,
+            max_tokens: None,
+            timeout: Duration::from_secs(60),
+            cost_per_1k_tokens: 0.0,
+            pricing: BTreeMap::new(),
+        }
+    }
+}
+
+impl ProviderProfile {
+    /// Whether this instance serves `model` (an empty model list serves anything).
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
+
+    /// The model a request gets here: its own when served, else the default model,
+    /// else the first listed model, else the request's model as it is.
+    pub fn resolve_model(&self, requested: Option<&str>) -> Option<String> {
+        match requested {
+            Some(m) if self.serves(m) => Some(m.to_string()),
+            _ => self
+                .default_model
+                .clone()
+                .or_else(|| self.models.first().cloned())
+                .or_else(|| requested.map(str::to_string)),
+        }
+    }
+}
+
+/// A backend that generates text: OpenAI, Ollama, Anthropic, a custom HTTP API, …
+///
+/// Implementations are cheap to share (`Arc<dyn Provider>`) and must be
+/// cancellation-safe: dropping a returned future abandons the request.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Instance name from the configuration, e.g. `ollama` or `gpu-box`.
+    fn name(&self) -> &str;
+
+    /// Provider kind, e.g. `ollama`.
+    fn kind(&self) -> &'static str;
+
+    /// Static facts: locality, models, limits, prices.
+    fn profile(&self) -> &ProviderProfile;
+
+    /// Generates a complete answer.
+    async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError>;
+
+    /// Streams an answer. The default runs [`generate`](Self::generate) and
+    /// replays its result as one delta, usage and `Done`.
+    async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
+        let resp = self.generate(req).await?;
+        let events = vec![
+            Ok(StreamEvent::delta(resp.content)),
+            Ok(StreamEvent::Usage { usage: resp.usage }),
+            Ok(StreamEvent::Done {
+                finish_reason: resp.finish_reason,
+            }),
+        ];
+        Ok(ResponseStream::new(
+            resp.provider,
+            resp.provider_kind,
+            resp.model,
+            futures::stream::iter(events),
+        ))
+    }
+
+    /// Whether the provider can take requests now (a cheap probe).
+    async fn is_available(&self) -> bool;
+
+    /// Models the provider offers.
+    async fn models(&self) -> Result<Vec<String>, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_model_prefers_served_then_default() {
+        let p = ProviderProfile {
+            models: vec!["a".into(), "b".into()],
+            default_model: Some("b".into()),
+            ..Default::default()
+        };
+        assert_eq!(p.resolve_model(Some("a")).as_deref(), Some("a"));
+        assert_eq!(p.resolve_model(Some("zzz")).as_deref(), Some("b"));
+        assert_eq!(p.resolve_model(None).as_deref(), Some("b"));
+        let open = ProviderProfile::default();
+        assert_eq!(open.resolve_model(Some("x")).as_deref(), Some("x"));
+        assert_eq!(open.resolve_model(None), None);
+    }
+}

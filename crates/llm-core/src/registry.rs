@@ -1,0 +1,204 @@
+//! The provider plugin registry.
+//!
+//! A provider crate registers a factory for its kind with one
+//! [`inventory::submit!`]; the configuration then builds instances of every kind
+//! that is linked into the program, with no central list to edit.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use llm_core::registry::{self, ProviderPlugin, ProviderSpec};
+//! use llm_core::{ConfigError, Provider};
+//!
+//! fn build(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
+//!     // Deserialize the kind's own keys with `spec.options::<MyConfig>()`, then
+//!     // construct the provider.
+//! #   Err(ConfigError::new("example"))
+//! }
+//!
+//! inventory::submit! {
+//!     ProviderPlugin { kind: "my-llm", local_by_default: false, build }
+//! }
+//!
+//! assert!(registry::kinds().contains(&"my-llm"));
+//! ```
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::config::SourceMap;
+use crate::error::ConfigError;
+use crate::provider::{Provider, ProviderProfile};
+
+/// Factory signature of a provider kind.
+pub type BuildFn = fn(&ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError>;
+
+/// A provider kind's registration.
+#[derive(Debug)]
+pub struct ProviderPlugin {
+    /// The kind name used in configuration (`kind = "…"`).
+    pub kind: &'static str,
+    /// Whether instances are local unless the configuration says `local = false`.
+    pub local_by_default: bool,
+    /// Builds an instance from its configuration.
+    pub build: BuildFn,
+}
+
+inventory::collect!(ProviderPlugin);
+
+/// Everything a factory needs to build one provider instance.
+#[derive(Debug, Clone)]
+pub struct ProviderSpec {
+    /// Instance name (the key under `[llm_providers]`).
+    pub name: String,
+    /// Kind name.
+    pub kind: String,
+    /// Common settings (models, limits, prices, timeout, locality).
+    pub profile: ProviderProfile,
+    /// The section's remaining, kind-specific keys, with `${VAR}` already expanded.
+    pub options: toml::Table,
+    pub(crate) source: Arc<SourceMap>,
+}
+
+impl ProviderSpec {
+    /// A spec built in code rather than from a file.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>, profile: ProviderProfile) -> Self {
+        Self {
+            name: name.into(),
+            kind: kind.into(),
+            profile,
+            options: toml::Table::new(),
+            source: Arc::new(SourceMap::default()),
+        }
+    }
+
+    /// Adds a kind-specific option.
+    pub fn option(mut self, key: impl Into<String>, value: impl Into<toml::Value>) -> Self {
+        self.options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Deserializes the kind-specific keys into the factory's own config type.
+    ///
+    /// Use `#[serde(deny_unknown_fields)]` on `T`: an unknown key then becomes an
+    /// error naming the file, line and key.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        T::deserialize(toml::Value::Table(self.options.clone()))
+            .map_err(|e| self.option_error(e.message()))
+    }
+
+    /// An error about this instance's option `key` (or the whole section), located.
+    pub fn error_at(&self, key: Option<&str>, message: impl Into<String>) -> ConfigError {
+        let section = ["llm_providers", self.name.as_str()];
+        let path = match key {
+            Some(k) => format!("llm_providers.{}.{k}", self.name),
+            None => format!("llm_providers.{}", self.name),
+        };
+        self.source
+            .error(&section, key, message.into())
+            .with_key(path)
+    }
+
+    fn option_error(&self, message: &str) -> ConfigError {
+        let key = first_backticked(message);
+        self.error_at(key, message)
+    }
+}
+
+/// The first `name` quoted in backticks in a serde message (`unknown field `x``).
+pub(crate) fn first_backticked(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(&message[start..start + len])
+}
+
+/// Every registered plugin.
+pub fn plugins() -> impl Iterator<Item = &'static ProviderPlugin> {
+    inventory::iter::<ProviderPlugin>.into_iter()
+}
+
+/// Provider kinds compiled into this program, sorted and deduplicated.
+pub fn kinds() -> Vec<&'static str> {
+    let mut k: Vec<&'static str> = plugins().map(|p| p.kind).collect();
+    k.sort_unstable();
+    k.dedup();
+    k
+}
+
+/// The plugin registered for `kind`.
+pub fn plugin(kind: &str) -> Option<&'static ProviderPlugin> {
+    plugins().find(|p| p.kind == kind)
+}
+
+/// The cargo feature of the `llm-router` crate that adds a built-in kind.
+pub fn feature_for(kind: &str) -> Option<&'static str> {
+    match kind {
+        "openai" => Some("openai"),
+        "anthropic" => Some("anthropic"),
+        "ollama" => Some("ollama"),
+        "custom" => Some("custom"),
+        _ => None,
+    }
+}
+
+/// The error for a kind that is not compiled in.
+pub(crate) fn unknown_kind_message(kind: &str) -> String {
+    let compiled = kinds();
+    let compiled = if compiled.is_empty() {
+        "none".to_string()
+    } else {
+        compiled.join(", ")
+    };
+    match feature_for(kind) {
+        Some(feature) => format!(
+            "provider kind `{kind}` is not compiled in (compiled in: {compiled}); \
+             enable the `{feature}` cargo feature of `llm-router`"
+        ),
+        None => format!(
+            "unknown provider kind `{kind}` (compiled in: {compiled}); \
+             add the crate that provides it as a dependency"
+        ),
+    }
+}
+
+/// Builds an instance from a spec through its kind's plugin.
+pub fn build_spec(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
+    let plugin = plugin(&spec.kind)
+        .ok_or_else(|| spec.error_at(Some("kind"), unknown_kind_message(&spec.kind)))?;
+    (plugin.build)(spec)
+}
+
+/// Builds an instance named `name` from a configuration section (common keys
+/// and kind-specific keys together, as under `[llm_providers.<name>]`).
+pub fn build(name: &str, section: &toml::Value) -> Result<Arc<dyn Provider>, ConfigError> {
+    let table = section
+        .as_table()
+        .cloned()
+        .ok_or_else(|| ConfigError::new("a provider section must be a table").with_key(name))?;
+    let spec = crate::config::spec_from_table(name, table, Arc::new(SourceMap::default()))?;
+    build_spec(&spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backticked_name_is_found() {
+        assert_eq!(
+            first_backticked("unknown field `foo`, expected `bar`"),
+            Some("foo")
+        );
+        assert_eq!(first_backticked("no names"), None);
+    }
+
+    #[test]
+    fn unknown_builtin_kind_names_the_feature() {
+        let m = unknown_kind_message("anthropic");
+        if !kinds().contains(&"anthropic") {
+            assert!(m.contains("`anthropic` cargo feature"), "{m}");
+        }
+        let m = unknown_kind_message("bogus");
+        assert!(m.contains("unknown provider kind `bogus`"), "{m}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The `custom` provider for llm-router.
