@@ -8,7 +8,10 @@ use llm_router::config::Config;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).map(std::path::PathBuf::from);
     let config = Config::load(path.as_deref())?;
-    println!("compiled-in kinds: {}", llm_router::registry::kinds().join(", "));
+    println!(
+        "compiled-in kinds: {}",
+        llm_router::registry::kinds().join(", ")
+    );
     for entry in &config.providers {
         match &entry.instance {
             None => println!("{:<12} {:<10} disabled", entry.name, entry.kind),
