@@ -71,11 +71,25 @@ pub fn map_reqwest_error(provider: &str, err: reqwest::Error) -> ProviderError {
         ProviderError::timeout(provider, message)
     } else if err.is_connect() {
         ProviderError::connect(provider, message)
-    } else if err.is_decode() {
+    } else if err.is_decode() && is_json_error(&err) {
+        // reqwest also reports a body cut short by the connection as a
+        // "decode" error; only a real JSON error is the provider's answer.
         ProviderError::decode(provider, message)
     } else {
         ProviderError::transport(provider, message)
     }
+}
+
+/// Whether a reqwest error was caused by JSON decoding (`Response::json`).
+fn is_json_error(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if s.is::<serde_json::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// `retry-after-ms`, else `retry-after` in seconds or as an HTTP date.

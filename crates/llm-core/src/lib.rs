@@ -7,19 +7,25 @@
 //! features. Provider crates depend on this crate alone.
 
 pub mod cache;
+pub mod client;
 pub mod config;
 pub mod cost;
 pub mod error;
+pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod metrics;
 pub mod provider;
 pub mod registry;
+pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 mod types;
 mod validate;
 
 pub use async_trait::async_trait;
+pub use client::{LlmClient, LlmClientBuilder};
 pub use error::{
     CacheError, ConfigError, ErrorClass, LlmError, ProviderError, ProviderErrorKind,
     ValidationError,

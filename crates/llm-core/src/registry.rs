@@ -46,6 +46,30 @@ pub struct ProviderPlugin {
 
 inventory::collect!(ProviderPlugin);
 
+/// Factory signature of a cache backend.
+pub type CacheBuildFn =
+    fn(
+        &crate::config::CachingConfig,
+    ) -> Result<Arc<dyn crate::cache::ResponseCache>, crate::error::CacheError>;
+
+/// A cache backend's registration (e.g. `redis` from `llm-cache-redis`).
+#[derive(Debug)]
+pub struct CachePlugin {
+    /// The `[caching] backend` name.
+    pub backend: &'static str,
+    /// Builds the backend from the caching configuration.
+    pub build: CacheBuildFn,
+}
+
+inventory::collect!(CachePlugin);
+
+/// The cache plugin registered for `backend`.
+pub fn cache_plugin(backend: &str) -> Option<&'static CachePlugin> {
+    inventory::iter::<CachePlugin>
+        .into_iter()
+        .find(|p| p.backend == backend)
+}
+
 /// Everything a factory needs to build one provider instance.
 #[derive(Debug, Clone)]
 pub struct ProviderSpec {

@@ -1,6 +1,7 @@
 //! Response caching: the [`ResponseCache`] trait, its key and stored value.
 
 mod key;
+mod memory;
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::error::CacheError;
 use crate::types::{FinishReason, LlmResponse, Usage};
 
 pub use key::CacheKey;
+pub use memory::MemoryCache;
 
 /// A stored answer: what a later identical request gets back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,172 @@
+//! The default in-process cache, on moka, bounded by entry bytes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{CacheKey, CachedResponse, ResponseCache};
+use crate::error::CacheError;
+
+#[derive(Clone)]
+struct Entry {
+    value: Arc<CachedResponse>,
+    expires: Instant,
+}
+
+/// An in-process cache bounded by the bytes of its entries, with per-entry TTL.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use llm_core::cache::{CacheKey, CachedResponse, MemoryCache, ResponseCache};
+/// use llm_core::{FinishReason, LlmRequest, Usage};
+///
+/// let cache = MemoryCache::new(64 * 1024 * 1024);
+/// let key = CacheKey::for_request(&LlmRequest::new("hi"));
+/// let value = CachedResponse {
+///     content: "hello".into(), provider: "ollama".into(), provider_kind: "ollama".into(),
+///     model: "llama3:8b".into(), usage: Usage::new(1, 1), finish_reason: FinishReason::Stop,
+/// };
+/// cache.set(&key, &value, Duration::from_secs(60)).await.unwrap();
+/// assert_eq!(cache.get(&key).await.unwrap().unwrap().content, "hello");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct MemoryCache {
+    inner: moka::future::Cache<CacheKey, Entry>,
+}
+
+impl std::fmt::Debug for MemoryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("entries", &self.inner.entry_count())
+            .field("bytes", &self.inner.weighted_size())
+            .finish()
+    }
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<CacheKey, Entry> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _k: &CacheKey,
+        v: &Entry,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(v.expires.saturating_duration_since(created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _k: &CacheKey,
+        v: &Entry,
+        updated_at: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(v.expires.saturating_duration_since(updated_at))
+    }
+}
+
+impl MemoryCache {
+    /// A cache holding at most `max_bytes` of entries (approximate).
+    pub fn new(max_bytes: u64) -> Self {
+        let inner = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|k: &CacheKey, e: &Entry| {
+                u32::try_from(e.value.weight() + k.as_str().len()).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryTtl)
+            .build();
+        Self { inner }
+    }
+
+    /// Entries currently held (after pending maintenance).
+    pub async fn entry_count(&self) -> u64 {
+        self.inner.run_pending_tasks().await;
+        self.inner.entry_count()
+    }
+
+    /// Bytes currently held (after pending maintenance).
+    pub async fn weighted_size(&self) -> u64 {
+        self.inner.run_pending_tasks().await;
+        self.inner.weighted_size()
+    }
+}
+
+#[async_trait]
+impl ResponseCache for MemoryCache {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError> {
+        Ok(self
+            .inner
+            .get(key)
+            .await
+            .and_then(|e| (e.expires > Instant::now()).then(|| CachedResponse::clone(&e.value))))
+    }
+
+    async fn set(
+        &self,
+        key: &CacheKey,
+        value: &CachedResponse,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let entry = Entry {
+            value: Arc::new(value.clone()),
+            expires: Instant::now() + ttl,
+        };
+        self.inner.insert(key.clone(), entry).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{FinishReason, LlmRequest, Usage};
+
+    fn value(text: &str) -> CachedResponse {
+        CachedResponse {
+            content: text.into(),
+            provider: "p".into(),
+            provider_kind: "k".into(),
+            model: "m".into(),
+            usage: Usage::new(1, 1),
+            finish_reason: FinishReason::Stop,
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_and_expiry() {
+        let c = MemoryCache::new(1 << 20);
+        let k = CacheKey::for_request(&LlmRequest::new("a"));
+        assert!(c.get(&k).await.unwrap().is_none());
+        c.set(&k, &value("x"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(c.get(&k).await.unwrap().unwrap().content, "x");
+        c.set(&k, &value("y"), Duration::ZERO).await.unwrap();
+        assert!(
+            c.get(&k).await.unwrap().is_none(),
+            "expired entries are not served"
+        );
+    }
+
+    #[tokio::test]
+    async fn byte_budget_bounds_the_cache() {
+        let c = MemoryCache::new(100_000);
+        let big = "x".repeat(10_000);
+        for i in 0..100 {
+            let k = CacheKey::for_request(&LlmRequest::new(format!("q{i}")));
+            c.set(&k, &value(&big), Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert!(c.weighted_size().await <= 100_000);
+        assert!(c.entry_count().await < 100);
+    }
+}

@@ -1,0 +1,761 @@
+//! [`LlmClient`]: the request's whole path, top to bottom.
+//!
+//! validate → cache lookup → (coalesce) → route → execute with fallback →
+//! cache store → record metrics and trace.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt, Shared, WeakShared};
+use futures::StreamExt;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::cache::{CacheKey, CachedResponse, MemoryCache, ResponseCache};
+use crate::config::{CacheBackend, CacheMode, CachingConfig, Config, RoutingConfig, Strategy};
+use crate::cost::cost_usd;
+use crate::error::{ConfigError, LlmError, ProviderError};
+use crate::exec::{self, HealthReport, Instance, OpenedStream, ProviderHealth};
+use crate::metrics::Telemetry;
+use crate::provider::Provider;
+use crate::router::{self, InstanceView, RoutePlan};
+use crate::tokens;
+use crate::types::{CacheDirective, LlmRequest, LlmResponse, ResponseStream, StreamEvent, Usage};
+use crate::validate::validate;
+
+type CallFuture = BoxFuture<'static, Result<LlmResponse, LlmError>>;
+type SharedCall = Shared<CallFuture>;
+
+/// How responses are cached.
+struct CacheLayer {
+    backend: Arc<dyn ResponseCache>,
+    ttl: Duration,
+    mode: CacheMode,
+    max_temperature: Option<f32>,
+}
+
+struct Inner {
+    instances: Vec<Instance>,
+    routing: RoutingConfig,
+    cache: Option<CacheLayer>,
+    telemetry: Telemetry,
+    rng: Mutex<fastrand::Rng>,
+    inflight: Mutex<HashMap<CacheKey, WeakShared<CallFuture>>>,
+}
+
+/// One client for many LLM providers: routing, fallback, retries, circuit
+/// breaking, caching and metrics. Cheap to clone; clones share everything.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use llm_core::client::LlmClient;
+/// use llm_core::testing::{Reply, ScriptedProvider};
+/// use llm_core::{LlmRequest, ProviderError};
+///
+/// let openai = ScriptedProvider::new("openai").kind("openai")
+///     .otherwise(Reply::Error(ProviderError::http("openai", 401, "bad key")));
+/// let ollama = ScriptedProvider::new("ollama").kind("ollama").local(true)
+///     .otherwise(Reply::text("你好"));
+/// let client = LlmClient::builder()
+///     .provider(Arc::new(openai))
+///     .provider(Arc::new(ollama))
+///     .build()
+///     .unwrap();
+///
+/// let resp = client.generate(LlmRequest::new("Hello").provider("openai")).await.unwrap();
+/// assert_eq!(resp.content, "你好");
+/// assert_eq!(resp.provider, "ollama");
+/// assert_eq!(resp.attempts.len(), 2); // openai failed (401, no retry), then ollama
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct LlmClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LlmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmClient")
+            .field(
+                "providers",
+                &self
+                    .inner
+                    .instances
+                    .iter()
+                    .map(|i| i.provider.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("strategy", &self.inner.routing.strategy)
+            .field(
+                "cache",
+                &self.inner.cache.as_ref().map(|c| c.backend.name()),
+            )
+            .finish()
+    }
+}
+
+/// Builds an [`LlmClient`] in code.
+pub struct LlmClientBuilder {
+    providers: Vec<Arc<dyn Provider>>,
+    routing: RoutingConfig,
+    caching: CachingConfig,
+    cache: Option<Arc<dyn ResponseCache>>,
+    telemetry: Telemetry,
+    seed: Option<u64>,
+}
+
+impl Default for LlmClientBuilder {
+    fn default() -> Self {
+        Self {
+            providers: Vec::new(),
+            routing: RoutingConfig::default(),
+            caching: CachingConfig::default(),
+            cache: None,
+            telemetry: Telemetry::disabled(),
+            seed: None,
+        }
+    }
+}
+
+impl LlmClientBuilder {
+    /// Adds a provider instance (routing order ties follow the order added).
+    pub fn provider(mut self, p: Arc<dyn Provider>) -> Self {
+        self.providers.push(p);
+        self
+    }
+
+    /// Adds several provider instances.
+    pub fn providers(mut self, ps: impl IntoIterator<Item = Arc<dyn Provider>>) -> Self {
+        self.providers.extend(ps);
+        self
+    }
+
+    /// Replaces the routing configuration.
+    pub fn routing(mut self, routing: RoutingConfig) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// Sets the strategy.
+    pub fn strategy(mut self, s: Strategy) -> Self {
+        self.routing.strategy = s;
+        self
+    }
+
+    /// Replaces the caching configuration (the backend is built from it unless
+    /// [`cache`](Self::cache) gives one).
+    pub fn caching(mut self, caching: CachingConfig) -> Self {
+        self.caching = caching;
+        self
+    }
+
+    /// Uses this cache backend.
+    pub fn cache(mut self, cache: Arc<dyn ResponseCache>) -> Self {
+        self.cache = Some(cache);
+        self.caching.enabled = true;
+        self
+    }
+
+    /// Turns caching off.
+    pub fn no_cache(mut self) -> Self {
+        self.caching.enabled = false;
+        self.cache = None;
+        self
+    }
+
+    /// Records metrics with this recorder.
+    pub fn telemetry(mut self, t: Telemetry) -> Self {
+        self.telemetry = t;
+        self
+    }
+
+    /// Seeds the client's randomness (jitter, weighted order) for reproducible tests.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<LlmClient, LlmError> {
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.providers {
+            if !seen.insert(p.name().to_string()) {
+                return Err(ConfigError::new(format!(
+                    "provider instance `{}` is configured twice",
+                    p.name()
+                ))
+                .into());
+            }
+        }
+        let cache = if self.caching.enabled {
+            let backend = match self.cache {
+                Some(c) => c,
+                None => build_cache(&self.caching)?,
+            };
+            Some(CacheLayer {
+                backend,
+                ttl: self.caching.ttl.0,
+                mode: self.caching.mode,
+                max_temperature: self.caching.max_temperature,
+            })
+        } else {
+            None
+        };
+        let instances = self
+            .providers
+            .into_iter()
+            .map(|provider| {
+                // A half-open trial abandoned by its caller frees up after one timeout.
+                let ttl = provider.profile().timeout.max(Duration::from_secs(1));
+                Instance {
+                    health: Arc::new(ProviderHealth::new(&self.routing.health, ttl)),
+                    provider,
+                }
+            })
+            .collect();
+        let rng = self
+            .seed
+            .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+        Ok(LlmClient {
+            inner: Arc::new(Inner {
+                instances,
+                routing: self.routing,
+                cache,
+                telemetry: self.telemetry,
+                rng: Mutex::new(rng),
+                inflight: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+fn build_cache(cfg: &CachingConfig) -> Result<Arc<dyn ResponseCache>, LlmError> {
+    match cfg.backend {
+        CacheBackend::Memory => Ok(Arc::new(MemoryCache::new(cfg.max_bytes))),
+        CacheBackend::Redis => match crate::registry::cache_plugin("redis") {
+            Some(plugin) => Ok((plugin.build)(cfg)?),
+            None => Err(ConfigError::new(
+                "cache backend `redis` is not compiled in; enable the `redis` cargo feature of `llm-router`",
+            )
+            .with_key("caching.backend")
+            .into()),
+        },
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LlmClient {
+    /// A builder for programmatic set-up.
+    pub fn builder() -> LlmClientBuilder {
+        LlmClientBuilder::default()
+    }
+
+    /// A client for a loaded configuration: its enabled providers, routing,
+    /// caching and metrics settings.
+    pub fn from_config(config: &Config) -> Result<Self, LlmError> {
+        Self::builder()
+            .providers(config.build_providers()?)
+            .routing(config.routing.clone())
+            .caching(config.caching.clone())
+            .telemetry(if config.monitoring.enabled {
+                Telemetry::global()
+            } else {
+                Telemetry::disabled()
+            })
+            .build()
+    }
+
+    /// The configured provider instances, in order.
+    pub fn providers(&self) -> Vec<Arc<dyn Provider>> {
+        self.inner
+            .instances
+            .iter()
+            .map(|i| i.provider.clone())
+            .collect()
+    }
+
+    /// The instance called `name`.
+    pub fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.inner
+            .instances
+            .iter()
+            .find(|i| i.provider.name() == name)
+            .map(|i| i.provider.clone())
+    }
+
+    /// The metrics recorder in use.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
+    }
+
+    /// Each instance's health, from cached state (no probes).
+    pub fn health(&self) -> Vec<HealthReport> {
+        let now = Instant::now();
+        self.inner
+            .instances
+            .iter()
+            .map(|i| i.health.report(i.provider.as_ref(), now))
+            .collect()
+    }
+
+    /// Probes every instance now (concurrently) and returns the fresh health.
+    pub async fn refresh_health(&self) -> Vec<HealthReport> {
+        let probes = self
+            .inner
+            .instances
+            .iter()
+            .map(|i| async move { i.health.probe(i.provider.as_ref()).await });
+        futures::future::join_all(probes).await;
+        let reports = self.health();
+        self.inner
+            .telemetry
+            .active_providers(reports.iter().filter(|r| r.available == Some(true)).count());
+        reports
+    }
+
+    /// How `req` would be routed now: classification, primary, fallback
+    /// sequence and skipped providers. Makes no upstream call.
+    pub fn explain(&self, req: &LlmRequest) -> RoutePlan {
+        self.plan(req, false)
+    }
+
+    fn plan(&self, req: &LlmRequest, refresh: bool) -> RoutePlan {
+        let now = Instant::now();
+        let views: Vec<InstanceView<'_>> = self
+            .inner
+            .instances
+            .iter()
+            .map(|i| {
+                if refresh {
+                    i.health.refresh_in_background(i.provider.clone());
+                }
+                InstanceView {
+                    provider: &i.provider,
+                    skip: i.health.skip_reason(now),
+                    latency: i.health.latency(),
+                }
+            })
+            .collect();
+        let mut rng = lock(&self.inner.rng);
+        router::plan(&self.inner.routing, req, &views, &mut rng)
+    }
+
+    fn check(&self, req: &LlmRequest) -> Result<(), LlmError> {
+        validate(req)?;
+        if let Some(name) = &req.provider {
+            if self.provider(name).is_none() {
+                return Err(LlmError::UnknownProvider {
+                    name: name.clone(),
+                    known: self
+                        .inner
+                        .instances
+                        .iter()
+                        .map(|i| i.provider.name().to_string())
+                        .collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn cache_key(&self, req: &LlmRequest) -> Option<CacheKey> {
+        let layer = self.inner.cache.as_ref()?;
+        if req.cache == CacheDirective::Bypass {
+            return None;
+        }
+        if layer.max_temperature.is_some_and(|t| req.temperature > t) {
+            return None;
+        }
+        Some(CacheKey::for_request(req))
+    }
+
+    async fn lookup(&self, key: Option<&CacheKey>, req: &LlmRequest) -> Option<CachedResponse> {
+        let layer = self.inner.cache.as_ref()?;
+        let key = key?;
+        if req.cache != CacheDirective::Use || layer.mode == CacheMode::WriteOnly {
+            return None;
+        }
+        match layer.backend.get(key).await {
+            Ok(Some(hit)) => {
+                self.inner.telemetry.cache("hit");
+                Some(hit)
+            }
+            Ok(None) => {
+                self.inner.telemetry.cache("miss");
+                None
+            }
+            Err(e) => {
+                self.inner.telemetry.cache("error");
+                tracing::debug!(error = %e, "cache lookup failed; treated as a miss");
+                None
+            }
+        }
+    }
+
+    async fn store(&self, key: Option<&CacheKey>, value: CachedResponse) {
+        let (Some(layer), Some(key)) = (self.inner.cache.as_ref(), key) else {
+            return;
+        };
+        if layer.mode == CacheMode::ReadOnly {
+            return;
+        }
+        if let Err(e) = layer.backend.set(key, &value, layer.ttl).await {
+            self.inner.telemetry.cache("error");
+            tracing::debug!(error = %e, "cache store failed");
+        }
+    }
+
+    /// Generates an answer, routing, falling back and caching as configured.
+    pub async fn generate(&self, req: LlmRequest) -> Result<LlmResponse, LlmError> {
+        let span = client_span("generate", &req);
+        async move {
+            let started = Instant::now();
+            self.check(&req)?;
+            let key = self.cache_key(&req);
+            if let Some(hit) = self.lookup(key.as_ref(), &req).await {
+                tracing::Span::current().record("llm.cache", "hit");
+                return Ok(self.hit_response(hit, started));
+            }
+            tracing::Span::current()
+                .record("llm.cache", if key.is_some() { "miss" } else { "off" });
+            let resp = match key {
+                Some(key) => self.coalesced(key, req).await?,
+                None => self.execute(&req, None).await?,
+            };
+            record_response(&resp);
+            Ok(resp)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn hit_response(&self, hit: CachedResponse, started: Instant) -> LlmResponse {
+        self.inner
+            .telemetry
+            .request(&hit.provider, &hit.model, "cache_hit");
+        LlmResponse {
+            content: hit.content,
+            provider: hit.provider,
+            provider_kind: hit.provider_kind,
+            model: hit.model,
+            usage: hit.usage,
+            cost: 0.0,
+            response_time: started.elapsed(),
+            finish_reason: hit.finish_reason,
+            cached: true,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// Identical requests in flight share one upstream call.
+    async fn coalesced(&self, key: CacheKey, req: LlmRequest) -> Result<LlmResponse, LlmError> {
+        let call: SharedCall = {
+            let mut map = lock(&self.inner.inflight);
+            match map.get(&key).and_then(WeakShared::upgrade) {
+                Some(existing) => existing,
+                None => {
+                    let this = self.clone();
+                    let k = key.clone();
+                    let fut: CallFuture = async move { this.execute(&req, Some(&k)).await }.boxed();
+                    let shared = fut.shared();
+                    if let Some(weak) = shared.downgrade() {
+                        map.insert(key.clone(), weak);
+                    }
+                    shared
+                }
+            }
+        };
+        let result = call.await;
+        let mut map = lock(&self.inner.inflight);
+        if map
+            .get(&key)
+            .is_some_and(|w| w.upgrade().is_none_or(|s| s.peek().is_some()))
+        {
+            map.remove(&key);
+        }
+        result
+    }
+
+    async fn execute(
+        &self,
+        req: &LlmRequest,
+        key: Option<&CacheKey>,
+    ) -> Result<LlmResponse, LlmError> {
+        let started = Instant::now();
+        let plan = self.plan(req, true);
+        tracing::debug!(plan = %plan, "routing");
+        let inner = &self.inner;
+        let out = exec::run(
+            &inner.routing,
+            &inner.instances,
+            &plan,
+            req,
+            &inner.telemetry,
+            &inner.rng,
+            |p, r| async move { p.generate(&r).await },
+        )
+        .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                self.record_failure(&e);
+                return Err(e);
+            }
+        };
+        let (mut resp, inst, adapted) = exec::finish_response(out);
+        let priced_model = adapted.model.clone().unwrap_or_default();
+        if resp.usage.total_tokens == 0 {
+            resp.usage = tokens::estimate_usage(&adapted, &resp.content);
+        }
+        resp.cost = price(
+            inst.provider.as_ref(),
+            &priced_model,
+            &resp.model,
+            &resp.usage,
+        );
+        resp.response_time = started.elapsed();
+        self.record_success(&resp, &priced_model);
+        self.store(key, CachedResponse::from_response(&resp)).await;
+        Ok(resp)
+    }
+
+    fn record_success(&self, resp: &LlmResponse, model: &str) {
+        let t = &self.inner.telemetry;
+        t.request(&resp.provider, model, "success");
+        t.latency(&resp.provider, model, resp.response_time.as_secs_f64());
+        t.tokens(&resp.provider, model, &resp.usage);
+        t.cost(&resp.provider, model, resp.cost);
+    }
+
+    fn record_failure(&self, e: &LlmError) {
+        for a in e.attempts().iter().filter(|a| a.calls > 0) {
+            self.inner.telemetry.request(&a.provider, &a.model, "error");
+        }
+    }
+
+    /// Streams an answer. Fallback and retries apply until the first event has
+    /// been received; after that an upstream failure ends the stream with an
+    /// error item, never a silent end. A completed stream is cached; a cache
+    /// hit is replayed as a stream.
+    pub async fn stream(&self, req: LlmRequest) -> Result<ResponseStream, LlmError> {
+        let span = client_span("stream", &req);
+        let started = Instant::now();
+        self.check(&req)?;
+        let key = self.cache_key(&req);
+        if let Some(hit) = self.lookup(key.as_ref(), &req).await {
+            span.record("llm.cache", "hit");
+            let resp = self.hit_response(hit, started);
+            let events = vec![
+                Ok(StreamEvent::delta(resp.content)),
+                Ok(StreamEvent::Usage { usage: resp.usage }),
+                Ok(StreamEvent::Done {
+                    finish_reason: resp.finish_reason,
+                }),
+            ];
+            let mut s = ResponseStream::new(
+                resp.provider,
+                resp.provider_kind,
+                resp.model,
+                futures::stream::iter(events),
+            );
+            s.cached = true;
+            return Ok(s);
+        }
+        let plan = self.plan(&req, true);
+        let inner = &self.inner;
+        let out = exec::run(
+            &inner.routing,
+            &inner.instances,
+            &plan,
+            &req,
+            &inner.telemetry,
+            &inner.rng,
+            exec::open_stream,
+        )
+        .instrument(span.clone())
+        .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                self.record_failure(&e);
+                return Err(e);
+            }
+        };
+        let model = out.request.model.clone().unwrap_or_default();
+        let OpenedStream {
+            first,
+            rest,
+            first_event_after,
+        } = out.value;
+        inner.telemetry.ttft(
+            out.instance.provider.name(),
+            &model,
+            first_event_after.as_secs_f64(),
+        );
+        let (name, kind, reported_model) = (
+            rest.provider.clone(),
+            rest.provider_kind.clone(),
+            rest.model.clone(),
+        );
+        let state = StreamState {
+            client: self.clone(),
+            instance: out.instance,
+            request: out.request,
+            key,
+            first: Some(first),
+            inner: rest.into_inner(),
+            text: String::new(),
+            usage: None,
+            started,
+            reported_model: reported_model.clone(),
+            finished: false,
+            span,
+        };
+        let events = futures::stream::unfold(state, StreamState::next);
+        let mut s = ResponseStream::new(name, kind, reported_model, events);
+        s.attempts = out.attempts;
+        Ok(s)
+    }
+}
+
+/// A stream in progress: forwards events, accumulates what it needs to account
+/// and cache the answer once `Done` arrives.
+struct StreamState {
+    client: LlmClient,
+    instance: Instance,
+    request: LlmRequest,
+    key: Option<CacheKey>,
+    first: Option<StreamEvent>,
+    inner: crate::types::EventStream,
+    text: String,
+    usage: Option<Usage>,
+    started: Instant,
+    reported_model: String,
+    finished: bool,
+    span: tracing::Span,
+}
+
+impl StreamState {
+    async fn next(mut self) -> Option<(Result<StreamEvent, ProviderError>, Self)> {
+        if self.finished {
+            return None;
+        }
+        let item = match self.first.take() {
+            Some(ev) => Some(Ok(ev)),
+            None => self.inner.next().await,
+        };
+        let provider = self.instance.provider.clone();
+        match item {
+            Some(Ok(StreamEvent::Delta { text })) => {
+                if self.key.is_some() {
+                    self.text.push_str(&text);
+                }
+                Some((Ok(StreamEvent::Delta { text }), self))
+            }
+            Some(Ok(StreamEvent::Usage { usage })) => {
+                self.usage = Some(usage);
+                Some((Ok(StreamEvent::Usage { usage }), self))
+            }
+            Some(Ok(StreamEvent::Done { finish_reason })) => {
+                self.finished = true;
+                let model = self.request.model.clone().unwrap_or_default();
+                let usage = self
+                    .usage
+                    .unwrap_or_else(|| tokens::estimate_usage(&self.request, &self.text));
+                let resp = LlmResponse {
+                    content: std::mem::take(&mut self.text),
+                    provider: provider.name().to_string(),
+                    provider_kind: provider.kind().to_string(),
+                    model: self.reported_model.clone(),
+                    usage,
+                    cost: price(provider.as_ref(), &model, &self.reported_model, &usage),
+                    response_time: self.started.elapsed(),
+                    finish_reason: finish_reason.clone(),
+                    cached: false,
+                    attempts: Vec::new(),
+                };
+                self.client.record_success(&resp, &model);
+                self.span.in_scope(|| record_response(&resp));
+                if self.key.is_some() {
+                    let key = self.key.take();
+                    self.client
+                        .store(key.as_ref(), CachedResponse::from_response(&resp))
+                        .await;
+                }
+                Some((Ok(StreamEvent::Done { finish_reason }), self))
+            }
+            Some(Err(e)) => {
+                self.finished = true;
+                self.fail(&e);
+                Some((Err(e), self))
+            }
+            None => {
+                self.finished = true;
+                let e = ProviderError::incomplete(
+                    provider.name(),
+                    "stream ended before it was complete",
+                );
+                self.fail(&e);
+                Some((Err(e), self))
+            }
+        }
+    }
+
+    fn fail(&self, e: &ProviderError) {
+        let model = self.request.model.clone().unwrap_or_default();
+        self.instance.health.on_failure(e, Instant::now());
+        self.client
+            .inner
+            .telemetry
+            .request(self.instance.provider.name(), &model, "error");
+    }
+}
+
+/// Cost of a response: prices of the model asked for, else of the model reported.
+fn price(p: &dyn Provider, asked: &str, reported: &str, usage: &Usage) -> f64 {
+    let profile = p.profile();
+    let model = if profile.pricing.contains_key(asked) || !profile.pricing.contains_key(reported) {
+        asked
+    } else {
+        reported
+    };
+    cost_usd(profile, model, usage)
+}
+
+fn client_span(op: &'static str, req: &LlmRequest) -> tracing::Span {
+    tracing::info_span!(
+        "llm.client",
+        otel.name = op,
+        gen_ai.operation.name = "chat",
+        gen_ai.request.model = req.model.as_deref().unwrap_or("auto"),
+        gen_ai.request.max_tokens = req.max_tokens,
+        gen_ai.request.temperature = f64::from(req.temperature),
+        gen_ai.system = tracing::field::Empty,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.response.finish_reasons = tracing::field::Empty,
+        llm.provider = tracing::field::Empty,
+        llm.cache = tracing::field::Empty,
+        llm.cost_usd = tracing::field::Empty,
+    )
+}
+
+fn record_response(resp: &LlmResponse) {
+    let span = tracing::Span::current();
+    span.record("gen_ai.system", resp.provider_kind.as_str());
+    span.record("gen_ai.response.model", resp.model.as_str());
+    span.record("gen_ai.usage.input_tokens", resp.usage.prompt_tokens);
+    span.record("gen_ai.usage.output_tokens", resp.usage.completion_tokens);
+    span.record(
+        "gen_ai.response.finish_reasons",
+        resp.finish_reason.as_str(),
+    );
+    span.record("llm.provider", resp.provider.as_str());
+    span.record("llm.cost_usd", resp.cost);
+}

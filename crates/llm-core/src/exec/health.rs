@@ -1,0 +1,175 @@
+//! Health of one provider instance: cached availability probes, passive
+//! outcomes, latency average and the circuit breaker.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::breaker::{Breaker, CircuitState, Permit};
+use crate::config::HealthConfig;
+use crate::error::{ProviderError, ProviderErrorKind};
+use crate::provider::Provider;
+
+/// Weight of a new latency sample in the moving average.
+const EWMA_ALPHA: f64 = 0.2;
+
+/// A snapshot of one instance's health.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthReport {
+    /// Instance name.
+    pub provider: String,
+    /// Kind.
+    pub kind: String,
+    /// Whether it runs locally.
+    pub local: bool,
+    /// Last availability probe result (`None`: not probed yet).
+    pub available: Option<bool>,
+    /// Circuit state.
+    pub circuit: CircuitState,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Moving average of successful call latency, in seconds.
+    pub latency_ewma_secs: Option<f64>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    breaker: Breaker,
+    probe: Option<(bool, Instant)>,
+    latency_ewma: Option<f64>,
+}
+
+/// Health state shared by every request to one instance.
+#[derive(Debug)]
+pub(crate) struct ProviderHealth {
+    inner: Mutex<Inner>,
+    probing: AtomicBool,
+    check_interval: Duration,
+}
+
+/// Whether an error says something about the provider's health (as opposed
+/// to this one request: an unknown model, a too-long prompt).
+pub(crate) fn counts_against_health(e: &ProviderError) -> bool {
+    match e.kind {
+        ProviderErrorKind::Http => {
+            matches!(e.status, Some(401 | 402 | 403 | 408 | 429 | 500..=599))
+        }
+        ProviderErrorKind::Unsupported => false,
+        _ => true,
+    }
+}
+
+impl ProviderHealth {
+    pub(crate) fn new(cfg: &HealthConfig, trial_ttl: Duration) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                breaker: Breaker::new(cfg.clone(), trial_ttl),
+                probe: None,
+                latency_ewma: None,
+            }),
+            probing: AtomicBool::new(false),
+            check_interval: cfg.check_interval.0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Why the instance should be skipped now, if it should.
+    pub(crate) fn skip_reason(&self, now: Instant) -> Option<String> {
+        let g = self.lock();
+        if !g.breaker.would_allow(now) {
+            let wait = g
+                .breaker
+                .open_until()
+                .map(|u| u.saturating_duration_since(now).as_secs_f64())
+                .unwrap_or(0.0);
+            return Some(format!("circuit open ({wait:.1} s left)"));
+        }
+        if let Some((false, _)) = g.probe {
+            return Some("unavailable (last probe failed)".into());
+        }
+        None
+    }
+
+    pub(crate) fn acquire(&self, now: Instant) -> Permit {
+        self.lock().breaker.acquire(now)
+    }
+
+    /// Records a success; true when it closed the circuit.
+    pub(crate) fn on_success(&self, latency: Duration) -> bool {
+        let mut g = self.lock();
+        let s = latency.as_secs_f64();
+        g.latency_ewma = Some(match g.latency_ewma {
+            None => s,
+            Some(avg) => avg + EWMA_ALPHA * (s - avg),
+        });
+        // A real success proves availability.
+        if let Some((false, _)) = g.probe {
+            g.probe = Some((true, Instant::now()));
+        }
+        g.breaker.on_success()
+    }
+
+    /// Records a failure; true when it opened the circuit.
+    pub(crate) fn on_failure(&self, err: &ProviderError, now: Instant) -> bool {
+        if !counts_against_health(err) {
+            return false;
+        }
+        self.lock().breaker.on_failure(now)
+    }
+
+    pub(crate) fn latency(&self) -> Option<f64> {
+        self.lock().latency_ewma
+    }
+
+    pub(crate) fn report(&self, p: &dyn Provider, now: Instant) -> HealthReport {
+        let g = self.lock();
+        HealthReport {
+            provider: p.name().to_string(),
+            kind: p.kind().to_string(),
+            local: p.profile().local,
+            available: g.probe.map(|(ok, _)| ok),
+            circuit: g.breaker.state(now),
+            consecutive_failures: g.breaker.consecutive_failures(),
+            latency_ewma_secs: g.latency_ewma,
+        }
+    }
+
+    /// Whether the cached probe is missing or older than the check interval.
+    pub(crate) fn probe_stale(&self, now: Instant) -> bool {
+        match self.lock().probe {
+            None => true,
+            Some((_, at)) => now.duration_since(at) >= self.check_interval,
+        }
+    }
+
+    /// Probes the provider now and caches the result.
+    pub(crate) async fn probe(&self, p: &dyn Provider) -> bool {
+        let ok = p.is_available().await;
+        self.lock().probe = Some((ok, Instant::now()));
+        ok
+    }
+
+    /// Starts a background probe when the cached one is stale and none is running.
+    pub(crate) fn refresh_in_background(self: &Arc<Self>, p: Arc<dyn Provider>) {
+        if !self.probe_stale(Instant::now()) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        handle.spawn(async move {
+            this.probe(p.as_ref()).await;
+            this.probing.store(false, Ordering::Release);
+        });
+    }
+}

@@ -1,0 +1,270 @@
+//! Resilient execution: each provider of the plan in turn, with per-attempt
+//! timeouts, retries of transient errors, circuit breaking and an overall deadline.
+
+mod breaker;
+mod health;
+mod retry;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+pub use breaker::CircuitState;
+pub(crate) use breaker::Permit;
+pub use health::HealthReport;
+pub(crate) use health::ProviderHealth;
+use retry::RetryDecision;
+
+use crate::config::RoutingConfig;
+use crate::error::{ErrorClass, LlmError, ProviderError};
+use crate::metrics::Telemetry;
+use crate::provider::Provider;
+use crate::router::{adapt_request, RoutePlan};
+use crate::types::{Attempt, AttemptOutcome, LlmRequest, LlmResponse, ResponseStream, StreamEvent};
+
+/// One configured provider instance and its health.
+#[derive(Clone)]
+pub(crate) struct Instance {
+    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) health: Arc<ProviderHealth>,
+}
+
+/// What a successful run produced.
+pub(crate) struct Outcome<T> {
+    pub(crate) value: T,
+    pub(crate) instance: Instance,
+    pub(crate) request: LlmRequest,
+    pub(crate) attempts: Vec<Attempt>,
+}
+
+/// A stream whose first event has arrived.
+pub(crate) struct OpenedStream {
+    pub(crate) first: StreamEvent,
+    pub(crate) rest: ResponseStream,
+    pub(crate) first_event_after: Duration,
+}
+
+/// Runs `call` against each provider of `plan` until one succeeds.
+pub(crate) async fn run<T, F, Fut>(
+    cfg: &RoutingConfig,
+    instances: &[Instance],
+    plan: &RoutePlan,
+    req: &LlmRequest,
+    telemetry: &Telemetry,
+    rng: &std::sync::Mutex<fastrand::Rng>,
+    call: F,
+) -> Result<Outcome<T>, LlmError>
+where
+    F: Fn(Arc<dyn Provider>, LlmRequest) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let start = Instant::now();
+    let deadline = start + cfg.deadline.0;
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut previous: Option<String> = None;
+
+    for planned in &plan.sequence {
+        let Some(inst) = instances
+            .iter()
+            .find(|i| i.provider.name() == planned.provider)
+        else {
+            continue;
+        };
+        let provider = inst.provider.clone();
+        let name = provider.name().to_string();
+        let adapted = adapt_request(cfg, provider.as_ref(), req);
+        let model = adapted.model.clone().unwrap_or_default();
+        let began = Instant::now();
+
+        if let Permit::Refused(until) = inst.health.acquire(began) {
+            attempts.push(Attempt {
+                provider: name,
+                model,
+                outcome: AttemptOutcome::Skipped {
+                    reason: format!(
+                        "circuit open ({:.1} s left)",
+                        until.saturating_duration_since(began).as_secs_f64()
+                    ),
+                },
+                elapsed: Duration::ZERO,
+                calls: 0,
+            });
+            continue;
+        }
+        if let Some(from) = previous.take() {
+            telemetry.fallback(&from, &name);
+        }
+
+        let mut calls = 0u32;
+        let mut retries = 0u32;
+        let last_err = loop {
+            let now = Instant::now();
+            let remaining = deadline.saturating_duration_since(now);
+            if remaining.is_zero() {
+                attempts.push(failed(&name, &model, began, calls, None));
+                return Err(deadline_error(cfg, attempts));
+            }
+            calls += 1;
+            let timeout = provider.profile().timeout.min(remaining);
+            let span = tracing::info_span!(
+                "llm.attempt",
+                gen_ai.operation.name = "chat",
+                gen_ai.system = provider.kind(),
+                gen_ai.request.model = model.as_str(),
+                llm.provider = name.as_str(),
+                llm.attempt = calls,
+                error.type = tracing::field::Empty,
+            );
+            let result = tokio::time::timeout(timeout, call(provider.clone(), adapted.clone()))
+                .instrument(span.clone())
+                .await;
+            let err = match result {
+                Ok(Ok(value)) => {
+                    if inst.health.on_success(began.elapsed()) {
+                        telemetry.circuit(&name, CircuitState::Closed);
+                    }
+                    attempts.push(Attempt {
+                        provider: name,
+                        model,
+                        outcome: AttemptOutcome::Success,
+                        elapsed: began.elapsed(),
+                        calls,
+                    });
+                    return Ok(Outcome {
+                        value,
+                        instance: inst.clone(),
+                        request: adapted,
+                        attempts,
+                    });
+                }
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    let overall = timeout < provider.profile().timeout;
+                    ProviderError::timeout(
+                        &name,
+                        if overall {
+                            "overall deadline reached".to_string()
+                        } else {
+                            format!("no answer within {:.1} s", timeout.as_secs_f64())
+                        },
+                    )
+                }
+            };
+            span.record("error.type", err.class().as_str());
+            tracing::debug!(provider = %name, error = %err, "attempt failed");
+            if inst.health.on_failure(&err, Instant::now()) {
+                telemetry.circuit(&name, CircuitState::Open);
+            }
+            match err.class() {
+                ErrorClass::Fatal => {
+                    attempts.push(failed(&name, &model, began, calls, Some(&err)));
+                    return Err(LlmError::AllProvidersFailed { attempts });
+                }
+                ErrorClass::Fallback => break err,
+                ErrorClass::Retryable => {
+                    let jitter = rng.lock().map(|mut r| r.f64()).unwrap_or(0.5);
+                    match retry::decide(&cfg.retry, retries, err.retry_after, jitter) {
+                        RetryDecision::MoveOn => break err,
+                        RetryDecision::Wait(wait) => {
+                            if Instant::now() + wait >= deadline {
+                                break err;
+                            }
+                            retries += 1;
+                            telemetry.retry(&name);
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+            }
+        };
+        attempts.push(failed(&name, &model, began, calls, Some(&last_err)));
+        previous = Some(name);
+        if Instant::now() >= deadline {
+            return Err(deadline_error(cfg, attempts));
+        }
+    }
+
+    for s in &plan.skipped {
+        attempts.push(Attempt {
+            provider: s.provider.clone(),
+            model: String::new(),
+            outcome: AttemptOutcome::Skipped {
+                reason: s.reason.clone(),
+            },
+            elapsed: Duration::ZERO,
+            calls: 0,
+        });
+    }
+    if attempts.iter().all(|a| a.calls == 0) {
+        return Err(LlmError::NoProviderAvailable { attempts });
+    }
+    Err(LlmError::AllProvidersFailed { attempts })
+}
+
+fn failed(
+    name: &str,
+    model: &str,
+    began: Instant,
+    calls: u32,
+    err: Option<&ProviderError>,
+) -> Attempt {
+    let outcome = match err {
+        Some(e) => AttemptOutcome::Failed {
+            class: e.class(),
+            status: e.status,
+            message: e.to_string(),
+        },
+        None => AttemptOutcome::Failed {
+            class: ErrorClass::Retryable,
+            status: None,
+            message: "overall deadline reached".into(),
+        },
+    };
+    Attempt {
+        provider: name.to_string(),
+        model: model.to_string(),
+        outcome,
+        elapsed: began.elapsed(),
+        calls,
+    }
+}
+
+fn deadline_error(cfg: &RoutingConfig, attempts: Vec<Attempt>) -> LlmError {
+    LlmError::DeadlineExceeded {
+        deadline: cfg.deadline.0,
+        attempts,
+    }
+}
+
+/// Opens a stream and waits for its first event; a stream that fails or ends
+/// before its first event counts as a failed attempt (so it can fall back).
+pub(crate) async fn open_stream(
+    provider: Arc<dyn Provider>,
+    req: LlmRequest,
+) -> Result<OpenedStream, ProviderError> {
+    let started = Instant::now();
+    let mut stream = provider.stream(&req).await?;
+    match stream.next().await {
+        Some(Ok(first)) => Ok(OpenedStream {
+            first,
+            rest: stream,
+            first_event_after: started.elapsed(),
+        }),
+        Some(Err(e)) => Err(e),
+        None => Err(ProviderError::incomplete(
+            provider.name(),
+            "stream ended before its first event",
+        )),
+    }
+}
+
+/// Copies a generate outcome's bookkeeping into the response.
+pub(crate) fn finish_response(out: Outcome<LlmResponse>) -> (LlmResponse, Instance, LlmRequest) {
+    let mut resp = out.value;
+    resp.attempts = out.attempts;
+    (resp, out.instance, out.request)
+}

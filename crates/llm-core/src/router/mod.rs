@@ -1,0 +1,193 @@
+//! Routing: task classification, strategies and fallback sequences.
+
+mod classify;
+mod plan;
+mod strategy;
+
+use std::sync::Arc;
+
+pub use classify::{classify, Classification, TaskClass};
+pub use plan::{PlannedProvider, RoutePlan, SkippedProvider};
+
+use crate::config::RoutingConfig;
+use crate::provider::Provider;
+use crate::types::LlmRequest;
+use strategy::Candidate;
+
+/// What the router sees of one configured instance.
+pub(crate) struct InstanceView<'a> {
+    pub(crate) provider: &'a Arc<dyn Provider>,
+    /// Why it cannot be tried now, if so.
+    pub(crate) skip: Option<String>,
+    pub(crate) latency: Option<f64>,
+}
+
+/// The model `p` gets for a request asking for `requested`: the requested one
+/// when served, else an alias from `model_aliases`, else the default model.
+pub(crate) fn adapt_model(
+    cfg: &RoutingConfig,
+    p: &dyn Provider,
+    requested: Option<&str>,
+) -> String {
+    let profile = p.profile();
+    if let Some(m) = requested {
+        if profile.serves(m) {
+            return m.to_string();
+        }
+        if let Some(alias) = cfg
+            .model_aliases
+            .get(m)
+            .and_then(|a| a.get(p.name()).or_else(|| a.get(p.kind())))
+        {
+            return alias.clone();
+        }
+    }
+    profile
+        .resolve_model(requested)
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// `max_tokens` clamped to the provider's limit.
+pub(crate) fn adapt_max_tokens(p: &dyn Provider, requested: u32) -> u32 {
+    p.profile()
+        .max_tokens
+        .map_or(requested, |cap| requested.min(cap))
+}
+
+/// Builds the request a provider is sent: model and `max_tokens` adapted.
+pub(crate) fn adapt_request(cfg: &RoutingConfig, p: &dyn Provider, req: &LlmRequest) -> LlmRequest {
+    let mut r = req.clone();
+    r.model = Some(adapt_model(cfg, p, req.model.as_deref()));
+    r.max_tokens = adapt_max_tokens(p, req.max_tokens);
+    r
+}
+
+/// Plans the fallback sequence for a request.
+pub(crate) fn plan(
+    cfg: &RoutingConfig,
+    req: &LlmRequest,
+    instances: &[InstanceView<'_>],
+    rng: &mut fastrand::Rng,
+) -> RoutePlan {
+    let classification = classify(req, &cfg.rules);
+    let mut skipped = Vec::new();
+    let mut usable = Vec::new();
+    for (index, v) in instances.iter().enumerate() {
+        match &v.skip {
+            Some(reason) => skipped.push(SkippedProvider {
+                provider: v.provider.name().to_string(),
+                reason: reason.clone(),
+            }),
+            None => usable.push(Candidate {
+                index,
+                name: v.provider.name().to_string(),
+                kind: v.provider.kind().to_string(),
+                local: v.provider.profile().local,
+                latency: v.latency,
+            }),
+        }
+    }
+    let mut ordered = usable.clone();
+    strategy::order(cfg, cfg.strategy, &mut ordered, rng);
+
+    let mut seq: Vec<(usize, String)> = Vec::new();
+    let push = |seq: &mut Vec<(usize, String)>, idx: usize, reason: String| {
+        if !seq.iter().any(|(i, _)| *i == idx) {
+            seq.push((idx, reason));
+        }
+    };
+
+    // 1. The provider the request names.
+    if let Some(name) = &req.provider {
+        if let Some(c) = usable.iter().find(|c| &c.name == name) {
+            push(&mut seq, c.index, "requested".into());
+        }
+    }
+    // 2. Classification.
+    if seq.is_empty() {
+        match classification.class {
+            TaskClass::Simple => {
+                let mut locals: Vec<Candidate> =
+                    usable.iter().filter(|c| c.local).cloned().collect();
+                locals.sort_by(|a, b| {
+                    strategy::cost(cfg, a)
+                        .total_cmp(&strategy::cost(cfg, b))
+                        .then(a.index.cmp(&b.index))
+                });
+                if let Some(c) = locals.first() {
+                    push(
+                        &mut seq,
+                        c.index,
+                        "simple task: cheapest local provider".into(),
+                    );
+                }
+            }
+            TaskClass::Complex => {
+                let mut strong = usable.clone();
+                strong.sort_by(|a, b| {
+                    strategy::performance(cfg, b)
+                        .total_cmp(&strategy::performance(cfg, a))
+                        .then(a.index.cmp(&b.index))
+                });
+                if let Some(c) = strong.first() {
+                    push(
+                        &mut seq,
+                        c.index,
+                        "complex task: highest performance".into(),
+                    );
+                }
+            }
+            TaskClass::Standard => {}
+        }
+    }
+    // 3. Strategy.
+    if seq.is_empty() {
+        if let Some(c) = ordered.first() {
+            push(&mut seq, c.index, format!("{} strategy", cfg.strategy));
+        }
+    }
+    // 4. The fallback map of the primary, then everyone else in strategy order.
+    if let Some((primary, _)) = seq.first().cloned() {
+        let p = instances[primary].provider;
+        let chain = cfg
+            .fallback
+            .get(p.name())
+            .or_else(|| cfg.fallback.get(p.kind()))
+            .cloned()
+            .unwrap_or_default();
+        for entry in &chain {
+            let by_name: Vec<&Candidate> = ordered.iter().filter(|c| &c.name == entry).collect();
+            let matches = if by_name.is_empty() {
+                ordered.iter().filter(|c| &c.kind == entry).collect()
+            } else {
+                by_name
+            };
+            for c in matches {
+                push(&mut seq, c.index, format!("fallback of {}", p.name()));
+            }
+        }
+        for c in &ordered {
+            push(&mut seq, c.index, format!("{} strategy", cfg.strategy));
+        }
+    }
+
+    let sequence = seq
+        .into_iter()
+        .map(|(idx, reason)| {
+            let p = instances[idx].provider.as_ref();
+            PlannedProvider {
+                provider: p.name().to_string(),
+                model: adapt_model(cfg, p, req.model.as_deref()),
+                max_tokens: adapt_max_tokens(p, req.max_tokens),
+                reason,
+            }
+        })
+        .collect();
+    RoutePlan {
+        classification,
+        strategy: cfg.strategy,
+        requested: req.provider.clone(),
+        sequence,
+        skipped,
+    }
+}
