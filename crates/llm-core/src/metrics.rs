@@ -29,3 +29,9 @@ impl Telemetry {
     pub(crate) fn active_providers(&self, _n: usize) {}
     pub(crate) fn ttft(&self, _provider: &str, _model: &str, _secs: f64) {}
 }
+
+/// The Prometheus text exposition of the process-wide metrics registry
+/// (what `GET /metrics` serves).
+pub fn prometheus_text() -> String {
+    String::new()
+}

@@ -397,8 +397,10 @@ async fn circuit_opens_skips_half_opens_and_closes_with_doubling_cooldown() {
 
 #[tokio::test(start_paused = true)]
 async fn overall_deadline_bounds_the_call() {
-    let mut routing = RoutingConfig::default();
-    routing.deadline = Secs::from_secs(3);
+    let routing = RoutingConfig {
+        deadline: Secs::from_secs(3),
+        ..RoutingConfig::default()
+    };
     let f = fixture_with(
         routing,
         openai().otherwise(Reply::Hang),
