@@ -218,6 +218,12 @@ impl LlmClientBuilder {
         let rng = self
             .seed
             .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+        let instances: Vec<Instance> = instances;
+        for i in &instances {
+            self.telemetry
+                .circuit(i.provider.name(), exec::CircuitState::Closed);
+        }
+        self.telemetry.active_providers(instances.len());
         Ok(LlmClient {
             inner: Arc::new(Inner {
                 instances,
@@ -245,6 +251,19 @@ fn build_cache(cfg: &CachingConfig) -> Result<Arc<dyn ResponseCache>, LlmError> 
     }
 }
 
+/// Every model a set of providers serves, for bounded metric labels.
+pub fn known_models(providers: &[Arc<dyn Provider>]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in providers {
+        let profile = p.profile();
+        out.extend(profile.models.iter().cloned());
+        out.extend(profile.default_model.iter().cloned());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -258,15 +277,17 @@ impl LlmClient {
     /// A client for a loaded configuration: its enabled providers, routing,
     /// caching and metrics settings.
     pub fn from_config(config: &Config) -> Result<Self, LlmError> {
+        let providers = config.build_providers()?;
+        let telemetry = if config.monitoring.enabled {
+            Telemetry::global().with_models(known_models(&providers))
+        } else {
+            Telemetry::disabled()
+        };
         Self::builder()
-            .providers(config.build_providers()?)
+            .providers(providers)
             .routing(config.routing.clone())
             .caching(config.caching.clone())
-            .telemetry(if config.monitoring.enabled {
-                Telemetry::global()
-            } else {
-                Telemetry::disabled()
-            })
+            .telemetry(telemetry)
             .build()
     }
 
@@ -311,11 +332,10 @@ impl LlmClient {
             .iter()
             .map(|i| async move { i.health.probe(i.provider.as_ref()).await });
         futures::future::join_all(probes).await;
-        let reports = self.health();
         self.inner
             .telemetry
-            .active_providers(reports.iter().filter(|r| r.available == Some(true)).count());
-        reports
+            .active_providers(exec::active_count(&self.inner.instances));
+        self.health()
     }
 
     /// How `req` would be routed now: classification, primary, fallback

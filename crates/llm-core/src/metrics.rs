@@ -1,11 +1,199 @@
-//! Metrics recording.
+//! Metrics on OpenTelemetry, exported in Prometheus text format.
+//!
+//! Exposed names (the contract):
+//!
+//! | name | type | labels |
+//! | --- | --- | --- |
+//! | `llm_requests_total` | counter | `provider`, `model`, `status` = `success` \| `error` \| `cache_hit` |
+//! | `llm_response_time_seconds` | histogram | `provider`, `model` |
+//! | `llm_time_to_first_token_seconds` | histogram | `provider`, `model` |
+//! | `llm_tokens_used_total` | counter | `provider`, `model`, `type` = `input` \| `output` |
+//! | `llm_cost_total` | counter (USD) | `provider`, `model` |
+//! | `llm_active_providers` | gauge | — |
+//! | `llm_cache_requests_total` | counter | `result` = `hit` \| `miss` \| `error` |
+//! | `llm_fallbacks_total` | counter | `from`, `to` |
+//! | `llm_retries_total` | counter | `provider` |
+//! | `llm_circuit_state` | gauge (0 closed, 1 half-open, 2 open) | `provider` |
+//! | `llm_gateway_overhead_seconds` | histogram | — |
+//!
+//! Model labels are bounded: a model not configured on any provider is
+//! recorded as `other`.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 use crate::exec::CircuitState;
 use crate::types::Usage;
 
-/// Records the client's metrics. Cheap to clone and share.
-#[derive(Debug, Clone, Default)]
-pub struct Telemetry {}
+/// Buckets for LLM latencies, in seconds (50 ms … 300 s).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// Buckets for the gateway's own overhead, in seconds (10 µs … 100 ms).
+pub const OVERHEAD_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1,
+];
+
+struct Instruments {
+    requests: Counter<u64>,
+    latency: Histogram<f64>,
+    ttft: Histogram<f64>,
+    tokens: Counter<u64>,
+    cost: Counter<f64>,
+    active: Gauge<i64>,
+    cache: Counter<u64>,
+    fallbacks: Counter<u64>,
+    retries: Counter<u64>,
+    circuit: Gauge<i64>,
+    overhead: Histogram<f64>,
+}
+
+impl Instruments {
+    fn new(meter: &Meter) -> Self {
+        Self {
+            requests: meter
+                .u64_counter("llm_requests")
+                .with_description("LLM requests by provider, model and status")
+                .build(),
+            latency: meter
+                .f64_histogram("llm_response_time")
+                .with_unit("s")
+                .with_description("Response time of successful LLM calls")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            ttft: meter
+                .f64_histogram("llm_time_to_first_token")
+                .with_unit("s")
+                .with_description("Time to the first streamed event")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            tokens: meter
+                .u64_counter("llm_tokens_used")
+                .with_description("Tokens used, by type (input or output)")
+                .build(),
+            cost: meter
+                .f64_counter("llm_cost")
+                .with_description("Cost in US dollars")
+                .build(),
+            active: meter
+                .i64_gauge("llm_active_providers")
+                .with_description("Provider instances that can take requests")
+                .build(),
+            cache: meter
+                .u64_counter("llm_cache_requests")
+                .with_description("Cache lookups and failures by result")
+                .build(),
+            fallbacks: meter
+                .u64_counter("llm_fallbacks")
+                .with_description("Moves from a failed provider to the next")
+                .build(),
+            retries: meter
+                .u64_counter("llm_retries")
+                .with_description("Retries of transient failures")
+                .build(),
+            circuit: meter
+                .i64_gauge("llm_circuit_state")
+                .with_description("Circuit state: 0 closed, 1 half-open, 2 open")
+                .build(),
+            overhead: meter
+                .f64_histogram("llm_gateway_overhead")
+                .with_unit("s")
+                .with_description("Time spent in the gateway, upstream call excluded")
+                .with_boundaries(OVERHEAD_BUCKETS.to_vec())
+                .build(),
+        }
+    }
+}
+
+/// A metrics registry: an OpenTelemetry meter provider exporting to a
+/// Prometheus registry.
+pub struct MetricsRegistry {
+    registry: prometheus::Registry,
+    _provider: SdkMeterProvider,
+    instruments: Arc<Instruments>,
+}
+
+impl std::fmt::Debug for MetricsRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsRegistry").finish_non_exhaustive()
+    }
+}
+
+impl MetricsRegistry {
+    /// A fresh, independent registry (tests, embedding several clients).
+    pub fn new() -> Result<Self, crate::error::ConfigError> {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .without_target_info()
+            .scope_info_enabled(false)
+            .build()
+            .map_err(|e| crate::error::ConfigError::new(format!("cannot set up metrics: {e}")))?;
+        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        let meter = provider.meter("llm-router");
+        Ok(Self {
+            instruments: Arc::new(Instruments::new(&meter)),
+            registry,
+            _provider: provider,
+        })
+    }
+
+    /// The process-wide registry, created on first use.
+    pub fn global() -> Option<&'static MetricsRegistry> {
+        static GLOBAL: OnceLock<Option<MetricsRegistry>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| match MetricsRegistry::new() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics disabled");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// A recorder writing to this registry.
+    pub fn telemetry(&self) -> Telemetry {
+        Telemetry {
+            instruments: Some(self.instruments.clone()),
+            models: None,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(e) = encoder.encode_utf8(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// Records the client's metrics. Cheap to clone; a disabled one records nothing.
+#[derive(Clone, Default)]
+pub struct Telemetry {
+    instruments: Option<Arc<Instruments>>,
+    models: Option<Arc<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("enabled", &self.instruments.is_some())
+            .finish()
+    }
+}
+
+fn kv(k: &'static str, v: &str) -> KeyValue {
+    KeyValue::new(k, v.to_string())
+}
 
 impl Telemetry {
     /// A recorder that records nothing.
@@ -13,25 +201,199 @@ impl Telemetry {
         Self::default()
     }
 
-    pub(crate) fn request(&self, _provider: &str, _model: &str, _status: &str) {}
-    pub(crate) fn latency(&self, _provider: &str, _model: &str, _secs: f64) {}
-    pub(crate) fn tokens(&self, _provider: &str, _model: &str, _usage: &Usage) {}
-    pub(crate) fn cost(&self, _provider: &str, _model: &str, _usd: f64) {}
-    pub(crate) fn cache(&self, _result: &str) {}
-    pub(crate) fn fallback(&self, _from: &str, _to: &str) {}
-    pub(crate) fn retry(&self, _provider: &str) {}
-    pub(crate) fn circuit(&self, _provider: &str, _state: CircuitState) {}
-    /// The process-wide recorder (what `LlmClient::from_config` uses).
+    /// A recorder on the process-wide registry (what `LlmClient::from_config` uses).
     pub fn global() -> Self {
-        Self::default()
+        MetricsRegistry::global().map_or_else(Self::disabled, MetricsRegistry::telemetry)
     }
 
-    pub(crate) fn active_providers(&self, _n: usize) {}
-    pub(crate) fn ttft(&self, _provider: &str, _model: &str, _secs: f64) {}
+    /// Limits model labels to `models`; others are recorded as `other`.
+    pub fn with_models(mut self, models: impl IntoIterator<Item = String>) -> Self {
+        self.models = Some(Arc::new(models.into_iter().collect()));
+        self
+    }
+
+    fn model<'a>(&self, model: &'a str) -> &'a str {
+        match &self.models {
+            Some(known) if !known.contains(model) => "other",
+            _ => model,
+        }
+    }
+
+    pub(crate) fn request(&self, provider: &str, model: &str, status: &str) {
+        if let Some(i) = &self.instruments {
+            let attrs = [
+                kv("provider", provider),
+                kv("model", self.model(model)),
+                kv("status", status),
+            ];
+            i.requests.add(1, &attrs);
+        }
+    }
+
+    pub(crate) fn latency(&self, provider: &str, model: &str, secs: f64) {
+        if let Some(i) = &self.instruments {
+            i.latency.record(
+                secs,
+                &[kv("provider", provider), kv("model", self.model(model))],
+            );
+        }
+    }
+
+    pub(crate) fn ttft(&self, provider: &str, model: &str, secs: f64) {
+        if let Some(i) = &self.instruments {
+            i.ttft.record(
+                secs,
+                &[kv("provider", provider), kv("model", self.model(model))],
+            );
+        }
+    }
+
+    pub(crate) fn tokens(&self, provider: &str, model: &str, usage: &Usage) {
+        if let Some(i) = &self.instruments {
+            let m = self.model(model);
+            i.tokens.add(
+                usage.prompt_tokens,
+                &[
+                    kv("provider", provider),
+                    kv("model", m),
+                    kv("type", "input"),
+                ],
+            );
+            i.tokens.add(
+                usage.completion_tokens,
+                &[
+                    kv("provider", provider),
+                    kv("model", m),
+                    kv("type", "output"),
+                ],
+            );
+        }
+    }
+
+    pub(crate) fn cost(&self, provider: &str, model: &str, usd: f64) {
+        if let Some(i) = &self.instruments {
+            i.cost.add(
+                usd,
+                &[kv("provider", provider), kv("model", self.model(model))],
+            );
+        }
+    }
+
+    pub(crate) fn cache(&self, result: &str) {
+        if let Some(i) = &self.instruments {
+            i.cache.add(1, &[kv("result", result)]);
+        }
+    }
+
+    pub(crate) fn fallback(&self, from: &str, to: &str) {
+        if let Some(i) = &self.instruments {
+            i.fallbacks.add(1, &[kv("from", from), kv("to", to)]);
+        }
+    }
+
+    pub(crate) fn retry(&self, provider: &str) {
+        if let Some(i) = &self.instruments {
+            i.retries.add(1, &[kv("provider", provider)]);
+        }
+    }
+
+    pub(crate) fn circuit(&self, provider: &str, state: CircuitState) {
+        if let Some(i) = &self.instruments {
+            let v = match state {
+                CircuitState::Closed => 0,
+                CircuitState::HalfOpen => 1,
+                CircuitState::Open => 2,
+            };
+            i.circuit.record(v, &[kv("provider", provider)]);
+        }
+    }
+
+    pub(crate) fn active_providers(&self, n: usize) {
+        if let Some(i) = &self.instruments {
+            i.active.record(i64::try_from(n).unwrap_or(i64::MAX), &[]);
+        }
+    }
+
+    /// Records time spent in the gateway itself (upstream call excluded).
+    pub fn gateway_overhead(&self, secs: f64) {
+        if let Some(i) = &self.instruments {
+            i.overhead.record(secs, &[]);
+        }
+    }
 }
 
-/// The Prometheus text exposition of the process-wide metrics registry
-/// (what `GET /metrics` serves).
+/// The Prometheus text exposition of the process-wide registry (what
+/// `GET /metrics` serves).
 pub fn prometheus_text() -> String {
-    String::new()
+    MetricsRegistry::global()
+        .map(MetricsRegistry::encode)
+        .unwrap_or_default()
+}
+
+/// A running `/metrics` endpoint. Stops when dropped.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `GET /metrics` for `registry` on `addr` (port 0 picks a free port).
+///
+/// This is the library user's endpoint (`[monitoring] prometheus_port`); the
+/// gateway serves the same registry on its own `/metrics`.
+pub async fn serve(
+    registry: Arc<MetricsRegistry>,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<MetricsServer> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::{Response, StatusCode};
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let registry = registry.clone();
+                        async move {
+                            let resp = if req.uri().path() == "/metrics" {
+                                Response::builder()
+                                    .header(
+                                        "content-type",
+                                        "text/plain; version=0.0.4; charset=utf-8",
+                                    )
+                                    .body(Full::new(Bytes::from(registry.encode())))
+                            } else {
+                                Response::builder()
+                                    .status(StatusCode::NOT_FOUND)
+                                    .body(Full::new(Bytes::from_static(b"not found\n")))
+                            };
+                            resp
+                        }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(sock);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(MetricsServer { addr, task })
 }

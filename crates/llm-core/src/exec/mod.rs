@@ -126,6 +126,7 @@ where
                 Ok(Ok(value)) => {
                     if inst.health.on_success(began.elapsed()) {
                         telemetry.circuit(&name, CircuitState::Closed);
+                        telemetry.active_providers(active_count(instances));
                     }
                     attempts.push(Attempt {
                         provider: name,
@@ -158,6 +159,7 @@ where
             tracing::debug!(provider = %name, error = %err, "attempt failed");
             if inst.health.on_failure(&err, Instant::now()) {
                 telemetry.circuit(&name, CircuitState::Open);
+                telemetry.active_providers(active_count(instances));
             }
             match err.class() {
                 ErrorClass::Fatal => {
@@ -203,6 +205,15 @@ where
         return Err(LlmError::NoProviderAvailable { attempts });
     }
     Err(LlmError::AllProvidersFailed { attempts })
+}
+
+/// Instances that can take requests now.
+pub(crate) fn active_count(instances: &[Instance]) -> usize {
+    let now = Instant::now();
+    instances
+        .iter()
+        .filter(|i| i.health.skip_reason(now).is_none())
+        .count()
 }
 
 fn failed(
