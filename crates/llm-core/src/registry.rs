@@ -71,7 +71,9 @@ pub fn cache_plugin(backend: &str) -> Option<&'static CachePlugin> {
 }
 
 /// Everything a factory needs to build one provider instance.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` lists option names only: option values may be secrets.
+#[derive(Clone)]
 pub struct ProviderSpec {
     /// Instance name (the key under `[llm_providers]`).
     pub name: String,
@@ -82,6 +84,17 @@ pub struct ProviderSpec {
     /// The section's remaining, kind-specific keys, with `${VAR}` already expanded.
     pub options: toml::Table,
     pub(crate) source: Arc<SourceMap>,
+}
+
+impl std::fmt::Debug for ProviderSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("profile", &self.profile)
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProviderSpec {
@@ -107,8 +120,18 @@ impl ProviderSpec {
     /// Use `#[serde(deny_unknown_fields)]` on `T`: an unknown key then becomes an
     /// error naming the file, line and key.
     pub fn options<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        T::deserialize(toml::Value::Table(self.options.clone()))
-            .map_err(|e| self.option_error(e.message()))
+        serde_path_to_error::deserialize(toml::Value::Table(self.options.clone())).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().message().to_string();
+            let key = path
+                .split('.')
+                .next()
+                .filter(|k| !k.is_empty() && *k != "?" && self.options.contains_key(*k));
+            match key {
+                Some(k) => self.error_at(Some(k), message),
+                None => self.option_error(&message),
+            }
+        })
     }
 
     /// An error about this instance's option `key` (or the whole section), located.

@@ -1,1 +1,110 @@
-//! The `custom` provider for llm-router.
+//! The `custom` provider for llm-router: any HTTP JSON model API, described in
+//! configuration instead of code.
+//!
+//! It sends a JSON body built from a template to `base_url + generate_path`
+//! and reads the answer through JSON pointers. The defaults are the original
+//! design's private-model API:
+//!
+//! ```text
+//! POST /generate  {"model": "...", "prompt": "...", "max_tokens": 4096,
+//!                  "temperature": 0.7, "system_prompt": "..."}
+//! 200             {"content": "..."}          (or {"text": "..."})
+//! GET  /health    any 2xx = available
+//! ```
+//!
+//! # Configuration
+//!
+//! ```toml
+//! [llm_providers.custom]
+//! base_url = "${CUSTOM_LLM_URL:-http://localhost:8080}"   # required
+//! api_key = "${CUSTOM_LLM_API_KEY:-}"                     # optional bearer token
+//! models = ["private-model"]
+//! default_model = "private-model"
+//! cost_per_1k_tokens = 0.005
+//! timeout = 120
+//! # Everything below is optional; the values shown are the defaults.
+//! generate_path = "/generate"
+//! health_path = "/health"
+//! content_pointers = ["/content", "/text"]   # first that holds a string wins
+//! error_pointer = "/error"
+//! stream = "none"                            # none | ndjson | sse
+//! ```
+//!
+//! A different API, e.g. a chat endpoint that streams NDJSON:
+//!
+//! ```toml
+//! [llm_providers.gpu-box]
+//! kind = "custom"
+//! base_url = "http://10.0.0.5:9000"
+//! generate_path = "/v1/chat"
+//! models_path = "/v1/models"                 # {"models": [{"id": "..."}]}
+//! models_pointer = "/models"
+//! headers = { "X-Tenant" = "novels" }
+//! content_pointers = ["/output/text"]
+//! prompt_tokens_pointer = "/usage/input"
+//! completion_tokens_pointer = "/usage/output"
+//! finish_reason_pointer = "/output/finish"
+//! stream = "ndjson"
+//! stream_flag = "stream"                     # "stream": true when streaming, false otherwise
+//! delta_pointer = "/output/delta"
+//! stream_done_pointer = "/done"
+//!
+//! [llm_providers.gpu-box.request_template]
+//! model = "{{model}}"
+//! messages = "{{messages}}"
+//! parameters = { max_new_tokens = "{{max_tokens}}", temperature = "{{temperature}}", top_p = "{{top_p}}", stop = "{{stop}}" }
+//! ```
+//!
+//! # Template placeholders
+//!
+//! A string value that is exactly one placeholder is replaced by the request's
+//! value with its JSON type; any other value is sent as written. A placeholder
+//! with no value removes its key (or array element).
+//!
+//! | placeholder         | value                                                        |
+//! |---------------------|--------------------------------------------------------------|
+//! | `{{prompt}}`        | the conversation text without system messages (`LlmRequest::prompt_text`) |
+//! | `{{system_prompt}}` | the system prompt and any system messages, blank-line separated; absent if none |
+//! | `{{messages}}`      | `[{"role", "content"}]`, the system prompt first as a `system` message |
+//! | `{{model}}`         | the model resolved for this instance (absent if none is known) |
+//! | `{{max_tokens}}`    | number                                                       |
+//! | `{{temperature}}`   | number                                                       |
+//! | `{{top_p}}`         | number; absent if unset                                      |
+//! | `{{stop}}`          | array of strings; absent if empty                            |
+//! | `{{seed}}`          | number; absent if unset                                      |
+//!
+//! # Usage and cost
+//!
+//! Token counts come from the usage pointers. A count the API does not report
+//! is derived from the reported total when possible, else estimated with
+//! [`estimate_tokens`] (one token per CJK character, about four other
+//! characters per token). Cost is `llm_core::cost::cost_usd` of the profile's
+//! prices.
+//!
+//! # Streaming
+//!
+//! With `stream = "ndjson"` each line, and with `stream = "sse"` each `data:`
+//! payload, is a JSON object: its delta becomes a text event, usage and finish
+//! reason are collected, an error at `error_pointer` ends the stream with an
+//! error, and the end marker (`stream_done_pointer`, `true` or a non-empty
+//! string; for SSE also `data: [DONE]`) ends it with usage and `Done`. A stream
+//! that stops before its end marker yields an incomplete-answer error.
+
+mod config;
+mod error;
+mod estimate;
+mod provider;
+mod stream;
+mod template;
+mod wire;
+
+pub use config::{CustomConfig, StreamMode};
+pub use estimate::estimate_tokens;
+pub use provider::CustomProvider;
+
+/// The provider kind registered by this crate.
+pub const KIND: &str = "custom";
+
+llm_core::inventory::submit! {
+    llm_core::ProviderPlugin { kind: KIND, local_by_default: false, build: provider::build }
+}

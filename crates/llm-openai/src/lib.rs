@@ -1,1 +1,73 @@
-//! The `openai` provider for llm-router.
+//! The `openai` provider for llm-router: OpenAI Chat Completions on any base
+//! URL, so it also serves OpenAI-compatible servers (vLLM, llama.cpp,
+//! LM Studio, Ollama's `/v1`, DeepSeek, Groq, …).
+//!
+//! Linking this crate registers the kind `openai` in the plugin registry.
+//!
+//! ```toml
+//! [llm_providers.openai]
+//! api_key = "${OPENAI_API_KEY}"
+//! models = ["gpt-4o-mini", "o4-mini"]
+//! default_model = "gpt-4o-mini"
+//! timeout = 60
+//! # kind-specific keys (all optional):
+//! base_url = "https://api.openai.com/v1"      # `/chat/completions`, `/models` are appended
+//! organization = "org-…"                       # header OpenAI-Organization
+//! project = "proj_…"                           # header OpenAI-Project
+//! headers = { "X-Team" = "novels" }            # extra headers
+//! max_completion_tokens_models = ["o1", "o3", "o4", "gpt-5"]   # the default
+//! no_sampling_params_models = ["o1", "o3", "o4", "gpt-5"]      # the default
+//! stream_usage = true                          # stream_options.include_usage (default)
+//! # allow_no_key = true                        # default: false on api.openai.com, else true
+//!
+//! [llm_providers.vllm]                         # an OpenAI-compatible local server
+//! kind = "openai"
+//! base_url = "http://127.0.0.1:8000/v1"
+//! local = true
+//! models = ["Qwen/Qwen2.5-7B-Instruct"]
+//! ```
+//!
+//! ```
+//! use llm_core::{registry, Provider, ProviderProfile, ProviderSpec};
+//!
+//! let spec = ProviderSpec::new("vllm", "openai", ProviderProfile::default())
+//!     .option("base_url", "http://127.0.0.1:8000/v1");
+//! let provider = registry::build_spec(&spec).unwrap();
+//! assert_eq!(provider.kind(), "openai");
+//! # let _ = llm_openai::KIND;
+//! ```
+//!
+//! Without an API key no `Authorization` header is sent; on `api.openai.com`
+//! the instance then reports itself unavailable (without a network probe)
+//! unless `allow_no_key = true`. Model lists match names or prefixes (also
+//! after a `vendor/` prefix): models in `max_completion_tokens_models` get
+//! `max_completion_tokens` instead of `max_tokens`; models in
+//! `no_sampling_params_models` get no `temperature` or `top_p` (OpenAI's
+//! reasoning models reject any but the default values).
+
+mod config;
+mod error;
+mod provider;
+mod stream;
+mod wire;
+
+use std::sync::Arc;
+
+use llm_core::{ConfigError, Provider, ProviderPlugin, ProviderSpec};
+
+pub use config::{
+    OpenAiConfig, DEFAULT_BASE_URL, DEFAULT_MAX_COMPLETION_TOKENS_MODELS,
+    DEFAULT_NO_SAMPLING_PARAMS_MODELS,
+};
+pub use provider::OpenAiProvider;
+
+/// The provider kind this crate registers.
+pub const KIND: &str = "openai";
+
+fn build(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
+    Ok(Arc::new(OpenAiProvider::from_spec(spec)?))
+}
+
+llm_core::inventory::submit! {
+    ProviderPlugin { kind: KIND, local_by_default: false, build }
+}

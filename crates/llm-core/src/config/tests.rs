@@ -128,6 +128,13 @@ fn wrong_type_names_line_and_key() {
 }
 
 #[test]
+fn wrong_type_in_kind_option_names_the_key() {
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\nbase_url = 5\n");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.base_url"), "{e}");
+    assert_eq!(e.line, Some(3), "{e}");
+}
+
+#[test]
 fn unknown_kind_lists_compiled_kinds_and_names_feature() {
     let e = err("[llm_providers.anthropic]\napi_key = \"k\"\n");
     assert_eq!(e.line, Some(1), "{e}");
@@ -178,6 +185,9 @@ fn secrets_never_show_in_debug() {
     let c = parse("[llm_providers.x]\nkind = \"cfgtest\"\napi_key = \"${TEST_KEY}\"\n[gateway]\napi_keys = [\"${TEST_KEY}\"]\n").unwrap();
     let built = c.build_providers().unwrap();
     assert_eq!(built.len(), 1);
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("sk-secret-123"), "{dbg}");
+    assert!(dbg.contains("api_key"), "option names are listed: {dbg}");
     let dbg = format!("{:?}", c.gateway);
     assert!(!dbg.contains("sk-secret-123"), "{dbg}");
     assert!(dbg.contains("1 redacted"), "{dbg}");

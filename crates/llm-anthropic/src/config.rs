@@ -1,0 +1,81 @@
+//! The kind-specific keys of an `anthropic` provider section.
+
+use std::collections::BTreeMap;
+
+use llm_core::{ConfigError, ProviderSpec, SecretString};
+use serde::Deserialize;
+
+/// Default API root.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+
+/// Default `anthropic-version` header value.
+pub const DEFAULT_VERSION: &str = "2023-06-01";
+
+/// The `anthropic`-specific keys of a `[llm_providers.<name>]` section.
+///
+/// The common keys (`models`, `default_model`, `max_tokens`, `timeout`,
+/// `cost_per_1k_tokens`, `pricing`, `local`) are read by llm-core; any other key
+/// is an error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnthropicConfig {
+    /// The API key, sent as `x-api-key`. Missing or empty: the instance builds,
+    /// but `is_available()` is false and requests fail without being sent.
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    /// API root without `/v1` (default `https://api.anthropic.com`).
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Value of the `anthropic-version` header (default `2023-06-01`).
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// Beta features, sent comma-separated in the `anthropic-beta` header.
+    #[serde(default)]
+    pub beta: Vec<String>,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for AnthropicConfig {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: default_base_url(),
+            version: default_version(),
+            beta: Vec::new(),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.to_string()
+}
+
+fn default_version() -> String {
+    DEFAULT_VERSION.to_string()
+}
+
+impl AnthropicConfig {
+    /// Reads the kind-specific keys of `spec`; errors name the offending key.
+    pub fn from_spec(spec: &ProviderSpec) -> Result<Self, ConfigError> {
+        let value = toml::Value::Table(spec.options.clone());
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let key = path
+                .split('.')
+                .next()
+                .filter(|k| !k.is_empty() && *k != "?");
+            match key {
+                // A wrong value: the path names its key.
+                Some(k) => spec.error_at(Some(k), e.inner().message()),
+                // An unknown key: llm-core locates it from serde's message.
+                None => spec
+                    .options::<Self>()
+                    .err()
+                    .unwrap_or_else(|| spec.error_at(None, e.inner().message())),
+            }
+        })
+    }
+}

@@ -1,0 +1,349 @@
+//! The [`Provider`] implementation and the request mapping.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use llm_core::http::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use llm_core::http::{self, reqwest};
+use llm_core::{
+    async_trait, ConfigError, LlmRequest, LlmResponse, Provider, ProviderError, ProviderErrorKind,
+    ProviderProfile, ProviderSpec, ResponseStream, Role,
+};
+
+use crate::config::AnthropicConfig;
+use crate::stream::{self, Decoder};
+use crate::wire::{self, MessageResponse, MessagesRequest, ModelPage, WireMessage};
+use crate::{error, KIND};
+
+/// Longest wait of the `is_available` probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Page size of `GET /v1/models` (the API's maximum).
+const MODELS_PAGE: &str = "1000";
+/// Upper bound on model-list pages followed.
+const MAX_MODEL_PAGES: usize = 100;
+/// Anthropic's temperature range ends at 1.
+const MAX_TEMPERATURE: f32 = 1.0;
+
+/// A provider instance talking to the Anthropic Messages API.
+pub struct AnthropicProvider {
+    name: String,
+    profile: ProviderProfile,
+    base_url: String,
+    version: String,
+    has_key: bool,
+    /// Every header sent: `x-api-key` (sensitive), `anthropic-version`,
+    /// `anthropic-beta`, configured extras.
+    headers: HeaderMap,
+    client: reqwest::Client,
+}
+
+impl fmt::Debug for AnthropicProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnthropicProvider")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("version", &self.version)
+            .field("api_key", &if self.has_key { "[set]" } else { "[missing]" })
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AnthropicProvider {
+    /// Builds an instance from its configuration section.
+    pub fn from_spec(spec: &ProviderSpec) -> Result<Self, ConfigError> {
+        let config = AnthropicConfig::from_spec(spec)?;
+        Self::new(spec, config)
+    }
+
+    /// Builds an instance from a spec (name and common keys) and a typed config.
+    pub fn new(spec: &ProviderSpec, config: AnthropicConfig) -> Result<Self, ConfigError> {
+        let base_url = config.base_url.trim_end_matches('/').to_string();
+        reqwest::Url::parse(&base_url).map_err(|e| {
+            spec.error_at(Some("base_url"), format!("invalid URL `{base_url}`: {e}"))
+        })?;
+        let mut headers = HeaderMap::new();
+        let key = config
+            .api_key
+            .as_ref()
+            .filter(|k| !llm_core::ExposeSecret::expose_secret(*k).trim().is_empty());
+        if let Some(key) = key {
+            let value = http::secret_header("", key)
+                .map_err(|e| spec.error_at(Some("api_key"), e.message))?;
+            headers.insert(HeaderName::from_static("x-api-key"), value);
+        }
+        let version = HeaderValue::from_str(&config.version)
+            .map_err(|_| spec.error_at(Some("version"), "not a valid header value"))?;
+        headers.insert(HeaderName::from_static("anthropic-version"), version);
+        if !config.beta.is_empty() {
+            let beta = HeaderValue::from_str(&config.beta.join(","))
+                .map_err(|_| spec.error_at(Some("beta"), "not a valid header value"))?;
+            headers.insert(HeaderName::from_static("anthropic-beta"), beta);
+        }
+        let extra = http::header_map(&config.headers)
+            .map_err(|e| spec.error_at(Some("headers"), e.message))?;
+        for (name, value) in &extra {
+            headers.insert(name.clone(), value.clone());
+        }
+        let client = http::client(spec.profile.timeout.min(CONNECT_TIMEOUT))
+            .map_err(|e| spec.error_at(None, e.message))?;
+        Ok(Self {
+            name: spec.name.clone(),
+            profile: spec.profile.clone(),
+            base_url,
+            version: config.version,
+            has_key: key.is_some(),
+            headers,
+            client,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    fn require_key(&self) -> Result<(), ProviderError> {
+        if self.has_key {
+            Ok(())
+        } else {
+            Err(ProviderError::new(
+                &self.name,
+                ProviderErrorKind::Unsupported,
+                "no API key configured (`api_key` is missing or empty); request not sent",
+            ))
+        }
+    }
+
+    fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
+        self.profile.resolve_model(req.model.as_deref()).ok_or_else(|| {
+            ProviderError::unsupported(
+                &self.name,
+                "no model: the request names none and neither `default_model` nor `models` is configured",
+            )
+        })
+    }
+
+    /// The request body for `req` on `model`.
+    pub(crate) fn body<'a>(
+        &self,
+        req: &'a LlmRequest,
+        model: &'a str,
+        stream: bool,
+    ) -> Result<MessagesRequest<'a>, ProviderError> {
+        let (system, messages) = map_messages(req);
+        if messages.is_empty() {
+            return Err(ProviderError::unsupported(
+                &self.name,
+                "Anthropic needs at least one user or assistant message",
+            ));
+        }
+        let max_tokens = self
+            .profile
+            .max_tokens
+            .map_or(req.max_tokens, |limit| req.max_tokens.min(limit));
+        Ok(MessagesRequest {
+            model,
+            max_tokens,
+            system,
+            messages,
+            temperature: req.temperature.min(MAX_TEMPERATURE),
+            top_p: req.top_p,
+            stop_sequences: &req.stop,
+            stream,
+        })
+    }
+
+    async fn post(&self, body: &MessagesRequest<'_>) -> Result<reqwest::Response, ProviderError> {
+        let request = self
+            .client
+            .post(self.url("/v1/messages"))
+            .headers(self.headers.clone())
+            .json(body);
+        error::send(&self.name, request, self.profile.timeout).await
+    }
+}
+
+/// System prompt and system-role messages → one `system` string (joined by a
+/// blank line, in order); user/assistant messages in order, consecutive turns
+/// of the same role merged into one (joined by a blank line) so that roles
+/// alternate as the API requires.
+pub(crate) fn map_messages(req: &LlmRequest) -> (Option<String>, Vec<WireMessage<'_>>) {
+    let mut system: Vec<&str> = req
+        .system_prompt
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut messages: Vec<WireMessage<'_>> = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let role = match m.role {
+            Role::System => {
+                if !m.content.is_empty() {
+                    system.push(&m.content);
+                }
+                continue;
+            }
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        match messages.last_mut() {
+            Some(last) if last.role == role => {
+                let merged = last.content.to_mut();
+                merged.push_str("\n\n");
+                merged.push_str(&m.content);
+            }
+            _ => messages.push(WireMessage {
+                role,
+                content: Cow::Borrowed(&m.content),
+            }),
+        }
+    }
+    let system = (!system.is_empty()).then(|| system.join("\n\n"));
+    (system, messages)
+}
+
+#[async_trait]
+impl Provider for AnthropicProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn profile(&self) -> &ProviderProfile {
+        &self.profile
+    }
+
+    async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
+        let started = Instant::now();
+        self.require_key()?;
+        let model = self.model_for(req)?;
+        let body = self.body(req, &model, false)?;
+        let resp = self.post(&body).await?;
+        let header_id = http::request_id(resp.headers());
+        let remaining = self.profile.timeout.saturating_sub(started.elapsed());
+        let message: MessageResponse = http::read_json(&self.name, resp, remaining).await?;
+        if message.kind.as_deref() == Some("error") || message.error.is_some() {
+            let id = header_id.or(message.request_id);
+            return Err(error::from_event(&self.name, message.error, id));
+        }
+        let usage = message.usage.to_usage();
+        let answered = message.model.clone().filter(|m| !m.is_empty());
+        let price_model = match &answered {
+            Some(m) if self.profile.pricing.contains_key(m) => m.as_str(),
+            _ => model.as_str(),
+        };
+        let cost = llm_core::cost::cost_usd(&self.profile, price_model, &usage);
+        Ok(LlmResponse {
+            content: message.text(),
+            provider: self.name.clone(),
+            provider_kind: KIND.to_string(),
+            model: answered.unwrap_or_else(|| model.clone()),
+            usage,
+            cost,
+            response_time: started.elapsed(),
+            finish_reason: wire::finish_reason(message.stop_reason.as_deref()),
+            cached: false,
+            attempts: Vec::new(),
+        })
+    }
+
+    async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
+        self.require_key()?;
+        let model = self.model_for(req)?;
+        let body = self.body(req, &model, true)?;
+        let resp = self.post(&body).await?;
+        let decoder = Decoder::new(&self.name, http::request_id(resp.headers()));
+        let events = Box::pin(http::sse_events(&self.name, resp, self.profile.timeout));
+        Ok(ResponseStream::new(
+            &self.name,
+            KIND,
+            model,
+            stream::decode(events, decoder),
+        ))
+    }
+
+    async fn is_available(&self) -> bool {
+        if !self.has_key {
+            return false;
+        }
+        let wait = self.profile.timeout.min(PROBE_TIMEOUT);
+        let probe = self
+            .client
+            .get(self.url("/v1/models"))
+            .headers(self.headers.clone())
+            .query(&[("limit", "1")])
+            .timeout(wait)
+            .send();
+        matches!(
+            tokio::time::timeout(wait, probe).await,
+            Ok(Ok(r)) if r.status().is_success()
+        )
+    }
+
+    async fn models(&self) -> Result<Vec<String>, ProviderError> {
+        self.require_key()?;
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_MODEL_PAGES {
+            let mut request = self
+                .client
+                .get(self.url("/v1/models"))
+                .headers(self.headers.clone())
+                .query(&[("limit", MODELS_PAGE)]);
+            if let Some(a) = &after {
+                request = request.query(&[("after_id", a.as_str())]);
+            }
+            let resp = error::send(&self.name, request, self.profile.timeout).await?;
+            let page: ModelPage = http::read_json(&self.name, resp, self.profile.timeout).await?;
+            ids.extend(page.data.into_iter().filter_map(|m| m.id));
+            match page.last_id {
+                Some(last) if page.has_more && after.as_ref() != Some(&last) => after = Some(last),
+                _ => break,
+            }
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_core::Message;
+
+    #[test]
+    fn system_messages_lift_and_same_roles_merge() {
+        let req = LlmRequest::from_messages(vec![
+            Message::system("s2"),
+            Message::user("a"),
+            Message::user("b"),
+            Message::assistant("c"),
+            Message::system("s3"),
+            Message::user("d"),
+        ])
+        .system("s1");
+        let (system, messages) = map_messages(&req);
+        assert_eq!(system.as_deref(), Some("s1\n\ns2\n\ns3"));
+        let got: Vec<(&str, &str)> = messages
+            .iter()
+            .map(|m| (m.role, m.content.as_ref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("user", "a\n\nb"), ("assistant", "c"), ("user", "d")]
+        );
+    }
+
+    #[test]
+    fn no_system_at_all_is_omitted() {
+        let req = LlmRequest::new("hi").system("");
+        let (system, messages) = map_messages(&req);
+        assert_eq!(system, None);
+        assert_eq!(messages.len(), 1);
+    }
+}

@@ -1,0 +1,318 @@
+//! Decoder of the Messages API event stream.
+//!
+//! `message_start` carries the input usage, `content_block_delta` events with a
+//! `text_delta` carry the text, `message_delta` carries the stop reason and the
+//! cumulative output usage, and `message_stop` is the only real end: it yields
+//! `Usage` then `Done`. `ping` and unknown events are ignored. An `error` event
+//! becomes an `Err` item and ends the stream; a stream that stops before
+//! `message_stop` ends with an `Incomplete` error.
+
+use std::collections::VecDeque;
+
+use futures::{Stream, StreamExt};
+use llm_core::http::SseEvent;
+use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
+
+use crate::error;
+use crate::wire::{self, StreamPayload};
+
+/// Event names the decoder understands; other events are skipped.
+const KNOWN: &[&str] = &[
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "error",
+];
+
+/// State of one streamed answer.
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    provider: String,
+    request_id: Option<String>,
+    input: Option<u64>,
+    output: Option<u64>,
+    stop_reason: Option<String>,
+    done: bool,
+}
+
+impl Decoder {
+    /// A decoder for `provider`; `request_id` (from the response headers) is
+    /// attached to the errors it yields.
+    pub(crate) fn new(provider: impl Into<String>, request_id: Option<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            request_id,
+            input: None,
+            output: None,
+            stop_reason: None,
+            done: false,
+        }
+    }
+
+    /// Whether `message_stop` has been seen.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Usage reported so far, if any.
+    fn usage(&self) -> Option<Usage> {
+        if self.input.is_none() && self.output.is_none() {
+            return None;
+        }
+        Some(Usage::new(
+            self.input.unwrap_or(0),
+            self.output.unwrap_or(0),
+        ))
+    }
+
+    fn record_usage(&mut self, usage: &wire::WireUsage) {
+        if let Some(i) = usage.input_total() {
+            self.input = Some(i);
+        }
+        if let Some(o) = usage.output_tokens {
+            self.output = Some(o);
+        }
+    }
+
+    /// Handles one event; the events to emit, or the error that ends the stream.
+    pub(crate) fn on_event(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
+        if ev.data.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let payload: StreamPayload = match serde_json::from_str(&ev.data) {
+            Ok(p) => p,
+            Err(e) if KNOWN.contains(&ev.event.as_str()) => {
+                return Err(ProviderError::decode(
+                    &self.provider,
+                    format!("invalid `{}` event ({e})", ev.event),
+                )
+                .with_request_id(self.request_id.clone()))
+            }
+            Err(_) => return Ok(Vec::new()),
+        };
+        let kind = payload.kind.clone().unwrap_or_else(|| ev.event.clone());
+        if kind == "error" || ev.event == "error" {
+            let id = payload.request_id.or_else(|| self.request_id.clone());
+            return Err(error::from_event(&self.provider, payload.error, id));
+        }
+        let mut out = Vec::new();
+        match kind.as_str() {
+            "message_start" => {
+                if let Some(m) = &payload.message {
+                    self.record_usage(&m.usage);
+                }
+            }
+            "content_block_start" => {
+                if let Some(b) = payload.content_block {
+                    if b.kind.as_deref() == Some("text") {
+                        push_text(&mut out, b.text);
+                    }
+                }
+            }
+            "content_block_delta" => {
+                if let Some(d) = payload.delta {
+                    if d.kind.as_deref() == Some("text_delta") {
+                        push_text(&mut out, d.text);
+                    }
+                }
+            }
+            "message_delta" => {
+                if let Some(reason) = payload.delta.and_then(|d| d.stop_reason) {
+                    self.stop_reason = Some(reason);
+                }
+                if let Some(u) = &payload.usage {
+                    self.record_usage(u);
+                }
+            }
+            "message_stop" => {
+                self.done = true;
+                if let Some(usage) = self.usage() {
+                    out.push(StreamEvent::Usage { usage });
+                }
+                out.push(StreamEvent::Done {
+                    finish_reason: self.finish_reason(),
+                });
+            }
+            other => tracing::trace!(event = other, "ignored Anthropic stream event"),
+        }
+        Ok(out)
+    }
+
+    fn finish_reason(&self) -> FinishReason {
+        wire::finish_reason(self.stop_reason.as_deref())
+    }
+
+    /// The error for a stream that ended before `message_stop`.
+    pub(crate) fn incomplete(&self) -> ProviderError {
+        ProviderError::incomplete(&self.provider, "the stream ended before `message_stop`")
+            .with_request_id(self.request_id.clone())
+    }
+}
+
+fn push_text(out: &mut Vec<StreamEvent>, text: Option<String>) {
+    if let Some(t) = text.filter(|t| !t.is_empty()) {
+        out.push(StreamEvent::Delta { text: t });
+    }
+}
+
+struct State<S> {
+    events: S,
+    decoder: Decoder,
+    pending: VecDeque<Result<StreamEvent, ProviderError>>,
+    finished: bool,
+}
+
+/// Turns server-sent events into stream events.
+pub(crate) fn decode<S>(
+    events: S,
+    decoder: Decoder,
+) -> impl Stream<Item = Result<StreamEvent, ProviderError>> + Send + 'static
+where
+    S: Stream<Item = Result<SseEvent, ProviderError>> + Send + Unpin + 'static,
+{
+    let state = State {
+        events,
+        decoder,
+        pending: VecDeque::new(),
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                return Some((item, st));
+            }
+            if st.finished {
+                return None;
+            }
+            match st.events.next().await {
+                None => {
+                    st.finished = true;
+                    st.pending.push_back(Err(st.decoder.incomplete()));
+                }
+                Some(Err(e)) => {
+                    st.finished = true;
+                    let id = e.request_id.clone().or(st.decoder.request_id.clone());
+                    st.pending.push_back(Err(e.with_request_id(id)));
+                }
+                Some(Ok(ev)) => match st.decoder.on_event(&ev) {
+                    Ok(out) => {
+                        st.pending.extend(out.into_iter().map(Ok));
+                        st.finished = st.decoder.is_done();
+                    }
+                    Err(e) => {
+                        st.finished = true;
+                        st.pending.push_back(Err(e));
+                    }
+                },
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use llm_core::ErrorClass;
+
+    fn ev(name: &str, data: &str) -> SseEvent {
+        SseEvent {
+            event: name.into(),
+            data: data.into(),
+            ..SseEvent::default()
+        }
+    }
+
+    async fn run(events: Vec<SseEvent>) -> Vec<Result<StreamEvent, ProviderError>> {
+        let s = futures::stream::iter(events.into_iter().map(Ok));
+        decode(s, Decoder::new("a", Some("req_1".into())))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn usage_is_cumulative_and_includes_cache_tokens() {
+        let out = run(vec![
+            ev("message_start", r#"{"type":"message_start","message":{"usage":{"input_tokens":3,"cache_creation_input_tokens":100,"cache_read_input_tokens":20,"output_tokens":1}}}"#),
+            ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#),
+            ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":7}}"#),
+            ev("message_delta", r#"{"type":"message_delta","delta":{},"usage":{"output_tokens":9}}"#),
+            ev("message_stop", r#"{"type":"message_stop"}"#),
+            ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"after"}}"#),
+        ])
+        .await;
+        let out: Vec<StreamEvent> = out.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::delta("x"),
+                StreamEvent::Usage {
+                    usage: Usage::new(123, 9)
+                },
+                StreamEvent::Done {
+                    finish_reason: FinishReason::Length
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_and_non_text_events_are_ignored() {
+        let out = run(vec![
+            ev("ping", r#"{"type": "ping"}"#),
+            ev("brand_new_event", "not json"),
+            ev("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#),
+            ev("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#),
+            ev("message_stop", r#"{"type":"message_stop"}"#),
+        ])
+        .await;
+        let out: Vec<StreamEvent> = out.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            out,
+            vec![StreamEvent::Done {
+                finish_reason: FinishReason::Other("unknown".into())
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn error_event_ends_the_stream_with_a_classified_error() {
+        let out = run(vec![
+            ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#),
+            ev("error", r#"{"type":"error","error":{"details":null,"type":"overloaded_error","message":"Overloaded"}}"#),
+            ev("message_stop", r#"{"type":"message_stop"}"#),
+        ])
+        .await;
+        assert_eq!(out.len(), 2);
+        let err = out[1].clone().unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("overloaded_error"));
+        assert_eq!(err.status, Some(529));
+        assert_eq!(err.class(), ErrorClass::Retryable);
+        assert_eq!(err.request_id.as_deref(), Some("req_1"));
+        assert!(err.message.contains("Overloaded"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn missing_message_stop_is_incomplete() {
+        let out = run(vec![ev(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#,
+        )])
+        .await;
+        assert_eq!(out.len(), 1);
+        let err = out[0].clone().unwrap_err();
+        assert_eq!(err.kind, llm_core::ProviderErrorKind::Incomplete);
+        assert_eq!(err.class(), ErrorClass::Retryable);
+    }
+
+    #[tokio::test]
+    async fn malformed_known_event_is_a_decode_error() {
+        let out = run(vec![ev("content_block_delta", "{not json")]).await;
+        let err = out[0].clone().unwrap_err();
+        assert_eq!(err.kind, llm_core::ProviderErrorKind::Decode);
+        assert_eq!(out.len(), 1);
+    }
+}

@@ -1,0 +1,336 @@
+//! The request body template and its placeholders.
+//!
+//! A template is any JSON object (a TOML table in the configuration). A string
+//! value that is exactly a placeholder such as `"{{prompt}}"` (spaces inside
+//! the braces allowed) is replaced by the request's value, with its JSON type:
+//! numbers stay numbers, `{{messages}}` becomes an array. A placeholder whose
+//! value is absent (no system prompt, no `top_p`, no stop sequences) removes
+//! its key, or its array element. Every other value is sent as written.
+
+use llm_core::{LlmRequest, Role};
+use serde_json::{Map, Number, Value};
+
+/// A value a placeholder stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Var {
+    /// `{{prompt}}`: the conversation text without system messages.
+    Prompt,
+    /// `{{model}}`: the model resolved for this instance.
+    Model,
+    /// `{{max_tokens}}`: a number.
+    MaxTokens,
+    /// `{{temperature}}`: a number.
+    Temperature,
+    /// `{{system_prompt}}`: the system prompt and system messages.
+    SystemPrompt,
+    /// `{{messages}}`: `[{"role": …, "content": …}]`, system prompt first.
+    Messages,
+    /// `{{top_p}}`: a number.
+    TopP,
+    /// `{{stop}}`: an array of strings.
+    Stop,
+    /// `{{seed}}`: a number.
+    Seed,
+}
+
+/// Placeholder names, as written between the braces.
+pub(crate) const PLACEHOLDERS: &[(&str, Var)] = &[
+    ("prompt", Var::Prompt),
+    ("model", Var::Model),
+    ("max_tokens", Var::MaxTokens),
+    ("temperature", Var::Temperature),
+    ("system_prompt", Var::SystemPrompt),
+    ("messages", Var::Messages),
+    ("top_p", Var::TopP),
+    ("stop", Var::Stop),
+    ("seed", Var::Seed),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Literal(Value),
+    Slot(Var),
+    Array(Vec<Node>),
+    Object(Vec<(String, Node)>),
+}
+
+/// A compiled request template.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Template {
+    root: Vec<(String, Node)>,
+}
+
+/// The request values placeholders are replaced with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Vars<'a> {
+    /// The request.
+    pub req: &'a LlmRequest,
+    /// The model resolved for this instance, if any.
+    pub model: Option<&'a str>,
+}
+
+impl Template {
+    /// The original design's body: `model`, `prompt`, `max_tokens`,
+    /// `temperature`, `system_prompt`.
+    pub(crate) fn default_shape() -> Self {
+        let slot = |k: &str, v| (k.to_string(), Node::Slot(v));
+        Self {
+            root: vec![
+                slot("model", Var::Model),
+                slot("prompt", Var::Prompt),
+                slot("max_tokens", Var::MaxTokens),
+                slot("temperature", Var::Temperature),
+                slot("system_prompt", Var::SystemPrompt),
+            ],
+        }
+    }
+
+    /// Compiles a configured template; the error says where it is wrong.
+    pub(crate) fn compile(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Object(map) => Ok(Self {
+                root: compile_object(map, "")?,
+            }),
+            _ => Err("must be a table (a JSON object)".into()),
+        }
+    }
+
+    /// The request body for `vars`.
+    pub(crate) fn render(&self, vars: &Vars<'_>) -> Map<String, Value> {
+        render_object(&self.root, vars)
+    }
+}
+
+fn compile_object(map: &Map<String, Value>, at: &str) -> Result<Vec<(String, Node)>, String> {
+    map.iter()
+        .map(|(k, v)| Ok((k.clone(), compile_node(v, &format!("{at}/{k}"))?)))
+        .collect()
+}
+
+fn compile_node(value: &Value, at: &str) -> Result<Node, String> {
+    Ok(match value {
+        Value::String(s) => match placeholder(s) {
+            Some(name) => Node::Slot(lookup(name).ok_or_else(|| {
+                let known: Vec<_> = PLACEHOLDERS.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "unknown placeholder `{{{{{name}}}}}` at `{at}` (known: {})",
+                    known.join(", ")
+                )
+            })?),
+            None => {
+                if let Some((name, _)) = PLACEHOLDERS
+                    .iter()
+                    .find(|(n, _)| s.contains(&format!("{{{{{n}}}}}")))
+                {
+                    return Err(format!(
+                        "`{{{{{name}}}}}` at `{at}` must be the whole string value \
+                         (placeholders are not interpolated inside text)"
+                    ));
+                }
+                Node::Literal(value.clone())
+            }
+        },
+        Value::Array(items) => Node::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| compile_node(v, &format!("{at}/{i}")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Node::Object(compile_object(map, at)?),
+        other => Node::Literal(other.clone()),
+    })
+}
+
+/// The name inside `{{ name }}` when `s` is exactly one placeholder.
+fn placeholder(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let simple = !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    simple.then_some(inner)
+}
+
+fn lookup(name: &str) -> Option<Var> {
+    PLACEHOLDERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+}
+
+fn render_object(fields: &[(String, Node)], vars: &Vars<'_>) -> Map<String, Value> {
+    let mut out = Map::with_capacity(fields.len());
+    for (k, node) in fields {
+        if let Some(v) = render_node(node, vars) {
+            out.insert(k.clone(), v);
+        }
+    }
+    out
+}
+
+fn render_node(node: &Node, vars: &Vars<'_>) -> Option<Value> {
+    match node {
+        Node::Literal(v) => Some(v.clone()),
+        Node::Slot(var) => value_of(*var, vars),
+        Node::Array(items) => Some(Value::Array(
+            items.iter().filter_map(|n| render_node(n, vars)).collect(),
+        )),
+        Node::Object(fields) => Some(Value::Object(render_object(fields, vars))),
+    }
+}
+
+fn value_of(var: Var, vars: &Vars<'_>) -> Option<Value> {
+    let req = vars.req;
+    match var {
+        Var::Prompt => Some(Value::String(req.prompt_text())),
+        Var::Model => vars.model.map(|m| Value::String(m.to_string())),
+        Var::MaxTokens => Some(Value::from(req.max_tokens)),
+        Var::Temperature => float(req.temperature),
+        Var::SystemPrompt => system_text(req).map(Value::String),
+        Var::Messages => Some(messages(req)),
+        Var::TopP => req.top_p.and_then(float),
+        Var::Stop => (!req.stop.is_empty()).then(|| Value::from(req.stop.clone())),
+        Var::Seed => req.seed.map(Value::from),
+    }
+}
+
+/// An `f32` as the JSON number it was written as (`0.7`, not `0.699999988…`).
+fn float(x: f32) -> Option<Value> {
+    let shortest: f64 = x.to_string().parse().ok()?;
+    Number::from_f64(shortest).map(Value::Number)
+}
+
+/// The system prompt followed by the text of any system messages, joined by a
+/// blank line; `None` when there is none.
+pub(crate) fn system_text(req: &LlmRequest) -> Option<String> {
+    let parts: Vec<&str> = req
+        .system_prompt
+        .iter()
+        .map(String::as_str)
+        .chain(
+            req.messages
+                .iter()
+                .filter(|m| m.role == Role::System)
+                .map(|m| m.content.as_str()),
+        )
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
+}
+
+fn messages(req: &LlmRequest) -> Value {
+    let entry = |role: &str, content: &str| {
+        let mut m = Map::with_capacity(2);
+        m.insert("role".into(), Value::String(role.into()));
+        m.insert("content".into(), Value::String(content.into()));
+        Value::Object(m)
+    };
+    let system = req
+        .system_prompt
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| entry("system", s));
+    let rest = req
+        .messages
+        .iter()
+        .map(|m| entry(m.role.as_str(), &m.content));
+    Value::Array(system.chain(rest).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_core::Message;
+    use serde_json::json;
+
+    fn render(template: &Value, req: &LlmRequest, model: Option<&str>) -> Value {
+        let t = Template::compile(template).unwrap();
+        Value::Object(t.render(&Vars { req, model }))
+    }
+
+    #[test]
+    fn default_shape_is_the_original_body() {
+        let req = LlmRequest::new("Write a poem")
+            .system("Be brief")
+            .max_tokens(100)
+            .temperature(0.7);
+        let body = Template::default_shape().render(&Vars {
+            req: &req,
+            model: Some("private-model"),
+        });
+        assert_eq!(
+            Value::Object(body),
+            json!({"model": "private-model", "prompt": "Write a poem", "max_tokens": 100,
+                   "temperature": 0.7, "system_prompt": "Be brief"})
+        );
+    }
+
+    #[test]
+    fn numbers_stay_numbers_and_absent_values_drop_their_key() {
+        let t = json!({"n": "{{max_tokens}}", "t": "{{ temperature }}", "p": "{{top_p}}",
+                       "s": "{{stop}}", "sys": "{{system_prompt}}", "seed": "{{seed}}"});
+        let req = LlmRequest::new("x").max_tokens(7).temperature(0.2);
+        assert_eq!(render(&t, &req, None), json!({"n": 7, "t": 0.2}));
+        let req = req.top_p(0.9).stop("END").seed(42);
+        assert_eq!(
+            render(&t, &req, None),
+            json!({"n": 7, "t": 0.2, "p": 0.9, "s": ["END"], "seed": 42})
+        );
+    }
+
+    #[test]
+    fn nested_templates_and_literals() {
+        let t = json!({
+            "input": {"text": "{{prompt}}", "lang": "zh", "parts": ["{{prompt}}", "{{system_prompt}}", 3]},
+            "parameters": {"max_new_tokens": "{{max_tokens}}", "do_sample": true, "note": "{not a slot}"},
+            "model": "{{model}}"
+        });
+        let req = LlmRequest::new("你好").max_tokens(5);
+        assert_eq!(
+            render(&t, &req, Some("m1")),
+            json!({
+                "input": {"text": "你好", "lang": "zh", "parts": ["你好", 3]},
+                "parameters": {"max_new_tokens": 5, "do_sample": true, "note": "{not a slot}"},
+                "model": "m1"
+            })
+        );
+    }
+
+    #[test]
+    fn messages_array_puts_the_system_prompt_first() {
+        let req = LlmRequest::from_messages(vec![
+            Message::user("Hi"),
+            Message::assistant("Hello"),
+            Message::user("续写"),
+        ])
+        .system("You are a novelist.");
+        let body = render(&json!({"messages": "{{messages}}"}), &req, None);
+        assert_eq!(
+            body,
+            json!({"messages": [
+                {"role": "system", "content": "You are a novelist."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "续写"}
+            ]})
+        );
+        let prompt = render(&json!({"p": "{{prompt}}"}), &req, None);
+        assert_eq!(prompt, json!({"p": "Hi\nHello\n续写"}));
+    }
+
+    #[test]
+    fn system_messages_join_the_system_prompt() {
+        let req = LlmRequest::from_messages(vec![Message::system("Rule 2"), Message::user("q")])
+            .system("Rule 1");
+        assert_eq!(system_text(&req).as_deref(), Some("Rule 1\n\nRule 2"));
+        assert_eq!(system_text(&LlmRequest::new("q")), None);
+    }
+
+    #[test]
+    fn bad_templates_are_rejected_with_their_location() {
+        let e = Template::compile(&json!({"a": {"b": "{{promt}}"}})).unwrap_err();
+        assert!(e.contains("`{{promt}}`") && e.contains("/a/b"), "{e}");
+        let e = Template::compile(&json!({"a": "Q: {{prompt}}"})).unwrap_err();
+        assert!(e.contains("whole string"), "{e}");
+        let e = Template::compile(&json!(["{{prompt}}"])).unwrap_err();
+        assert!(e.contains("table"), "{e}");
+    }
+}

@@ -1,0 +1,363 @@
+//! The [`Provider`] implementation and the request mapping.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use llm_core::http::reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use llm_core::http::reqwest::{self, Url};
+use llm_core::http::{self as core_http};
+use llm_core::{
+    ConfigError, EventStream, FinishReason, LlmRequest, LlmResponse, Provider, ProviderError,
+    ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream, StreamEvent, Usage,
+};
+
+use crate::config::{matches_prefix, OpenAiConfig};
+use crate::error::{parse_error, payload_error};
+use crate::wire::{
+    finish_reason, ChatCompletion, ChatRequest, ModelList, StreamOptions, WireMessage,
+};
+use crate::KIND;
+
+/// Longest wait of an [`is_available`](Provider::is_available) probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a TCP/TLS connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An OpenAI Chat Completions provider instance (OpenAI or any compatible server).
+pub struct OpenAiProvider {
+    name: String,
+    profile: ProviderProfile,
+    base_url: String,
+    chat_url: String,
+    models_url: String,
+    /// Every header sent; the `Authorization` value is marked sensitive.
+    headers: HeaderMap,
+    has_key: bool,
+    keyless_allowed: bool,
+    mct_models: Vec<String>,
+    no_sampling_models: Vec<String>,
+    stream_usage: bool,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for OpenAiProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiProvider")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.has_key.then_some("[REDACTED]"))
+            .field("keyless_allowed", &self.keyless_allowed)
+            .field("max_completion_tokens_models", &self.mct_models)
+            .field("no_sampling_params_models", &self.no_sampling_models)
+            .field("stream_usage", &self.stream_usage)
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiProvider {
+    /// Builds an instance from its configuration section.
+    pub fn from_spec(spec: &ProviderSpec) -> Result<Self, ConfigError> {
+        let cfg = OpenAiConfig::from_spec(spec)?;
+        let base_url =
+            parse_base_url(&cfg.base_url).map_err(|msg| spec.error_at(Some("base_url"), msg))?;
+        let headers = build_headers(&cfg).map_err(|(key, msg)| spec.error_at(Some(key), msg))?;
+        let connect = spec.profile.timeout.min(CONNECT_TIMEOUT);
+        let http = core_http::client(connect).map_err(|e| spec.error_at(None, e.message))?;
+        Ok(Self {
+            name: spec.name.clone(),
+            profile: spec.profile.clone(),
+            chat_url: format!("{base_url}/chat/completions"),
+            models_url: format!("{base_url}/models"),
+            base_url,
+            headers,
+            has_key: cfg.api_key().is_some(),
+            keyless_allowed: cfg.keyless_allowed(),
+            mct_models: cfg.max_completion_tokens_models,
+            no_sampling_models: cfg.no_sampling_params_models,
+            stream_usage: cfg.stream_usage,
+            http,
+        })
+    }
+
+    /// The base URL requests go to (without a trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Whether `model` gets `max_completion_tokens` instead of `max_tokens`.
+    pub fn uses_max_completion_tokens(&self, model: &str) -> bool {
+        matches_prefix(&self.mct_models, model)
+    }
+
+    /// Whether `model` is sent `temperature` and `top_p`.
+    pub fn sends_sampling_params(&self, model: &str) -> bool {
+        !matches_prefix(&self.no_sampling_models, model)
+    }
+
+    fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
+        self.profile
+            .resolve_model(req.model.as_deref())
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    &self.name,
+                    ProviderErrorKind::Unsupported,
+                    "no model to use: the request names none and no `default_model` or \
+                     `models` is configured",
+                )
+            })
+    }
+
+    /// The request body for `req` on `model`.
+    fn chat_request<'a>(
+        &self,
+        req: &'a LlmRequest,
+        model: &'a str,
+        stream: bool,
+    ) -> ChatRequest<'a> {
+        let mut messages = Vec::with_capacity(req.messages.len() + 1);
+        if let Some(system) = req.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+            messages.push(WireMessage {
+                role: "system",
+                content: system,
+            });
+        }
+        messages.extend(req.messages.iter().map(|m| WireMessage {
+            role: m.role.as_str(),
+            content: &m.content,
+        }));
+        let limit = self
+            .profile
+            .max_tokens
+            .map_or(req.max_tokens, |max| req.max_tokens.min(max));
+        let completion_field = self.uses_max_completion_tokens(model);
+        let sampling = self.sends_sampling_params(model);
+        ChatRequest {
+            model,
+            messages,
+            max_tokens: (!completion_field).then_some(limit),
+            max_completion_tokens: completion_field.then_some(limit),
+            temperature: sampling.then_some(req.temperature),
+            top_p: req.top_p.filter(|_| sampling),
+            stop: &req.stop,
+            seed: req.seed,
+            stream,
+            stream_options: (stream && self.stream_usage).then_some(StreamOptions {
+                include_usage: true,
+            }),
+        }
+    }
+
+    async fn post(&self, body: &ChatRequest<'_>) -> Result<reqwest::Response, ProviderError> {
+        let request = self
+            .http
+            .post(&self.chat_url)
+            .headers(self.headers.clone())
+            .json(body);
+        core_http::send(&self.name, request, self.profile.timeout, parse_error).await
+    }
+
+    /// Turns a decoded answer into a response.
+    fn response(
+        &self,
+        completion: ChatCompletion,
+        requested: String,
+        started: Instant,
+        request_id: Option<String>,
+    ) -> Result<LlmResponse, ProviderError> {
+        let ChatCompletion {
+            model,
+            choices,
+            usage,
+            error,
+        } = completion;
+        let Some(choice) = choices.into_iter().next() else {
+            return Err(match error {
+                Some(e) => payload_error(&self.name, e),
+                None => ProviderError::decode(&self.name, "the answer has no `choices`"),
+            }
+            .with_request_id(request_id));
+        };
+        let content = choice
+            .message
+            .and_then(|m| m.content)
+            .map(|c| c.into_text())
+            .unwrap_or_default();
+        let finish = choice
+            .finish_reason
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map_or(FinishReason::Stop, finish_reason);
+        let usage: Usage = usage.map(Into::into).unwrap_or_default();
+        let model = model.filter(|m| !m.is_empty()).unwrap_or(requested.clone());
+        Ok(LlmResponse {
+            content,
+            provider: self.name.clone(),
+            provider_kind: KIND.to_string(),
+            cost: self.cost(&requested, &model, &usage),
+            model,
+            usage,
+            response_time: started.elapsed(),
+            finish_reason: finish,
+            cached: false,
+            attempts: Vec::new(),
+        })
+    }
+
+    /// Cost from the price of the requested model (`gpt-4o-mini`), else of the
+    /// reported one (`gpt-4o-mini-2024-07-18`), else the fallback price.
+    fn cost(&self, requested: &str, reported: &str, usage: &Usage) -> f64 {
+        let priced = if self.profile.pricing.contains_key(requested) {
+            requested
+        } else {
+            reported
+        };
+        llm_core::cost::cost_usd(&self.profile, priced, usage)
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn profile(&self) -> &ProviderProfile {
+        &self.profile
+    }
+
+    async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
+        let started = Instant::now();
+        let model = self.model_for(req)?;
+        let resp = self.post(&self.chat_request(req, &model, false)).await?;
+        let request_id = core_http::request_id(resp.headers());
+        let remaining = self.profile.timeout.saturating_sub(started.elapsed());
+        let completion: ChatCompletion = core_http::read_json(&self.name, resp, remaining).await?;
+        self.response(completion, model, started, request_id)
+    }
+
+    async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
+        let started = Instant::now();
+        let model = self.model_for(req)?;
+        let resp = self.post(&self.chat_request(req, &model, true)).await?;
+        let is_json = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+        let events: EventStream = if is_json {
+            // A server that ignored `"stream": true` answered in one piece.
+            let request_id = core_http::request_id(resp.headers());
+            let remaining = self.profile.timeout.saturating_sub(started.elapsed());
+            let completion: ChatCompletion =
+                core_http::read_json(&self.name, resp, remaining).await?;
+            let r = self.response(completion, model.clone(), started, request_id)?;
+            Box::pin(futures::stream::iter([
+                Ok(StreamEvent::delta(r.content)),
+                Ok(StreamEvent::Usage { usage: r.usage }),
+                Ok(StreamEvent::Done {
+                    finish_reason: r.finish_reason,
+                }),
+            ]))
+        } else {
+            let sse = core_http::sse_events(&self.name, resp, self.profile.timeout);
+            Box::pin(crate::stream::decode(&self.name, sse))
+        };
+        Ok(ResponseStream::new(self.name.clone(), KIND, model, events))
+    }
+
+    async fn is_available(&self) -> bool {
+        if !self.has_key && !self.keyless_allowed {
+            return false;
+        }
+        let wait = self.profile.timeout.min(PROBE_TIMEOUT);
+        let probe = self
+            .http
+            .get(&self.models_url)
+            .headers(self.headers.clone())
+            .timeout(wait);
+        matches!(probe.send().await, Ok(r) if r.status().is_success())
+    }
+
+    async fn models(&self) -> Result<Vec<String>, ProviderError> {
+        let started = Instant::now();
+        let request = self
+            .http
+            .get(&self.models_url)
+            .headers(self.headers.clone());
+        let resp = core_http::send(&self.name, request, self.profile.timeout, parse_error).await?;
+        let remaining = self.profile.timeout.saturating_sub(started.elapsed());
+        let list: ModelList = core_http::read_json(&self.name, resp, remaining).await?;
+        Ok(list.data.into_iter().filter_map(|m| m.id).collect())
+    }
+}
+
+/// Checks and normalizes `base_url` (no trailing `/`).
+fn parse_base_url(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let url = Url::parse(trimmed).map_err(|e| format!("`{raw}` is not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{raw}` must start with http:// or https://"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{raw}` must not have a query or fragment"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Every header sent with each request; an error names the offending key.
+fn build_headers(cfg: &OpenAiConfig) -> Result<HeaderMap, (&'static str, String)> {
+    let mut map = HeaderMap::new();
+    map.insert(
+        reqwest::header::USER_AGENT,
+        HeaderValue::from_static(concat!("llm-router-openai/", env!("CARGO_PKG_VERSION"))),
+    );
+    if let Some(key) = cfg.api_key() {
+        let value = core_http::secret_header("Bearer ", key).map_err(|e| ("api_key", e.message))?;
+        map.insert(AUTHORIZATION, value);
+    }
+    for (key, header, value) in [
+        ("organization", "openai-organization", &cfg.organization),
+        ("project", "openai-project", &cfg.project),
+    ] {
+        if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            let v = HeaderValue::from_str(v)
+                .map_err(|_| (key, format!("`{v}` is not a valid header value")))?;
+            map.insert(HeaderName::from_static(header), v);
+        }
+    }
+    let extra = core_http::header_map(&cfg.headers).map_err(|e| ("headers", e.message))?;
+    for (name, value) in extra {
+        if let Some(name) = name {
+            map.insert(name, value);
+        }
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked_and_normalized() {
+        assert_eq!(
+            parse_base_url("https://api.openai.com/v1/").as_deref(),
+            Ok("https://api.openai.com/v1")
+        );
+        assert_eq!(
+            parse_base_url(" http://localhost:11434/v1 ").as_deref(),
+            Ok("http://localhost:11434/v1")
+        );
+        assert!(parse_base_url("localhost:8000").is_err());
+        assert!(parse_base_url("ftp://host/v1").is_err());
+        assert!(parse_base_url("not a url").is_err());
+        assert!(parse_base_url("").is_err());
+    }
+}

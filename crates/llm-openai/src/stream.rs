@@ -1,0 +1,246 @@
+//! Decoder of the Chat Completions event stream.
+//!
+//! `data:` payloads are `chat.completion.chunk` objects; text deltas become
+//! [`StreamEvent::Delta`]s, the finish reason is remembered, usage (the extra
+//! final chunk with `"choices":[]`, or usage on any chunk from compatible
+//! servers) is kept and sent once, just before [`StreamEvent::Done`], which is
+//! emitted only on `data: [DONE]`. An `{"error":…}` payload is an `Err` item;
+//! an end of stream without `[DONE]` is an incomplete-answer error.
+
+use std::collections::VecDeque;
+
+use futures::{Stream, StreamExt};
+use llm_core::http::SseEvent;
+use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
+
+use crate::error::payload_error;
+use crate::wire::{finish_reason, ChatChunk};
+
+type Item = Result<StreamEvent, ProviderError>;
+
+/// Whether the stream goes on after a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    End,
+}
+
+/// The per-stream state: what has been learnt so far.
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    provider: String,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+}
+
+impl Decoder {
+    pub(crate) fn new(provider: impl Into<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            finish: None,
+            usage: None,
+        }
+    }
+
+    /// Handles one event's `data`, pushing what it yields onto `out`.
+    pub(crate) fn on_data(&mut self, data: &str, out: &mut VecDeque<Item>) -> Flow {
+        let data = data.trim();
+        if data.is_empty() {
+            return Flow::Continue;
+        }
+        if data == "[DONE]" {
+            if let Some(usage) = self.usage.take() {
+                out.push_back(Ok(StreamEvent::Usage { usage }));
+            }
+            let finish_reason = self.finish.take().unwrap_or_default();
+            out.push_back(Ok(StreamEvent::Done { finish_reason }));
+            return Flow::End;
+        }
+        let chunk: ChatChunk = match serde_json::from_str(data) {
+            Ok(c) => c,
+            Err(e) => {
+                out.push_back(Err(ProviderError::decode(
+                    &self.provider,
+                    format!("invalid stream chunk ({e}): {}", snippet(data)),
+                )));
+                return Flow::End;
+            }
+        };
+        if let Some(err) = chunk.error {
+            out.push_back(Err(payload_error(&self.provider, err)));
+            return Flow::End;
+        }
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(text) = choice.delta.and_then(|d| d.content).map(|c| c.into_text()) {
+                if !text.is_empty() {
+                    out.push_back(Ok(StreamEvent::Delta { text }));
+                }
+            }
+            if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+                self.finish = Some(finish_reason(&reason));
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage.into());
+        }
+        Flow::Continue
+    }
+
+    /// The error for a stream that ended before `[DONE]`.
+    pub(crate) fn incomplete(&self) -> ProviderError {
+        ProviderError::incomplete(
+            &self.provider,
+            "the stream ended without `data: [DONE]`; the answer is incomplete",
+        )
+    }
+}
+
+fn snippet(s: &str) -> &str {
+    let mut end = s.len().min(200);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+struct State<S> {
+    events: S,
+    decoder: Decoder,
+    pending: VecDeque<Item>,
+    finished: bool,
+}
+
+/// Turns the server-sent events of a response into stream events.
+pub(crate) fn decode<S>(provider: &str, events: S) -> impl Stream<Item = Item> + Send + 'static
+where
+    S: Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static,
+{
+    let state = State {
+        events: Box::pin(events),
+        decoder: Decoder::new(provider),
+        pending: VecDeque::new(),
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                return Some((item, st));
+            }
+            if st.finished {
+                return None;
+            }
+            match st.events.next().await {
+                Some(Ok(event)) => {
+                    if st.decoder.on_data(&event.data, &mut st.pending) == Flow::End {
+                        st.finished = true;
+                    }
+                }
+                Some(Err(e)) => {
+                    st.finished = true;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    st.finished = true;
+                    let err = st.decoder.incomplete();
+                    return Some((Err(err), st));
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_core::ProviderErrorKind;
+
+    async fn run(payloads: &[&str]) -> Vec<Item> {
+        let events: Vec<Result<SseEvent, ProviderError>> = payloads
+            .iter()
+            .map(|d| {
+                Ok(SseEvent {
+                    data: (*d).to_string(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        decode("p", futures::stream::iter(events)).collect().await
+    }
+
+    #[tokio::test]
+    async fn usage_only_chunk_is_kept_and_sent_before_done() {
+        let out = run(&[
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"finish_reason":null}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}],"usage":null}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#,
+            "[DONE]",
+        ])
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                Ok(StreamEvent::delta("Hi")),
+                Ok(StreamEvent::Usage {
+                    usage: Usage::new(5, 1)
+                }),
+                Ok(StreamEvent::Done {
+                    finish_reason: FinishReason::Length
+                }),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_finish_reason_and_no_usage() {
+        let out = run(&[
+            r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"eos_token"}]}"#,
+            "[DONE]",
+            r#"{"choices":[{"index":0,"delta":{"content":"ignored"}}]}"#,
+        ])
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                Ok(StreamEvent::delta("a")),
+                Ok(StreamEvent::Done {
+                    finish_reason: FinishReason::Other("eos_token".into())
+                }),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_done_is_incomplete_and_errors_end_the_stream() {
+        let out = run(&[r#"{"choices":[{"index":0,"delta":{"content":"a"}}]}"#]).await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[1].as_ref().unwrap_err().kind,
+            ProviderErrorKind::Incomplete
+        );
+
+        let out = run(&[
+            r#"{"error":{"message":"boom","type":"server_error","param":null,"code":null}}"#,
+            "[DONE]",
+        ])
+        .await;
+        assert_eq!(out.len(), 1);
+        let e = out[0].as_ref().unwrap_err();
+        assert_eq!(e.message, "boom");
+        assert_eq!(e.code.as_deref(), Some("server_error"));
+
+        let out = run(&["not json"]).await;
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].as_ref().unwrap_err().kind, ProviderErrorKind::Decode);
+    }
+
+    #[tokio::test]
+    async fn other_choices_are_ignored() {
+        let out = run(&[
+            r#"{"choices":[{"index":1,"delta":{"content":"x"}},{"index":0,"delta":{"content":"y"}}]}"#,
+            "[DONE]",
+        ])
+        .await;
+        assert_eq!(out[0], Ok(StreamEvent::delta("y")));
+    }
+}

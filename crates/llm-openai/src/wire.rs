@@ -1,0 +1,302 @@
+//! Serde types of the Chat Completions API.
+//!
+//! Requests are built exactly; responses are decoded leniently: unknown fields
+//! are ignored, optional fields may be missing or `null`, and unknown enum
+//! values (finish reasons, roles) never fail.
+
+use llm_core::{FinishReason, Usage};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// `POST /chat/completions` body.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ChatRequest<'a> {
+    pub model: &'a str,
+    pub messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    pub stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+}
+
+/// One request message.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireMessage<'a> {
+    pub role: &'static str,
+    pub content: &'a str,
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct StreamOptions {
+    pub include_usage: bool,
+}
+
+/// A `chat.completion` object (or an error body answered with 200).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ChatCompletion {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub choices: Vec<Choice>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+    #[serde(default)]
+    pub error: Option<ErrorPayload>,
+}
+
+/// One choice of a `chat.completion`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Choice {
+    #[serde(default)]
+    pub message: Option<ResponseMessage>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+/// `choices[].message`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ResponseMessage {
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+/// Message content: a string, or (from some compatible servers) an array of parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+    Other(IgnoredAny),
+}
+
+impl Content {
+    /// The text: the string, or the `text` of every part joined.
+    pub fn into_text(self) -> String {
+        match self {
+            Content::Text(s) => s,
+            Content::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect(),
+            Content::Other(_) => String::new(),
+        }
+    }
+}
+
+/// `usage`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub(crate) struct WireUsage {
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub prompt_tokens: u64,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub completion_tokens: u64,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub total_tokens: u64,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        let sum = u.prompt_tokens.saturating_add(u.completion_tokens);
+        Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: if u.total_tokens == 0 {
+                sum
+            } else {
+                u.total_tokens
+            },
+        }
+    }
+}
+
+/// A `chat.completion.chunk` (or an in-stream `{"error":…}`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ChatChunk {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+    #[serde(default)]
+    pub error: Option<ErrorPayload>,
+}
+
+/// One choice of a chunk.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ChunkChoice {
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub index: u64,
+    #[serde(default)]
+    pub delta: Option<Delta>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+/// `choices[].delta`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Delta {
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+/// `GET /models` answer.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ModelList {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub data: Vec<ModelEntry>,
+}
+
+/// One model object.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ModelEntry {
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// An `error` value: the standard object, or a bare string (some compatible servers).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ErrorPayload {
+    Object(ErrorObject),
+    Message(String),
+    Other(Value),
+}
+
+/// `{"message","type","param","code"}`; `code` may be a string, a number or `null`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ErrorObject {
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub code: Option<Value>,
+}
+
+impl ErrorObject {
+    /// `code` when it is a non-empty string, else `type`, else a numeric `code` as text.
+    pub fn code_text(&self) -> Option<String> {
+        let code = self.code.as_ref();
+        code.and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .or_else(|| self.kind.clone().filter(|k| !k.is_empty()))
+            .or_else(|| code.and_then(Value::as_u64).map(|n| n.to_string()))
+    }
+
+    /// A numeric `code` that is an HTTP error status (llama.cpp and vLLM send these).
+    pub fn numeric_status(&self) -> Option<u16> {
+        self.code
+            .as_ref()
+            .and_then(Value::as_u64)
+            .filter(|n| (400..=599).contains(n))
+            .and_then(|n| u16::try_from(n).ok())
+    }
+}
+
+/// Maps an OpenAI `finish_reason`.
+pub(crate) fn finish_reason(s: &str) -> FinishReason {
+    match s {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_string()),
+    }
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A count that may be an integer, a float, a numeric string or `null`.
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .unwrap_or(0),
+        Value::String(s) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_null_values_never_fail() {
+        let c: ChatCompletion = serde_json::from_str(
+            r#"{"choices":[{"index":0,"message":{"role":"wizard","content":null,"extra":1},
+                "finish_reason":"brand_new_reason","logprobs":{"x":[]}}],
+                "usage":{"prompt_tokens":null,"completion_tokens":2.0,"new_field":{}},
+                "something":"else"}"#,
+        )
+        .unwrap();
+        let choice = &c.choices[0];
+        assert!(choice.message.as_ref().unwrap().content.is_none());
+        assert_eq!(
+            finish_reason(choice.finish_reason.as_deref().unwrap()),
+            FinishReason::Other("brand_new_reason".into())
+        );
+        assert_eq!(Usage::from(c.usage.unwrap()), Usage::new(0, 2));
+
+        let c: ChatCompletion = serde_json::from_str(r#"{"choices":null}"#).unwrap();
+        assert!(c.choices.is_empty());
+    }
+
+    #[test]
+    fn content_parts_are_joined() {
+        let c: Content =
+            serde_json::from_str(r#"[{"type":"text","text":"你好"},{"type":"text","text":"!"}]"#)
+                .unwrap();
+        assert_eq!(c.into_text(), "你好!");
+        let c: Content = serde_json::from_str("42").unwrap();
+        assert_eq!(c.into_text(), "");
+    }
+
+    #[test]
+    fn finish_reasons_map() {
+        assert_eq!(finish_reason("stop"), FinishReason::Stop);
+        assert_eq!(finish_reason("length"), FinishReason::Length);
+        assert_eq!(finish_reason("tool_calls"), FinishReason::ToolCalls);
+        assert_eq!(finish_reason("content_filter"), FinishReason::ContentFilter);
+        assert_eq!(finish_reason("eos"), FinishReason::Other("eos".into()));
+    }
+
+    #[test]
+    fn error_codes_prefer_code_then_type() {
+        let e: ErrorObject = serde_json::from_str(
+            r#"{"message":"m","type":"invalid_request_error","param":null,"code":"model_not_found"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.code_text().as_deref(), Some("model_not_found"));
+        let e: ErrorObject =
+            serde_json::from_str(r#"{"message":"m","type":"invalid_request_error","code":null}"#)
+                .unwrap();
+        assert_eq!(e.code_text().as_deref(), Some("invalid_request_error"));
+        let e: ErrorObject =
+            serde_json::from_str(r#"{"message":"m","type":"server_error","code":500}"#).unwrap();
+        assert_eq!(e.code_text().as_deref(), Some("server_error"));
+        assert_eq!(e.numeric_status(), Some(500));
+        let e: ErrorObject = serde_json::from_str(r#"{"code":503}"#).unwrap();
+        assert_eq!(e.code_text().as_deref(), Some("503"));
+    }
+}
