@@ -1,1 +1,97 @@
-//! The `ollama` provider for llm-router.
+//! The `ollama` provider for llm-router: a local [Ollama](https://ollama.com)
+//! server through its native API, plus a service manager that starts the
+//! server and pulls the models the configuration requires.
+//!
+//! Linking this crate registers the kind `ollama` (local by default) with the
+//! llm-core plugin registry.
+//!
+//! # Configuration
+//!
+//! ```toml
+//! [llm_providers.ollama]
+//! base_url = "http://localhost:11434"   # default
+//! models = ["llama3:8b", "qwen:7b"]
+//! default_model = "llama3:8b"
+//! timeout = 300                         # seconds per attempt
+//! api = "chat"                          # "chat" (POST /api/chat, default) or "generate" (old servers)
+//! num_ctx = 8192                        # options.num_ctx; unset = the server decides
+//! keep_alive = "10m"                    # or seconds; unset = the server default (5m)
+//! required_models = ["llama3:8b"]       # what the service manager makes sure exists
+//! auto_download = true                  # pull missing required models (default false)
+//! binary = "ollama"                     # executable the service manager starts (default: on PATH)
+//! start_timeout = 30                    # seconds to wait for a started server
+//! headers = { "X-Proxy-Token" = "${PROXY_TOKEN}" }  # extra headers on every request
+//! ```
+//!
+//! # Generation
+//!
+//! Requests go to `POST /api/chat` (the system prompt as a first `system`
+//! message) with `options.temperature`, `top_p`, `stop`, `seed`,
+//! `num_predict` (from `max_tokens`) and `num_ctx`, and `keep_alive`.
+//! [`Provider::generate`] sends `"stream": false`;
+//! [`Provider::stream`] reads the NDJSON stream,
+//! including text on the final `"done": true` line, whose
+//! `prompt_eval_count` / `eval_count` become the usage (absent = 0). A stream
+//! that ends without that line, or carries an `{"error":…}` line, yields an
+//! error item. A `404` for a missing model is a fallback-class error whose
+//! message says to run `llm pull <model>` / `ollama pull <model>`.
+//!
+//! # Service manager and pulls
+//!
+//! [`OllamaService`] starts `ollama serve` when the server is down and pulls
+//! missing required models; [`OllamaService::pull`] and
+//! [`OllamaProvider::pull`] download one model with progress callbacks
+//! ([`PullProgress`]). A started server keeps running after this program exits;
+//! see the [`service`] module.
+//!
+//! ```no_run
+//! # async fn demo(spec: &llm_core::ProviderSpec) -> Result<(), Box<dyn std::error::Error>> {
+//! use llm_ollama::OllamaService;
+//!
+//! let service = OllamaService::from_spec(spec)?;
+//! service.ensure_running().await?;
+//! let pulled = service
+//!     .ensure_models(|model, p| eprintln!("{model}: {} {:?}", p.status, p.fraction()))
+//!     .await?;
+//! # let _ = pulled;
+//! # Ok(()) }
+//! ```
+
+mod api;
+pub mod config;
+pub mod error;
+mod provider;
+mod pull;
+pub mod service;
+mod stream;
+mod wire;
+
+use std::sync::Arc;
+
+use llm_core::{ConfigError, Provider, ProviderPlugin, ProviderSpec};
+
+pub use config::{ApiMode, KeepAlive, OllamaConfig};
+pub use provider::{OllamaProvider, KIND};
+pub use pull::PullProgress;
+pub use service::{OllamaService, ServiceError, ServiceStatus};
+
+/// The factory registered for the kind `ollama`.
+///
+/// Referencing it from another crate also guarantees that this crate, and so
+/// its registration, is linked into the program.
+pub fn build(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
+    Ok(Arc::new(OllamaProvider::from_spec(spec)?))
+}
+
+llm_core::inventory::submit! {
+    ProviderPlugin { kind: KIND, local_by_default: true, build }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_kind_is_registered_as_local() {
+        let plugin = llm_core::registry::plugin("ollama").expect("registered");
+        assert!(plugin.local_by_default);
+    }
+}

@@ -1,0 +1,117 @@
+//! Ollama error bodies and statuses → [`ProviderError`].
+//!
+//! Ollama answers errors with `{"error":"<message>"}` and no error codes. Two
+//! conditions get a code of this crate so callers can act without reading
+//! prose: `model_not_found` (404 on a generation endpoint; the message says how
+//! to pull the model) and `context_length_exceeded` (400 whose message says the
+//! prompt does not fit the context).
+
+use llm_core::http::ErrorBody;
+use llm_core::{ProviderError, ProviderErrorKind};
+
+use crate::wire;
+
+/// Code set on a 404 for a model the server does not have.
+pub const MODEL_NOT_FOUND: &str = "model_not_found";
+/// Code set on a 400 for a prompt longer than the context window.
+pub const CONTEXT_LENGTH_EXCEEDED: &str = "context_length_exceeded";
+
+/// Gin's body for a route the server does not know (an old server without `/api/chat`).
+const UNKNOWN_ROUTE: &str = "404 page not found";
+
+/// Parses `{"error":"…"}` (for [`llm_core::http::send`]).
+pub(crate) fn parse_error(body: &[u8]) -> ErrorBody {
+    let message = serde_json::from_slice::<wire::ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.error)
+        .map(|e| e.message());
+    ErrorBody {
+        code: None,
+        message,
+    }
+}
+
+/// Adds what a caller needs to an error of a generation endpoint for `model`.
+pub(crate) fn refine_generation_error(
+    mut err: ProviderError,
+    model: &str,
+    path: &str,
+) -> ProviderError {
+    match err.status {
+        Some(404) if err.message.trim() == UNKNOWN_ROUTE => {
+            err.message = format!(
+                "{UNKNOWN_ROUTE}: this Ollama server has no `{path}` endpoint; \
+                 upgrade Ollama or set `api = \"generate\"` for old servers"
+            );
+        }
+        Some(404) => {
+            err.code = Some(MODEL_NOT_FOUND.to_string());
+            err.message = format!(
+                "{}; pull it with `llm pull {model}` or `ollama pull {model}`",
+                err.message.trim_end_matches('.')
+            );
+        }
+        Some(400) if is_context_overflow(&err.message) => {
+            err.code = Some(CONTEXT_LENGTH_EXCEEDED.to_string());
+        }
+        _ => {}
+    }
+    err
+}
+
+fn is_context_overflow(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("longer than the context length") || m.contains("exceeds the context length")
+}
+
+/// An `{"error":"…"}` line inside a `200` stream.
+pub(crate) fn in_stream(provider: &str, what: &str, message: &str) -> ProviderError {
+    ProviderError::new(
+        provider,
+        ProviderErrorKind::Http,
+        format!("{what} failed inside the stream: {message}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_core::ErrorClass;
+
+    #[test]
+    fn error_bodies_parse() {
+        let b = parse_error(br#"{"error":"model 'llama9' not found"}"#);
+        assert_eq!(b.message.as_deref(), Some("model 'llama9' not found"));
+        assert_eq!(parse_error(b"404 page not found").message, None);
+    }
+
+    #[test]
+    fn missing_model_says_how_to_pull_it() {
+        let e = ProviderError::http("o", 404, "model \"llama9\" not found, try pulling it first");
+        let e = refine_generation_error(e, "llama9", "/api/chat");
+        assert_eq!(e.class(), ErrorClass::Fallback);
+        assert_eq!(e.code.as_deref(), Some(MODEL_NOT_FOUND));
+        assert!(e.message.contains("`llm pull llama9`"), "{e}");
+        assert!(e.message.contains("`ollama pull llama9`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_route_points_at_the_generate_api() {
+        let e = ProviderError::http("o", 404, "404 page not found");
+        let e = refine_generation_error(e, "m", "/api/chat");
+        assert_eq!(e.code, None);
+        assert!(e.message.contains("api = \"generate\""), "{e}");
+    }
+
+    #[test]
+    fn context_overflow_gets_a_code() {
+        let e = ProviderError::http(
+            "o",
+            400,
+            "the prompt is longer than the context length currently available to the model; …",
+        );
+        let e = refine_generation_error(e, "m", "/api/chat");
+        assert_eq!(e.code.as_deref(), Some(CONTEXT_LENGTH_EXCEEDED));
+        assert_eq!(e.class(), ErrorClass::Fallback);
+    }
+}

@@ -1,0 +1,318 @@
+//! The [`Provider`] implementation and the request mapping.
+
+use std::fmt;
+use std::time::Instant;
+
+use futures::StreamExt;
+use llm_core::http;
+use llm_core::{
+    async_trait, ConfigError, LlmRequest, LlmResponse, Provider, ProviderError, ProviderErrorKind,
+    ProviderProfile, ProviderSpec, ResponseStream, Role,
+};
+
+use crate::api::Api;
+use crate::config::{ApiMode, OllamaConfig};
+use crate::error::{parse_error, refine_generation_error};
+use crate::pull::PullProgress;
+use crate::service::OllamaService;
+use crate::stream;
+use crate::wire::{self, ChatMessage, ChatRequest, GenerateRequest, Options};
+
+/// The provider kind name.
+pub const KIND: &str = "ollama";
+
+/// Longest NDJSON line accepted from a generation stream (the deprecated
+/// `context` array of `/api/generate` can be large).
+const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// An Ollama server reached through its native API.
+pub struct OllamaProvider {
+    name: String,
+    profile: ProviderProfile,
+    config: OllamaConfig,
+    api: Api,
+}
+
+impl fmt::Debug for OllamaProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OllamaProvider")
+            .field("name", &self.name)
+            .field("profile", &self.profile)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OllamaProvider {
+    /// Builds an instance from its configuration section.
+    pub fn from_spec(spec: &ProviderSpec) -> Result<Self, ConfigError> {
+        let config = OllamaConfig::from_spec(spec)?;
+        Self::new(&spec.name, spec.profile.clone(), config)
+            .map_err(|e| spec.error_at(e.key.as_deref(), e.message))
+    }
+
+    /// Builds an instance from typed settings.
+    pub fn new(
+        name: &str,
+        profile: ProviderProfile,
+        config: OllamaConfig,
+    ) -> Result<Self, ConfigError> {
+        let api = Api::new(name, &config, profile.timeout)?;
+        Ok(Self {
+            name: name.to_string(),
+            profile,
+            config,
+            api,
+        })
+    }
+
+    /// The kind-specific settings.
+    pub fn config(&self) -> &OllamaConfig {
+        &self.config
+    }
+
+    /// A service manager for this instance's server (start it, pull its
+    /// required models).
+    pub fn service(&self) -> Result<OllamaService, ConfigError> {
+        OllamaService::new(&self.name, self.config.clone(), self.profile.timeout)
+    }
+
+    /// Downloads `model` through `POST /api/pull`, calling `progress` for every
+    /// progress line; see [`OllamaService::pull`].
+    pub async fn pull<F>(&self, model: &str, mut progress: F) -> Result<(), ProviderError>
+    where
+        F: FnMut(&PullProgress) + Send,
+    {
+        self.api.pull(model, &mut progress).await
+    }
+
+    fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
+        self.profile
+            .resolve_model(req.model.as_deref())
+            .ok_or_else(|| {
+                ProviderError::unsupported(
+                    &self.name,
+                    "no model: the request names none and the provider has no `default_model`",
+                )
+            })
+    }
+
+    /// Sends the generation request for `model` and returns the response head.
+    async fn send(
+        &self,
+        req: &LlmRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<http::reqwest::Response, ProviderError> {
+        let path = self.config.api.path();
+        let options = options(req, &self.config);
+        let keep_alive = self.config.keep_alive.as_ref();
+        let builder = match self.config.api {
+            ApiMode::Chat => self.api.post(
+                path,
+                &ChatRequest {
+                    model,
+                    messages: chat_messages(req),
+                    stream,
+                    options,
+                    keep_alive,
+                },
+            ),
+            ApiMode::Generate => {
+                let (system, prompt) = generate_prompt(req);
+                self.api.post(
+                    path,
+                    &GenerateRequest {
+                        model,
+                        prompt,
+                        system,
+                        stream,
+                        options,
+                        keep_alive,
+                    },
+                )
+            }
+        };
+        http::send(&self.name, builder, self.profile.timeout, parse_error)
+            .await
+            .map_err(|e| refine_generation_error(e, model, path))
+    }
+}
+
+/// Model parameters of a request.
+pub(crate) fn options<'a>(req: &'a LlmRequest, config: &OllamaConfig) -> Options<'a> {
+    Options {
+        temperature: Some(req.temperature),
+        top_p: req.top_p,
+        stop: &req.stop,
+        seed: req.seed,
+        num_predict: Some(req.max_tokens),
+        num_ctx: config.num_ctx,
+    }
+}
+
+/// `/api/chat` messages: the system prompt first, then the conversation.
+pub(crate) fn chat_messages(req: &LlmRequest) -> Vec<ChatMessage<'_>> {
+    let system = req.system_prompt.as_deref().map(|s| ChatMessage {
+        role: Role::System.as_str(),
+        content: s,
+    });
+    system
+        .into_iter()
+        .chain(req.messages.iter().map(|m| ChatMessage {
+            role: m.role.as_str(),
+            content: &m.content,
+        }))
+        .collect()
+}
+
+/// `/api/generate` `system` and `prompt`.
+///
+/// The system prompt and any system messages become `system`. A single user
+/// message is the prompt as it is; a longer conversation is written out as
+/// `User: …` / `Assistant: …` paragraphs ending with `Assistant:`, which the
+/// model's template then wraps as one user turn.
+pub(crate) fn generate_prompt(req: &LlmRequest) -> (Option<String>, String) {
+    let system: Vec<&str> = req
+        .system_prompt
+        .as_deref()
+        .into_iter()
+        .chain(
+            req.messages
+                .iter()
+                .filter(|m| m.role == Role::System)
+                .map(|m| m.content.as_str()),
+        )
+        .collect();
+    let system = (!system.is_empty()).then(|| system.join("\n\n"));
+    let turns: Vec<_> = req
+        .messages
+        .iter()
+        .filter(|m| m.role != Role::System)
+        .collect();
+    let prompt = match turns.as_slice() {
+        [only] if only.role == Role::User => only.content.clone(),
+        _ => {
+            let mut p = String::new();
+            for m in &turns {
+                let who = if m.role == Role::User {
+                    "User"
+                } else {
+                    "Assistant"
+                };
+                p.push_str(who);
+                p.push_str(": ");
+                p.push_str(&m.content);
+                p.push_str("\n\n");
+            }
+            p.push_str("Assistant:");
+            p
+        }
+    };
+    (system, prompt)
+}
+
+#[async_trait]
+impl Provider for OllamaProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn profile(&self) -> &ProviderProfile {
+        &self.profile
+    }
+
+    async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
+        let started = Instant::now();
+        let model = self.model_for(req)?;
+        let resp = self.send(req, &model, false).await?;
+        let left = self.profile.timeout.saturating_sub(started.elapsed());
+        let body: wire::GenerationLine = http::read_json(&self.name, resp, left).await?;
+        if let Some(e) = &body.error {
+            return Err(ProviderError::new(
+                &self.name,
+                ProviderErrorKind::Http,
+                e.message(),
+            ));
+        }
+        let Some(text) = body.text() else {
+            return Err(ProviderError::decode(
+                &self.name,
+                "the answer has neither `message.content` nor `response`",
+            ));
+        };
+        let content = text.to_string();
+        stream::log_metrics(&self.name, &body);
+        let usage = stream::usage(&body);
+        Ok(LlmResponse {
+            content,
+            provider: self.name.clone(),
+            provider_kind: KIND.to_string(),
+            cost: llm_core::cost::cost_usd(&self.profile, &model, &usage),
+            model: body.model.clone().unwrap_or(model),
+            usage,
+            response_time: started.elapsed(),
+            finish_reason: stream::finish_reason(body.done_reason.as_deref()),
+            cached: false,
+            attempts: vec![],
+        })
+    }
+
+    async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
+        let model = self.model_for(req)?;
+        let resp = self.send(req, &model, true).await?;
+        let lines = http::ndjson_lines(&self.name, resp, self.profile.timeout, MAX_LINE).boxed();
+        let events = stream::decode(&self.name, lines);
+        Ok(ResponseStream::new(&self.name, KIND, model, events))
+    }
+
+    async fn is_available(&self) -> bool {
+        self.api.probe().await
+    }
+
+    async fn models(&self) -> Result<Vec<String>, ProviderError> {
+        self.api.tags().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_core::Message;
+
+    #[test]
+    fn system_prompt_comes_first() {
+        let req = LlmRequest::new("hi").system("be brief");
+        let m = chat_messages(&req);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].role, m[0].content), ("system", "be brief"));
+        assert_eq!((m[1].role, m[1].content), ("user", "hi"));
+    }
+
+    #[test]
+    fn generate_prompt_of_one_message_is_the_message() {
+        let req = LlmRequest::new("写一首诗").system("你是诗人");
+        assert_eq!(
+            generate_prompt(&req),
+            (Some("你是诗人".to_string()), "写一首诗".to_string())
+        );
+    }
+
+    #[test]
+    fn generate_prompt_of_a_conversation() {
+        let req = LlmRequest::from_messages(vec![
+            Message::system("s1"),
+            Message::user("a"),
+            Message::assistant("b"),
+            Message::user("c"),
+        ])
+        .system("s0");
+        let (system, prompt) = generate_prompt(&req);
+        assert_eq!(system.as_deref(), Some("s0\n\ns1"));
+        assert_eq!(prompt, "User: a\n\nAssistant: b\n\nUser: c\n\nAssistant:");
+    }
+}

@@ -1,0 +1,139 @@
+//! NDJSON generation stream → [`StreamEvent`]s.
+//!
+//! Every line is one JSON object. Lines with `"done": false` carry a text
+//! fragment; the `"done": true` line may carry a last fragment and always ends
+//! the answer with usage and `done_reason`. An `{"error":"…"}` line is an error
+//! item; a body that ends without a `done: true` line is an incomplete error.
+
+use std::collections::VecDeque;
+
+use futures::{Stream, StreamExt};
+use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
+
+use crate::error;
+use crate::wire::GenerationLine;
+
+/// Maps `done_reason` to a finish reason; absent (old servers) means a natural stop.
+pub(crate) fn finish_reason(done_reason: Option<&str>) -> FinishReason {
+    match done_reason {
+        None | Some("stop") => FinishReason::Stop,
+        Some("length") => FinishReason::Length,
+        Some(other) => FinishReason::Other(other.to_string()),
+    }
+}
+
+/// Usage of a final line; absent counts are 0 (e.g. a fully cached prompt).
+pub(crate) fn usage(line: &GenerationLine) -> Usage {
+    Usage::new(
+        line.prompt_eval_count.unwrap_or(0),
+        line.eval_count.unwrap_or(0),
+    )
+}
+
+/// Logs the timings of a final line (all in nanoseconds on the wire).
+pub(crate) fn log_metrics(provider: &str, line: &GenerationLine) {
+    let ms = |ns: Option<u64>| ns.map(|n| n as f64 / 1e6);
+    let tokens_per_s = match (line.eval_count, line.eval_duration) {
+        (Some(n), Some(d)) if d > 0 => Some(n as f64 * 1e9 / d as f64),
+        _ => None,
+    };
+    tracing::debug!(
+        provider,
+        model = line.model.as_deref().unwrap_or(""),
+        prompt_eval_count = line.prompt_eval_count.unwrap_or(0),
+        eval_count = line.eval_count.unwrap_or(0),
+        total_ms = ms(line.total_duration),
+        load_ms = ms(line.load_duration),
+        prompt_eval_ms = ms(line.prompt_eval_duration),
+        eval_ms = ms(line.eval_duration),
+        tokens_per_s,
+        "ollama generation finished"
+    );
+}
+
+/// Decodes one line.
+pub(crate) fn parse_line(provider: &str, line: &[u8]) -> Result<GenerationLine, ProviderError> {
+    llm_core::http::decode_json(provider, line)
+}
+
+struct State<S> {
+    lines: S,
+    pending: VecDeque<Result<StreamEvent, ProviderError>>,
+    finished: bool,
+    provider: String,
+}
+
+/// The events of an NDJSON generation stream.
+pub(crate) fn decode<S, B>(
+    provider: &str,
+    lines: S,
+) -> impl Stream<Item = Result<StreamEvent, ProviderError>> + Send + 'static
+where
+    S: Stream<Item = Result<B, ProviderError>> + Send + Unpin + 'static,
+    B: AsRef<[u8]>,
+{
+    let state = State {
+        lines,
+        pending: VecDeque::new(),
+        finished: false,
+        provider: provider.to_string(),
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                return Some((item, st));
+            }
+            if st.finished {
+                return None;
+            }
+            match st.lines.next().await {
+                None => {
+                    st.finished = true;
+                    let err = ProviderError::incomplete(
+                        &st.provider,
+                        "the stream ended without its `\"done\": true` line",
+                    );
+                    return Some((Err(err), st));
+                }
+                Some(Err(e)) => {
+                    st.finished = true;
+                    return Some((Err(e), st));
+                }
+                Some(Ok(bytes)) => on_line(&mut st, bytes.as_ref()),
+            }
+        }
+    })
+}
+
+fn on_line<S>(st: &mut State<S>, bytes: &[u8]) {
+    let line = match parse_line(&st.provider, bytes) {
+        Ok(l) => l,
+        Err(e) => {
+            st.finished = true;
+            st.pending.push_back(Err(e));
+            return;
+        }
+    };
+    if let Some(e) = &line.error {
+        st.finished = true;
+        st.pending.push_back(Err(error::in_stream(
+            &st.provider,
+            "generation",
+            &e.message(),
+        )));
+        return;
+    }
+    if let Some(text) = line.text().filter(|t| !t.is_empty()) {
+        st.pending.push_back(Ok(StreamEvent::delta(text)));
+    }
+    if line.is_done() {
+        log_metrics(&st.provider, &line);
+        st.finished = true;
+        st.pending.push_back(Ok(StreamEvent::Usage {
+            usage: usage(&line),
+        }));
+        st.pending.push_back(Ok(StreamEvent::Done {
+            finish_reason: finish_reason(line.done_reason.as_deref()),
+        }));
+    }
+}

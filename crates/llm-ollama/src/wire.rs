@@ -1,0 +1,241 @@
+//! Serde types of the Ollama native API (protocols reference, section 3).
+//!
+//! Response types are lenient: every field is optional, unknown fields are
+//! ignored, and unknown `done_reason` values are kept as text.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::KeepAlive;
+
+/// A message of `POST /api/chat`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChatMessage<'a> {
+    pub role: &'static str,
+    pub content: &'a str,
+}
+
+/// Model parameters (`options`); unset ones are left to the model's defaults.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Options<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_predict: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_ctx: Option<u32>,
+}
+
+/// Body of `POST /api/chat`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChatRequest<'a> {
+    pub model: &'a str,
+    pub messages: Vec<ChatMessage<'a>>,
+    pub stream: bool,
+    pub options: Options<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<&'a KeepAlive>,
+}
+
+/// Body of `POST /api/generate`.
+#[derive(Debug, Serialize)]
+pub(crate) struct GenerateRequest<'a> {
+    pub model: &'a str,
+    pub prompt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    pub stream: bool,
+    pub options: Options<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<&'a KeepAlive>,
+}
+
+/// Body of `POST /api/pull`.
+#[derive(Debug, Serialize)]
+pub(crate) struct PullRequest<'a> {
+    pub model: &'a str,
+    pub stream: bool,
+}
+
+/// `message` of a chat response.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ResponseMessage {
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// One generation object: a streamed line, or the whole non-streamed answer,
+/// of `/api/chat` (`message`) or `/api/generate` (`response`). A line with
+/// `error` reports a failure inside a `200` stream.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct GenerationLine {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub message: Option<ResponseMessage>,
+    #[serde(default)]
+    pub response: Option<String>,
+    #[serde(default)]
+    pub done: Option<bool>,
+    #[serde(default)]
+    pub done_reason: Option<String>,
+    /// Nanoseconds.
+    #[serde(default)]
+    pub total_duration: Option<u64>,
+    /// Nanoseconds.
+    #[serde(default)]
+    pub load_duration: Option<u64>,
+    #[serde(default)]
+    pub prompt_eval_count: Option<u64>,
+    /// Nanoseconds.
+    #[serde(default)]
+    pub prompt_eval_duration: Option<u64>,
+    #[serde(default)]
+    pub eval_count: Option<u64>,
+    /// Nanoseconds.
+    #[serde(default)]
+    pub eval_duration: Option<u64>,
+    #[serde(default)]
+    pub error: Option<ErrorValue>,
+}
+
+impl GenerationLine {
+    /// The text fragment of this line (chat `message.content` or generate `response`).
+    pub fn text(&self) -> Option<&str> {
+        self.message
+            .as_ref()
+            .and_then(|m| m.content.as_deref())
+            .or(self.response.as_deref())
+    }
+
+    /// Whether this is the last line.
+    pub fn is_done(&self) -> bool {
+        self.done == Some(true)
+    }
+}
+
+/// `GET /api/tags`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Tags {
+    #[serde(default)]
+    pub models: Option<Vec<TagModel>>,
+}
+
+/// One entry of `GET /api/tags`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TagModel {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// `GET /api/version`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Version {
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// One line of a `POST /api/pull` stream.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PullLine {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub digest: Option<String>,
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default)]
+    pub completed: Option<u64>,
+    #[serde(default)]
+    pub error: Option<ErrorValue>,
+}
+
+/// The `error` member of an error body: a string natively, an object with a
+/// `message` behind OpenAI-style proxies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ErrorValue {
+    Text(String),
+    Object {
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Other(serde_json::Value),
+}
+
+impl ErrorValue {
+    /// The human-readable message.
+    pub fn message(&self) -> String {
+        match self {
+            ErrorValue::Text(s) => s.clone(),
+            ErrorValue::Object { message: Some(m) } => m.clone(),
+            ErrorValue::Object { message: None } => "unknown error".to_string(),
+            ErrorValue::Other(v) => v.to_string(),
+        }
+    }
+}
+
+/// An error body, `{"error":"…"}`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub error: Option<ErrorValue>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_request_shape() {
+        let stop = vec!["END".to_string()];
+        let ka = KeepAlive::Duration("5m".into());
+        let body = ChatRequest {
+            model: "llama3.2",
+            messages: vec![
+                ChatMessage {
+                    role: "system",
+                    content: "You are a terse assistant.",
+                },
+                ChatMessage {
+                    role: "user",
+                    content: "Say hello.",
+                },
+            ],
+            stream: false,
+            options: Options {
+                temperature: Some(0.2),
+                stop: &stop,
+                num_predict: Some(50),
+                num_ctx: Some(4096),
+                ..Options::default()
+            },
+            keep_alive: Some(&ka),
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"model":"llama3.2","messages":[{"role":"system","content":"You are a terse assistant."},{"role":"user","content":"Say hello."}],"stream":false,"options":{"temperature":0.2,"stop":["END"],"num_predict":50,"num_ctx":4096},"keep_alive":"5m"}"#
+        );
+    }
+
+    #[test]
+    fn lines_are_lenient() {
+        let l: GenerationLine = serde_json::from_str(r#"{"model":"m","created_at":"2025-08-27T10:15:02.123456789Z","message":{"role":"assistant","content":"\u003cb\u003e","images":null},"done":false,"new_field":[1]}"#).unwrap();
+        assert_eq!(l.text(), Some("<b>"));
+        assert!(!l.is_done());
+        let l: GenerationLine =
+            serde_json::from_str(r#"{"response":"x","done":true,"done_reason":"something_new"}"#)
+                .unwrap();
+        assert_eq!(l.text(), Some("x"));
+        assert!(l.is_done());
+        let e: ErrorBody = serde_json::from_str(r#"{"error":{"message":"m","type":"t"}}"#).unwrap();
+        assert_eq!(e.error.unwrap().message(), "m");
+    }
+}
