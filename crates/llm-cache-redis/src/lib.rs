@@ -1,1 +1,66 @@
 //! Redis response cache for llm-router.
+//!
+//! [`RedisCache`] implements [`llm_core::cache::ResponseCache`] on Redis, so
+//! several processes (gateway replicas, CLI runs) share cached answers. Entries
+//! are `SET prefix+key value EX ttl`, the value being
+//! [`CachedResponse::encode`](llm_core::cache::CachedResponse::encode)'s
+//! versioned bytes.
+//!
+//! ```toml
+//! [caching]
+//! backend = "redis"
+//! redis_url = "redis://:password@127.0.0.1:6379/0"
+//! key_prefix = "llm:"     # default
+//! ttl = 3600              # seconds, default
+//! redis_timeout = 0.05    # per-operation timeout in seconds, default
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use llm_cache_redis::RedisCache;
+//! use llm_core::config::CachingConfig;
+//!
+//! let cache = RedisCache::from_config(&CachingConfig::default())?;
+//! # let _ = cache;
+//! # Ok(()) }
+//! ```
+//!
+//! Behaviour when Redis misbehaves:
+//! - Construction never connects, so it succeeds with Redis down; inside a
+//!   Tokio runtime it starts connecting in the background at once.
+//! - Every `get`/`set` is bounded by the operation timeout (connection wait
+//!   included). Redis down, slow or holding garbage under a key gives a
+//!   [`CacheError`](llm_core::CacheError), which the client turns into a miss.
+//! - On an outage (connection refused or lost, three timeouts in a row, failed
+//!   authentication), operations fail fast while one background task
+//!   reconnects every retry interval (1 s); one warning is logged when the
+//!   outage starts and one info line when Redis is back.
+//! - The URL's password never appears in `Debug` output, logs or errors.
+
+mod cache;
+mod config;
+mod health;
+mod redact;
+
+pub use cache::RedisCache;
+
+use std::sync::Arc;
+
+use llm_core::cache::ResponseCache;
+use llm_core::config::CachingConfig;
+use llm_core::CacheError;
+
+/// Builds the `redis` backend for `[caching] backend = "redis"`.
+pub fn build(cfg: &CachingConfig) -> Result<Arc<dyn ResponseCache>, CacheError> {
+    let cache =
+        RedisCache::from_config(cfg).map_err(|e| CacheError::new("redis", e.to_string()))?;
+    Ok(Arc::new(cache))
+}
+
+llm_core::inventory::submit! {
+    llm_core::registry::CachePlugin { backend: "redis", build }
+}
+pub use config::{
+    RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RETRY_INTERVAL,
+    DEFAULT_TIMEOUT,
+};

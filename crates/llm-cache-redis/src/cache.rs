@@ -1,0 +1,437 @@
+//! [`RedisCache`]: the [`ResponseCache`] on Redis.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use llm_core::cache::{CacheKey, CachedResponse, ResponseCache};
+use llm_core::{async_trait, CacheError, ConfigError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, RedisError};
+
+use crate::config::RedisCacheBuilder;
+use crate::health::{Health, TIMEOUTS_BEFORE_OUTAGE};
+use crate::redact::{redact_url, Scrubber};
+
+/// Backend name in errors, logs and metrics.
+const NAME: &str = "redis";
+
+/// Largest TTL sent to Redis (about 136 years); longer ones are capped.
+const MAX_TTL_SECS: u64 = u32::MAX as u64;
+
+/// A [`ResponseCache`] on Redis.
+///
+/// One multiplexed connection (the `redis` crate's auto-reconnecting
+/// [`ConnectionManager`]) shared by every clone. Each `get`/`set` is bounded by
+/// the operation timeout, connection wait included. When Redis is down,
+/// operations return [`CacheError`] at once while a background task reconnects
+/// every retry interval; the client turns those errors into misses.
+///
+/// Its `Debug` output, logs and errors show the URL with its password redacted.
+#[derive(Clone)]
+pub struct RedisCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    slot: Mutex<Slot>,
+    key_prefix: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    retry_interval: Duration,
+    /// The URL with credentials redacted: the only form that is shown.
+    url: String,
+    scrubber: Scrubber,
+    health: Health,
+}
+
+/// The current connection manager; the generation tells a stale one apart.
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    manager: Option<ConnectionManager>,
+}
+
+impl RedisCache {
+    pub(crate) fn new(b: RedisCacheBuilder) -> Result<Self, ConfigError> {
+        let url = redact_url(&b.url);
+        let client = redis::Client::open(b.url.as_str()).map_err(|e| {
+            let scrubber = Scrubber::new(&b.url, None);
+            ConfigError::new(format!(
+                "invalid Redis URL `{url}`: {}",
+                scrubber.scrub(&e.to_string())
+            ))
+            .with_key("caching.redis_url")
+        })?;
+        let password = client.get_connection_info().redis_settings().password();
+        let scrubber = Scrubber::new(&b.url, password);
+        let inner = Arc::new(Inner {
+            client,
+            slot: Mutex::new(Slot::default()),
+            key_prefix: b.key_prefix,
+            timeout: b.timeout,
+            connect_timeout: b.connect_timeout.max(b.timeout),
+            retry_interval: b.retry_interval,
+            url,
+            scrubber,
+            health: Health::default(),
+        });
+        // Connect in the background now if we can; otherwise the first
+        // operation connects.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            Inner::spawn_probe(&inner);
+        }
+        Ok(Self { inner })
+    }
+
+    /// The Redis key of a cache key: the prefix, then the key's hex digest.
+    pub fn redis_key(&self, key: &CacheKey) -> String {
+        let mut k = String::with_capacity(self.inner.key_prefix.len() + key.as_str().len());
+        k.push_str(&self.inner.key_prefix);
+        k.push_str(key.as_str());
+        k
+    }
+
+    /// The URL with its credentials redacted.
+    pub fn redacted_url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// Runs `cmd` within the operation timeout, with the outage bookkeeping.
+    async fn run<T: FromRedisValue>(&self, what: &str, cmd: &Cmd) -> Result<T, CacheError> {
+        let inner = &self.inner;
+        if tokio::runtime::Handle::try_current().is_err() {
+            // Timers and the connection task need one; fail instead of panicking.
+            return Err(CacheError::new(
+                NAME,
+                format!("{what}: the Redis cache must be used inside a Tokio runtime"),
+            ));
+        }
+        if inner.health.is_down() {
+            // Normally a no-op: the reconnect task is already running.
+            Inner::spawn_probe(inner);
+            return Err(CacheError::new(
+                NAME,
+                format!("{what}: Redis unavailable (reconnecting in the background)"),
+            ));
+        }
+        let (generation, mut conn) = inner.manager().map_err(|e| inner.error(what, &e))?;
+        let outcome = tokio::time::timeout(inner.timeout, async {
+            match cmd.query_async::<T>(&mut conn).await {
+                // A dropped connection makes the manager reconnect; one more
+                // try gets the new connection if Redis is back already.
+                Err(e) if is_connection_error(&e) => cmd.query_async::<T>(&mut conn).await,
+                other => other,
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Ok(value)) => {
+                inner.health.succeeded(&inner.url);
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                let err = inner.error(what, &e);
+                if is_outage(&e) {
+                    Inner::outage(inner, generation, &err.message);
+                } else {
+                    // Redis answered, with an error about this command.
+                    inner.health.succeeded(&inner.url);
+                }
+                Err(err)
+            }
+            Err(_elapsed) => {
+                let err = CacheError::new(
+                    NAME,
+                    format!("{what}: no answer from Redis within {:?}", inner.timeout),
+                );
+                if inner.health.timed_out() >= TIMEOUTS_BEFORE_OUTAGE {
+                    Inner::outage(inner, generation, &err.message);
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// The current connection manager, created (lazily connecting) if there is none.
+    /// Must be called inside a Tokio runtime (creating one spawns a task).
+    fn manager(&self) -> Result<(u64, ConnectionManager), RedisError> {
+        let mut slot = lock(&self.slot);
+        if let Some(m) = &slot.manager {
+            return Ok((slot.generation, m.clone()));
+        }
+        let config = ConnectionManagerConfig::new()
+            // One connection attempt per reconnect; the pacing is ours.
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(self.connect_timeout))
+            // Operations are bounded by our own timeout.
+            .set_response_timeout(None);
+        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.manager = Some(m.clone());
+        Ok((slot.generation, m))
+    }
+
+    /// Drops the manager of `generation` if it is still current, so the next
+    /// attempt starts from a fresh connection (a stuck or half-open one is
+    /// never reused, nor one whose handshake failed).
+    fn discard(&self, generation: u64) {
+        let mut slot = lock(&self.slot);
+        if slot.generation == generation {
+            slot.manager = None;
+        }
+    }
+
+    /// Marks Redis down and makes sure a reconnect task runs.
+    fn outage(this: &Arc<Self>, generation: u64, error: &str) {
+        this.health.failed(&this.url, error);
+        this.discard(generation);
+        Self::spawn_probe(this);
+    }
+
+    /// Starts the reconnect task unless one is running (or there is no runtime).
+    fn spawn_probe(this: &Arc<Self>) {
+        if this.health.start_probing() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn(probe(Arc::downgrade(this)))),
+                Err(_) => this.health.stop_probing(),
+            }
+        }
+    }
+
+    /// A [`CacheError`] for a failed operation, without secrets.
+    fn error(&self, what: &str, e: &RedisError) -> CacheError {
+        CacheError::new(
+            NAME,
+            format!("{what}: {}", self.scrubber.scrub(&e.to_string())),
+        )
+    }
+}
+
+/// Connects (a read on a fresh connection, bounded by the connect timeout)
+/// until Redis answers, pausing the retry interval between attempts. Ends when
+/// Redis is up or the cache is dropped.
+async fn probe(weak: Weak<Inner>) {
+    let mut guard = ProbeGuard {
+        weak: weak.clone(),
+        armed: true,
+    };
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let (generation, result) = match inner.manager() {
+            Ok((generation, mut conn)) => {
+                // A keyed read rather than PING: Redis answers PING while it
+                // is still loading its data set, but not GET/SET.
+                let mut probe = redis::cmd("EXISTS");
+                probe.arg(format!("{}probe", inner.key_prefix));
+                let result = match tokio::time::timeout(
+                    inner.connect_timeout,
+                    probe.query_async::<i64>(&mut conn),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(inner.error("connect", &e).message),
+                    Err(_) => Err(format!(
+                        "connect: no answer from Redis within {:?}",
+                        inner.connect_timeout
+                    )),
+                };
+                (Some(generation), result)
+            }
+            Err(e) => (None, Err(inner.error("connect", &e).message)),
+        };
+        match result {
+            Ok(()) => {
+                // Release the claim first: an outage seen from here on starts
+                // a new task.
+                guard.armed = false;
+                inner.health.stop_probing();
+                inner.health.succeeded(&inner.url);
+                return;
+            }
+            Err(message) => {
+                tracing::debug!(
+                    cache = NAME,
+                    url = inner.url.as_str(),
+                    error = message.as_str(),
+                    "redis reconnect attempt failed"
+                );
+                inner.health.failed(&inner.url, &message);
+                if let Some(generation) = generation {
+                    inner.discard(generation);
+                }
+            }
+        }
+        let pause = inner.retry_interval;
+        drop(inner);
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Releases the probing claim if the task ends early (cache dropped, runtime
+/// shut down), so a later outage can start a new one.
+struct ProbeGuard {
+    weak: Weak<Inner>,
+    armed: bool,
+}
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(inner) = self.weak.upgrade() {
+                inner.health.stop_probing();
+            }
+        }
+    }
+}
+
+fn lock(m: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The connection failed (refused, reset, closed): worth one more try.
+fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// Server errors that refuse every command, not just this one.
+const OUTAGE_CODES: &[&str] = &["NOAUTH", "WRONGPASS", "LOADING", "MASTERDOWN"];
+
+/// Redis as a whole is unusable, not just this command.
+///
+/// Errors about one command or key (`WRONGTYPE`, `READONLY` on a replica,
+/// `OOM`, ACL `NOPERM`) are not: they fail that operation only, and treating
+/// them as outages would flap between down and up.
+fn is_outage(e: &RedisError) -> bool {
+    is_connection_error(e)
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || e.code().is_some_and(|c| OUTAGE_CODES.contains(&c))
+}
+
+/// Whole seconds for `EX`: rounded up, at least 1, at most [`MAX_TTL_SECS`].
+pub(crate) fn ttl_secs(ttl: Duration) -> u64 {
+    let secs = ttl
+        .as_secs()
+        .saturating_add(u64::from(ttl.subsec_nanos() > 0));
+    secs.clamp(1, MAX_TTL_SECS)
+}
+
+#[async_trait]
+impl ResponseCache for RedisCache {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError> {
+        let rkey = self.redis_key(key);
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&rkey);
+        let Some(bytes) = self.run::<Option<Vec<u8>>>("GET", &cmd).await? else {
+            return Ok(None);
+        };
+        CachedResponse::decode(&bytes)
+            .map(Some)
+            .map_err(|e| CacheError::new(NAME, format!("GET {rkey}: {}", e.message)))
+    }
+
+    async fn set(
+        &self,
+        key: &CacheKey,
+        value: &CachedResponse,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.redis_key(key))
+            .arg(value.encode())
+            .arg("EX")
+            .arg(ttl_secs(ttl));
+        self.run::<()>("SET", &cmd).await
+    }
+}
+
+impl fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("url", &self.inner.url)
+            .field("key_prefix", &self.inner.key_prefix)
+            .field("timeout", &self.inner.timeout)
+            .field("state", &self.inner.health.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_whole_seconds_rounded_up_and_at_least_one() {
+        assert_eq!(ttl_secs(Duration::ZERO), 1);
+        assert_eq!(ttl_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ttl_secs(Duration::from_secs(1)), 1);
+        assert_eq!(ttl_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(ttl_secs(Duration::from_secs(3600)), 3600);
+        assert_eq!(ttl_secs(Duration::MAX), MAX_TTL_SECS);
+    }
+
+    #[test]
+    fn building_never_connects_and_rejects_bad_settings() {
+        // No runtime, nothing listening: still builds.
+        let cache = RedisCache::builder("redis://:pw-123@127.0.0.1:1/0")
+            .build()
+            .unwrap();
+        let dbg = format!("{cache:?}");
+        assert!(dbg.contains("redis://***@127.0.0.1:1/0"), "{dbg}");
+        assert!(!dbg.contains("pw-123"), "{dbg}");
+        assert_eq!(cache.name(), "redis");
+
+        let err = RedisCache::builder("http://:pw-123@host/")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("caching.redis_url"));
+        assert!(!err.to_string().contains("pw-123"), "{err}");
+
+        let err = RedisCache::builder("redis://h")
+            .timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("caching.redis_timeout"));
+    }
+
+    #[test]
+    fn used_outside_a_tokio_runtime_it_errs_instead_of_panicking() {
+        let cache = RedisCache::builder("redis://127.0.0.1:1/0")
+            .build()
+            .unwrap();
+        let key = CacheKey::for_request(&llm_core::LlmRequest::new("x"));
+        let err = block_on_without_tokio(cache.get(&key)).unwrap_err();
+        assert!(err.message.contains("Tokio runtime"), "{err}");
+    }
+
+    /// A minimal executor that is not Tokio.
+    fn block_on_without_tokio<F: std::future::Future>(fut: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    #[test]
+    fn keys_carry_the_prefix() {
+        let cache = RedisCache::builder("redis://h")
+            .key_prefix("p:")
+            .build()
+            .unwrap();
+        let key = CacheKey::for_request(&llm_core::LlmRequest::new("x"));
+        assert_eq!(cache.redis_key(&key), format!("p:{key}"));
+    }
+}

@@ -1,0 +1,118 @@
+//! Building a [`RedisCache`]: from the `[caching]` section or by hand.
+
+use std::fmt;
+use std::time::Duration;
+
+use llm_core::config::CachingConfig;
+use llm_core::ConfigError;
+
+use crate::cache::RedisCache;
+use crate::redact::redact_url;
+
+/// Default key prefix (same as `[caching] key_prefix`).
+pub const DEFAULT_KEY_PREFIX: &str = "llm:";
+/// Default per-operation timeout (same as `[caching] redis_timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default bound on one connection attempt (TCP connect, handshake, first read).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default pause between reconnection attempts while Redis is down.
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+impl RedisCache {
+    /// A cache configured by the `[caching]` section (`redis_url`, `key_prefix`,
+    /// `redis_timeout`). The entry TTL (`ttl`) is passed by the client on each `set`.
+    ///
+    /// Does not connect: it fails only on an invalid configuration, never
+    /// because Redis is down. Called inside a Tokio runtime it starts
+    /// connecting in the background at once; otherwise on first use.
+    pub fn from_config(config: &CachingConfig) -> Result<Self, ConfigError> {
+        Self::builder(&config.redis_url)
+            .key_prefix(&config.key_prefix)
+            .timeout(config.redis_timeout.0)
+            .build()
+    }
+
+    /// A builder for a cache on `url` (`redis://[[user]:password@]host[:port][/db]`).
+    pub fn builder(url: impl Into<String>) -> RedisCacheBuilder {
+        RedisCacheBuilder {
+            url: url.into(),
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retry_interval: DEFAULT_RETRY_INTERVAL,
+        }
+    }
+}
+
+/// Options of a [`RedisCache`]; [`build`](Self::build) makes it.
+///
+/// ```
+/// use std::time::Duration;
+/// use llm_cache_redis::RedisCache;
+///
+/// let cache = RedisCache::builder("redis://:s3cret@127.0.0.1:6379/0")
+///     .key_prefix("myapp:llm:")
+///     .timeout(Duration::from_millis(20))
+///     .build()
+///     .unwrap();
+/// assert!(!format!("{cache:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
+pub struct RedisCacheBuilder {
+    pub(crate) url: String,
+    pub(crate) key_prefix: String,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) retry_interval: Duration,
+}
+
+impl RedisCacheBuilder {
+    /// Prefix of every key written (default `llm:`).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Bound on one `get` or `set`, connection wait included (default 50 ms).
+    /// Must be greater than zero.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Bound on one background connection attempt (default 1 s; never less
+    /// than the operation timeout).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Pause between reconnection attempts while Redis is down (default 1 s).
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval;
+        self
+    }
+
+    /// The cache. Fails only on an invalid URL or a zero timeout; never
+    /// connects, so it succeeds with Redis down.
+    pub fn build(self) -> Result<RedisCache, ConfigError> {
+        if self.timeout.is_zero() {
+            return Err(
+                ConfigError::new("must be greater than zero").with_key("caching.redis_timeout")
+            );
+        }
+        RedisCache::new(self)
+    }
+}
+
+impl fmt::Debug for RedisCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCacheBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry_interval", &self.retry_interval)
+            .finish()
+    }
+}
