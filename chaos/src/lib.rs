@@ -1,0 +1,1 @@
+//! Fault-injecting upstreams for the chaos and soak suites.
