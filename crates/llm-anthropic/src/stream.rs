@@ -9,8 +9,8 @@
 
 use std::collections::VecDeque;
 
-use futures::{Stream, StreamExt};
-use llm_core::http::SseEvent;
+use futures::{Stream, TryStreamExt};
+use llm_core::http::{decode_frames, FrameDecoder, SseEvent};
 use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
 
 use crate::error;
@@ -158,11 +158,29 @@ fn push_text(out: &mut Vec<StreamEvent>, text: Option<String>) {
     }
 }
 
-struct State<S> {
-    events: S,
-    decoder: Decoder,
-    pending: VecDeque<Result<StreamEvent, ProviderError>>,
-    finished: bool,
+impl FrameDecoder for Decoder {
+    type Frame = SseEvent;
+
+    fn frame(
+        &mut self,
+        ev: SseEvent,
+        out: &mut VecDeque<Result<StreamEvent, ProviderError>>,
+    ) -> bool {
+        match self.on_event(&ev) {
+            Ok(events) => {
+                out.extend(events.into_iter().map(Ok));
+                self.is_done()
+            }
+            Err(e) => {
+                out.push_back(Err(e));
+                true
+            }
+        }
+    }
+
+    fn incomplete(&self) -> ProviderError {
+        Decoder::incomplete(self)
+    }
 }
 
 /// Turns server-sent events into stream events.
@@ -173,49 +191,20 @@ pub(crate) fn decode<S>(
 where
     S: Stream<Item = Result<SseEvent, ProviderError>> + Send + Unpin + 'static,
 {
-    let state = State {
-        events,
-        decoder,
-        pending: VecDeque::new(),
-        finished: false,
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.pending.pop_front() {
-                return Some((item, st));
-            }
-            if st.finished {
-                return None;
-            }
-            match st.events.next().await {
-                None => {
-                    st.finished = true;
-                    st.pending.push_back(Err(st.decoder.incomplete()));
-                }
-                Some(Err(e)) => {
-                    st.finished = true;
-                    let id = e.request_id.clone().or(st.decoder.request_id.clone());
-                    st.pending.push_back(Err(e.with_request_id(id)));
-                }
-                Some(Ok(ev)) => match st.decoder.on_event(&ev) {
-                    Ok(out) => {
-                        st.pending.extend(out.into_iter().map(Ok));
-                        st.finished = st.decoder.is_done();
-                    }
-                    Err(e) => {
-                        st.finished = true;
-                        st.pending.push_back(Err(e));
-                    }
-                },
-            }
-        }
-    })
+    // A broken connection carries the response's request id, for support tickets.
+    let id = decoder.request_id.clone();
+    let events = events.map_err(move |e| {
+        let id = e.request_id.clone().or_else(|| id.clone());
+        e.with_request_id(id)
+    });
+    decode_frames(events, decoder)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use futures::StreamExt;
     use llm_core::ErrorClass;
 
     fn ev(name: &str, data: &str) -> SseEvent {

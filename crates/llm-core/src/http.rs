@@ -367,3 +367,71 @@ mod tests {
         assert_eq!(truncate("abc", 10), "abc");
     }
 }
+
+/// Turns upstream frames (SSE events, NDJSON lines, …) into stream events.
+///
+/// Implemented by each provider's stream decoder; [`decode_frames`] drives it.
+pub trait FrameDecoder: Send + 'static {
+    /// One unit of the upstream stream.
+    type Frame: Send + 'static;
+
+    /// Handles one frame, pushing zero or more items onto `out`. Returns `true`
+    /// when the stream is over (its terminator, or an error item was pushed).
+    fn frame(
+        &mut self,
+        frame: Self::Frame,
+        out: &mut std::collections::VecDeque<Result<crate::StreamEvent, ProviderError>>,
+    ) -> bool;
+
+    /// The error for an upstream stream that ended before it was over.
+    fn incomplete(&self) -> ProviderError;
+}
+
+/// Drives `decoder` over `frames`: items come out in order; a transport error
+/// ends the stream with that error; an upstream end before the decoder saw
+/// the terminator ends it with [`FrameDecoder::incomplete`]. Nothing follows
+/// the last item.
+pub fn decode_frames<S, D>(
+    frames: S,
+    decoder: D,
+) -> impl Stream<Item = Result<crate::StreamEvent, ProviderError>> + Send + 'static
+where
+    S: Stream<Item = Result<D::Frame, ProviderError>> + Send + 'static,
+    D: FrameDecoder,
+{
+    struct State<D: FrameDecoder> {
+        frames: futures::stream::BoxStream<'static, Result<D::Frame, ProviderError>>,
+        decoder: D,
+        pending: std::collections::VecDeque<Result<crate::StreamEvent, ProviderError>>,
+        finished: bool,
+    }
+    let state = State {
+        frames: frames.boxed(),
+        decoder,
+        pending: std::collections::VecDeque::new(),
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                return Some((item, st));
+            }
+            if st.finished {
+                return None;
+            }
+            match st.frames.next().await {
+                Some(Ok(frame)) => {
+                    st.finished = st.decoder.frame(frame, &mut st.pending);
+                }
+                Some(Err(e)) => {
+                    st.finished = true;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    st.finished = true;
+                    return Some((Err(st.decoder.incomplete()), st));
+                }
+            }
+        }
+    })
+}

@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt, TryStreamExt};
-use llm_core::http::{self, reqwest};
+use futures::{Stream, TryStreamExt};
+use llm_core::http::{self, decode_frames, reqwest, FrameDecoder};
 use llm_core::{FinishReason, ProviderError, StreamEvent};
 use serde_json::Value;
 
@@ -131,37 +131,25 @@ fn non_empty(s: &str, fallback: &str) -> String {
     if s.is_empty() { fallback } else { s }.to_string()
 }
 
+impl FrameDecoder for Decoder {
+    type Frame = Frame;
+
+    fn frame(&mut self, frame: Frame, out: &mut VecDeque<Item>) -> bool {
+        self.on_frame(frame, out)
+    }
+
+    fn incomplete(&self) -> ProviderError {
+        Decoder::incomplete(self)
+    }
+}
+
 /// Runs `decoder` over `frames`, ending after the end marker, the first error,
 /// or the end of the body (as an incomplete error).
 pub(crate) fn decode<S>(frames: S, decoder: Decoder) -> impl Stream<Item = Item> + Send + 'static
 where
     S: Stream<Item = Result<Frame, ProviderError>> + Send + 'static,
 {
-    let state = (frames.boxed(), decoder, VecDeque::new(), false);
-    futures::stream::unfold(
-        state,
-        |(mut frames, mut dec, mut pending, mut over)| async move {
-            loop {
-                if let Some(item) = pending.pop_front() {
-                    return Some((item, (frames, dec, pending, over)));
-                }
-                if over {
-                    return None;
-                }
-                match frames.next().await {
-                    Some(Ok(frame)) => over = dec.on_frame(frame, &mut pending),
-                    Some(Err(e)) => {
-                        over = true;
-                        pending.push_back(Err(e));
-                    }
-                    None => {
-                        over = true;
-                        pending.push_back(Err(dec.incomplete()));
-                    }
-                }
-            }
-        },
-    )
+    decode_frames(frames, decoder)
 }
 
 /// Frames of an NDJSON body: one JSON object per line.

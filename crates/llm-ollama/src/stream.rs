@@ -7,7 +7,8 @@
 
 use std::collections::VecDeque;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
+use llm_core::http::{decode_frames, FrameDecoder};
 use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
 
 use crate::error;
@@ -56,11 +57,53 @@ pub(crate) fn parse_line(provider: &str, line: &[u8]) -> Result<GenerationLine, 
     llm_core::http::decode_json(provider, line)
 }
 
-struct State<S> {
-    lines: S,
-    pending: VecDeque<Result<StreamEvent, ProviderError>>,
-    finished: bool,
+/// Decoder state of one NDJSON generation stream of `B` lines.
+struct Decoder<B> {
     provider: String,
+    line: std::marker::PhantomData<fn(B)>,
+}
+
+impl<B: AsRef<[u8]> + Send + 'static> FrameDecoder for Decoder<B> {
+    type Frame = B;
+
+    fn frame(&mut self, bytes: B, out: &mut VecDeque<Result<StreamEvent, ProviderError>>) -> bool {
+        let line = match parse_line(&self.provider, bytes.as_ref()) {
+            Ok(l) => l,
+            Err(e) => {
+                out.push_back(Err(e));
+                return true;
+            }
+        };
+        if let Some(e) = &line.error {
+            out.push_back(Err(error::in_stream(
+                &self.provider,
+                "generation",
+                &e.message(),
+            )));
+            return true;
+        }
+        if let Some(text) = line.text().filter(|t| !t.is_empty()) {
+            out.push_back(Ok(StreamEvent::delta(text)));
+        }
+        if !line.is_done() {
+            return false;
+        }
+        log_metrics(&self.provider, &line);
+        out.push_back(Ok(StreamEvent::Usage {
+            usage: usage(&line),
+        }));
+        out.push_back(Ok(StreamEvent::Done {
+            finish_reason: finish_reason(line.done_reason.as_deref()),
+        }));
+        true
+    }
+
+    fn incomplete(&self) -> ProviderError {
+        ProviderError::incomplete(
+            &self.provider,
+            "the stream ended without its `\"done\": true` line",
+        )
+    }
 }
 
 /// The events of an NDJSON generation stream.
@@ -70,70 +113,13 @@ pub(crate) fn decode<S, B>(
 ) -> impl Stream<Item = Result<StreamEvent, ProviderError>> + Send + 'static
 where
     S: Stream<Item = Result<B, ProviderError>> + Send + Unpin + 'static,
-    B: AsRef<[u8]>,
+    B: AsRef<[u8]> + Send + 'static,
 {
-    let state = State {
+    decode_frames(
         lines,
-        pending: VecDeque::new(),
-        finished: false,
-        provider: provider.to_string(),
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.pending.pop_front() {
-                return Some((item, st));
-            }
-            if st.finished {
-                return None;
-            }
-            match st.lines.next().await {
-                None => {
-                    st.finished = true;
-                    let err = ProviderError::incomplete(
-                        &st.provider,
-                        "the stream ended without its `\"done\": true` line",
-                    );
-                    return Some((Err(err), st));
-                }
-                Some(Err(e)) => {
-                    st.finished = true;
-                    return Some((Err(e), st));
-                }
-                Some(Ok(bytes)) => on_line(&mut st, bytes.as_ref()),
-            }
-        }
-    })
-}
-
-fn on_line<S>(st: &mut State<S>, bytes: &[u8]) {
-    let line = match parse_line(&st.provider, bytes) {
-        Ok(l) => l,
-        Err(e) => {
-            st.finished = true;
-            st.pending.push_back(Err(e));
-            return;
-        }
-    };
-    if let Some(e) = &line.error {
-        st.finished = true;
-        st.pending.push_back(Err(error::in_stream(
-            &st.provider,
-            "generation",
-            &e.message(),
-        )));
-        return;
-    }
-    if let Some(text) = line.text().filter(|t| !t.is_empty()) {
-        st.pending.push_back(Ok(StreamEvent::delta(text)));
-    }
-    if line.is_done() {
-        log_metrics(&st.provider, &line);
-        st.finished = true;
-        st.pending.push_back(Ok(StreamEvent::Usage {
-            usage: usage(&line),
-        }));
-        st.pending.push_back(Ok(StreamEvent::Done {
-            finish_reason: finish_reason(line.done_reason.as_deref()),
-        }));
-    }
+        Decoder {
+            provider: provider.to_string(),
+            line: std::marker::PhantomData,
+        },
+    )
 }

@@ -9,8 +9,8 @@
 
 use std::collections::VecDeque;
 
-use futures::{Stream, StreamExt};
-use llm_core::http::SseEvent;
+use futures::Stream;
+use llm_core::http::{decode_frames, FrameDecoder, SseEvent};
 use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
 
 use crate::error::payload_error;
@@ -103,11 +103,16 @@ fn snippet(s: &str) -> &str {
     &s[..end]
 }
 
-struct State<S> {
-    events: S,
-    decoder: Decoder,
-    pending: VecDeque<Item>,
-    finished: bool,
+impl FrameDecoder for Decoder {
+    type Frame = SseEvent;
+
+    fn frame(&mut self, event: SseEvent, out: &mut VecDeque<Item>) -> bool {
+        self.on_data(&event.data, out) == Flow::End
+    }
+
+    fn incomplete(&self) -> ProviderError {
+        Decoder::incomplete(self)
+    }
 }
 
 /// Turns the server-sent events of a response into stream events.
@@ -115,43 +120,13 @@ pub(crate) fn decode<S>(provider: &str, events: S) -> impl Stream<Item = Item> +
 where
     S: Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static,
 {
-    let state = State {
-        events: Box::pin(events),
-        decoder: Decoder::new(provider),
-        pending: VecDeque::new(),
-        finished: false,
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(item) = st.pending.pop_front() {
-                return Some((item, st));
-            }
-            if st.finished {
-                return None;
-            }
-            match st.events.next().await {
-                Some(Ok(event)) => {
-                    if st.decoder.on_data(&event.data, &mut st.pending) == Flow::End {
-                        st.finished = true;
-                    }
-                }
-                Some(Err(e)) => {
-                    st.finished = true;
-                    return Some((Err(e), st));
-                }
-                None => {
-                    st.finished = true;
-                    let err = st.decoder.incomplete();
-                    return Some((Err(err), st));
-                }
-            }
-        }
-    })
+    decode_frames(events, Decoder::new(provider))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
     use llm_core::ProviderErrorKind;
 
     async fn run(payloads: &[&str]) -> Vec<Item> {
