@@ -332,42 +332,6 @@ pub fn ndjson_lines(
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert("retry-after", HeaderValue::from_static("30"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
-        h.insert("retry-after-ms", HeaderValue::from_static("1500"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-        let mut h = HeaderMap::new();
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert("retry-after", HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
-    }
-
-    #[test]
-    fn secret_headers_are_sensitive() {
-        let v = secret_header("Bearer ", &SecretString::from("sk-hidden")).unwrap();
-        assert!(v.is_sensitive());
-        assert!(!format!("{v:?}").contains("sk-hidden"));
-    }
-
-    #[test]
-    fn truncation_respects_char_boundaries() {
-        assert_eq!(truncate("中文字", 4), "中…");
-        assert_eq!(truncate("abc", 10), "abc");
-    }
-}
-
 /// Turns upstream frames (SSE events, NDJSON lines, …) into stream events.
 ///
 /// Implemented by each provider's stream decoder; [`decode_frames`] drives it.
@@ -434,4 +398,40 @@ where
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("30"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        h.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn secret_headers_are_sensitive() {
+        let v = secret_header("Bearer ", &SecretString::from("sk-hidden")).unwrap();
+        assert!(v.is_sensitive());
+        assert!(!format!("{v:?}").contains("sk-hidden"));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("中文字", 4), "中…");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
 }

@@ -184,6 +184,7 @@ pub(crate) fn sse_frames(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
     use llm_core::Usage;
 
     fn pointers() -> Arc<Pointers> {
