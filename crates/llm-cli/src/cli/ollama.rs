@@ -1,0 +1,201 @@
+//! The Ollama service manager in the CLI: `llm pull`, `llm setup`, and the
+//! preparation of an Ollama instance before `llm generate` uses it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use llm_router::config::{Config, ProviderEntry};
+use llm_router::ollama::{OllamaService, PullProgress, ServiceStatus};
+use llm_router::{LlmClient, LlmRequest};
+
+use super::progress::{MultiPull, PullDisplay};
+use super::{load_client, load_config};
+
+/// `llm pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Model to download, e.g. `llama3:8b`.
+    pub model: String,
+    /// Ollama instance (default: the first enabled one).
+    #[arg(long, short = 'p')]
+    pub provider: Option<String>,
+}
+
+fn service_of(entry: &ProviderEntry) -> anyhow::Result<OllamaService> {
+    let spec = entry
+        .spec
+        .as_ref()
+        .with_context(|| format!("provider `{}` is disabled", entry.name))?;
+    Ok(OllamaService::from_spec(spec)?)
+}
+
+fn ollama_entries(config: &Config) -> impl Iterator<Item = &ProviderEntry> {
+    config
+        .providers
+        .iter()
+        .filter(|p| p.enabled && p.kind == "ollama")
+}
+
+/// Pulls the missing required models of `service`, showing progress.
+async fn pull_required(service: &OllamaService, name: &str) -> anyhow::Result<Vec<String>> {
+    let mut display = MultiPull::default();
+    let result = service
+        .ensure_models(|model: &str, p: &PullProgress| display.update(model, p))
+        .await;
+    display.finish(result.is_ok());
+    result.with_context(|| format!("provider `{name}`"))
+}
+
+/// Before a generation: when the routing primary is an Ollama instance, make
+/// sure its server runs and (with `auto_download`) that its required models
+/// exist. Failures are logged; the call then falls back as usual.
+pub(crate) async fn prepare_primary(config: &Config, client: &LlmClient, req: &LlmRequest) {
+    let plan = client.explain(req);
+    let Some(primary) = plan.primary() else {
+        return;
+    };
+    let Some(entry) = config
+        .provider(primary)
+        .filter(|e| e.enabled && e.kind == "ollama")
+    else {
+        return;
+    };
+    let service = match service_of(entry) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(provider = %entry.name, error = %e, "cannot manage the Ollama server");
+            return;
+        }
+    };
+    match service.ensure_running().await {
+        Ok(ServiceStatus::Started { pid, .. }) => {
+            tracing::info!(provider = %entry.name, ?pid, "started the Ollama server");
+        }
+        Ok(ServiceStatus::AlreadyRunning { .. }) => {}
+        Err(e) => {
+            tracing::warn!(provider = %entry.name, error = %e, "Ollama is not running");
+            return;
+        }
+    }
+    if service.config().auto_download {
+        if let Err(e) = pull_required(&service, &entry.name).await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot pull the required models");
+        }
+    }
+}
+
+/// Runs `llm pull`.
+pub(crate) async fn pull(config_path: Option<&Path>, args: PullArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let entry = match &args.provider {
+        Some(name) => {
+            let Some(e) = config.provider(name) else {
+                bail!("unknown provider `{name}`; `llm providers` lists the configured ones");
+            };
+            if e.kind != "ollama" {
+                bail!(
+                    "provider `{name}` is of kind `{}`; only Ollama instances can pull models",
+                    e.kind
+                );
+            }
+            e
+        }
+        None => match ollama_entries(&config).next() {
+            Some(e) => e,
+            None => bail!(
+                "no enabled Ollama provider is configured; add an [llm_providers.ollama] section"
+            ),
+        },
+    };
+    let service = service_of(entry)?;
+    if let Err(e) = service.ensure_running().await {
+        bail!("{e}");
+    }
+    let mut display = PullDisplay::new(&args.model);
+    let result = service.pull(&args.model, |p| display.update(p)).await;
+    display.finish(result.is_ok());
+    result.with_context(|| format!("cannot pull `{}`", args.model))?;
+    println!("pulled {} on {}", args.model, entry.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `llm setup`.
+pub(crate) async fn setup(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, client) = load_client(config_path)?;
+    if let Some(f) = &config.file {
+        println!("configuration: {}", f.display());
+    } else {
+        println!("configuration: built-in defaults");
+    }
+    for entry in ollama_entries(&config) {
+        let service = match service_of(entry) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("FAIL {}: {e:#}", entry.name);
+                continue;
+            }
+        };
+        match service.ensure_running().await {
+            Ok(ServiceStatus::AlreadyRunning { version }) => println!(
+                "ok   {}: Ollama is running{}",
+                entry.name,
+                version
+                    .map(|v| format!(" (version {v})"))
+                    .unwrap_or_default()
+            ),
+            Ok(ServiceStatus::Started { pid, version }) => println!(
+                "ok   {}: started Ollama{}{}",
+                entry.name,
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                version
+                    .map(|v| format!(", version {v}"))
+                    .unwrap_or_default()
+            ),
+            Err(e) => {
+                println!("FAIL {}: {e}", entry.name);
+                continue;
+            }
+        }
+        match service.missing_models().await {
+            Ok(missing) if missing.is_empty() => {
+                println!("ok   {}: required models present", entry.name);
+            }
+            Ok(missing) => {
+                for model in missing {
+                    let mut display = PullDisplay::new(&model);
+                    let r = service.pull(&model, |p| display.update(p)).await;
+                    display.finish(r.is_ok());
+                    match r {
+                        Ok(()) => println!("ok   {}: pulled {model}", entry.name),
+                        Err(e) => println!("FAIL {}: cannot pull {model}: {e}", entry.name),
+                    }
+                }
+            }
+            Err(e) => println!("FAIL {}: cannot list models: {e}", entry.name),
+        }
+    }
+    let reports = client.refresh_health().await;
+    let mut working = 0;
+    for r in &reports {
+        if r.available == Some(true) {
+            working += 1;
+            println!("ok   {} ({}): available", r.provider, r.kind);
+        } else {
+            println!("FAIL {} ({}): not available", r.provider, r.kind);
+        }
+    }
+    for p in config.providers.iter().filter(|p| !p.enabled) {
+        println!("skip {} ({}): disabled", p.name, p.kind);
+    }
+    println!("{working} of {} enabled providers work", reports.len());
+    if working == 0 {
+        eprintln!(
+            "error: no provider works. Start Ollama (`ollama serve`), set OPENAI_API_KEY or \
+             ANTHROPIC_API_KEY, or enable a provider in the configuration; `llm providers` shows details"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

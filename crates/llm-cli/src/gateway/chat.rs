@@ -1,0 +1,338 @@
+//! `POST /v1/chat/completions`: one JSON object, or server-sent events.
+
+use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use llm_router::{LlmRequest, LlmResponse, ProviderError, ResponseStream, StreamEvent, Usage};
+use tokio::time::Instant;
+
+use super::convert::{self, Parsed};
+use super::error::ApiError;
+use super::wire::{
+    finish_reason, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Delta, UsageField,
+    WireUsage,
+};
+use super::AppState;
+
+/// Handles `POST /v1/chat/completions`.
+pub(crate) async fn chat_completions(
+    State(st): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match handle(st, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let entered = Instant::now();
+    let body = body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(st.settings.max_body_bytes)
+        } else {
+            ApiError::invalid(None, rej.body_text())
+        }
+    })?;
+    let Parsed {
+        request,
+        stream,
+        include_usage,
+    } = convert::parse(&body, &st.client)?;
+    let timeout = st.settings.request_timeout;
+    let deadline = Instant::now() + timeout;
+    let id = completion_id();
+    let created = unix_now();
+    let telemetry = st.client.telemetry();
+    if !stream {
+        let called = Instant::now();
+        let resp = tokio::time::timeout_at(deadline, st.client.generate(request))
+            .await
+            .map_err(|_| ApiError::timeout(timeout))??;
+        let returned = Instant::now();
+        let out = completion(&id, created, &resp);
+        // Time spent in the gateway itself: parsing before the call, encoding after.
+        let own = (called - entered) + returned.elapsed();
+        telemetry.gateway_overhead(own.as_secs_f64());
+        return Ok(out);
+    }
+    let estimate_from = include_usage.then(|| request.clone());
+    telemetry.gateway_overhead(entered.elapsed().as_secs_f64());
+    let opened = tokio::time::timeout_at(deadline, st.client.stream(request))
+        .await
+        .map_err(|_| ApiError::timeout(timeout))??;
+    Ok(event_stream(
+        opened,
+        id,
+        created,
+        include_usage,
+        estimate_from,
+        deadline,
+        timeout,
+    ))
+}
+
+/// `chatcmpl-` and 29 random alphanumerics, as OpenAI's ids look.
+pub(crate) fn completion_id() -> String {
+    let mut id = String::with_capacity(38);
+    id.push_str("chatcmpl-");
+    id.extend(std::iter::repeat_with(fastrand::alphanumeric).take(29));
+    id
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn llm_headers(headers: &mut HeaderMap, provider: &str, cached: bool, attempts: usize, id: &str) {
+    if let Ok(v) = HeaderValue::from_str(provider) {
+        headers.insert("x-llm-provider", v);
+    }
+    headers.insert(
+        "x-llm-cache",
+        HeaderValue::from_static(if cached { "hit" } else { "miss" }),
+    );
+    headers.insert("x-llm-attempts", HeaderValue::from(attempts));
+    if let Ok(v) = HeaderValue::from_str(id) {
+        headers.insert("x-request-id", v);
+    }
+}
+
+fn completion(id: &str, created: u64, resp: &LlmResponse) -> Response {
+    let body = ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model: &resp.model,
+        choices: [Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content: &resp.content,
+                refusal: None,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(&resp.finish_reason),
+        }],
+        usage: resp.usage.into(),
+        system_fingerprint: None,
+    };
+    let json = match serde_json::to_vec(&body) {
+        Ok(j) => j,
+        Err(e) => {
+            return ApiError::internal(format!("cannot encode the response: {e}")).into_response()
+        }
+    };
+    let mut r = Response::new(Body::from(json));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    llm_headers(h, &resp.provider, resp.cached, resp.attempts.len(), id);
+    r
+}
+
+/// Where a stream is.
+enum Phase {
+    /// The role chunk is next.
+    Start,
+    /// Forwarding events.
+    Body,
+    /// Nothing more to send.
+    End,
+}
+
+struct SseState {
+    events: ResponseStream,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    /// The request, kept to estimate usage when the provider reports none.
+    estimate_from: Option<LlmRequest>,
+    text: String,
+    usage: Option<Usage>,
+    phase: Phase,
+    deadline: Instant,
+    timeout: std::time::Duration,
+}
+
+impl SseState {
+    fn chunk(&self, choices: Vec<ChunkChoice<'_>>, usage: Option<WireUsage>) -> Bytes {
+        let usage = match (self.include_usage, usage) {
+            (false, _) => UsageField::Absent,
+            (true, None) => UsageField::Null,
+            (true, Some(u)) => UsageField::Some(u),
+        };
+        let chunk = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            system_fingerprint: None,
+            choices,
+            usage,
+        };
+        match serde_json::to_string(&chunk) {
+            Ok(json) => data(&json),
+            Err(e) => error_event(&ApiError::internal(format!("cannot encode a chunk: {e}"))),
+        }
+    }
+
+    fn content(&self, delta: Delta<'_>, finish: Option<&'static str>) -> Bytes {
+        self.chunk(
+            vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason: finish,
+            }],
+            None,
+        )
+    }
+
+    /// The finish chunk, the usage chunk when asked for, and `[DONE]`.
+    fn finish(&mut self, reason: &'static str) -> Bytes {
+        let mut out = Vec::new();
+        out.extend_from_slice(&self.content(Delta::default(), Some(reason)));
+        if self.include_usage {
+            let usage = match (self.usage, &self.estimate_from) {
+                (Some(u), _) => u,
+                (None, Some(req)) => llm_router::tokens::estimate_usage(req, &self.text),
+                (None, None) => Usage::default(),
+            };
+            out.extend_from_slice(&self.chunk(Vec::new(), Some(usage.into())));
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        Bytes::from(out)
+    }
+
+    async fn next(mut self) -> Option<(Bytes, Self)> {
+        match self.phase {
+            Phase::End => return None,
+            Phase::Start => {
+                self.phase = Phase::Body;
+                let first = self.content(Delta::first(), None);
+                return Some((first, self));
+            }
+            Phase::Body => {}
+        }
+        loop {
+            let item = match tokio::time::timeout_at(self.deadline, self.events.next()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    self.phase = Phase::End;
+                    tracing::warn!(provider = %self.events.provider, "stream cut at the request timeout");
+                    return Some((error_event(&ApiError::timeout(self.timeout)), self));
+                }
+            };
+            match item {
+                Some(Ok(StreamEvent::Delta { text })) => {
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let out = self.content(
+                        Delta {
+                            content: Some(&text),
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                    if self.estimate_from.is_some() {
+                        self.text.push_str(&text);
+                    }
+                    return Some((out, self));
+                }
+                Some(Ok(StreamEvent::Usage { usage })) => self.usage = Some(usage),
+                Some(Ok(StreamEvent::Done { finish_reason: r })) => {
+                    self.phase = Phase::End;
+                    let out = self.finish(finish_reason(&r));
+                    return Some((out, self));
+                }
+                Some(Err(e)) => {
+                    self.phase = Phase::End;
+                    return Some((error_event(&stream_error(&e)), self));
+                }
+                None => {
+                    self.phase = Phase::End;
+                    let e = ProviderError::incomplete(
+                        self.events.provider.clone(),
+                        "stream ended before it was complete",
+                    );
+                    return Some((error_event(&stream_error(&e)), self));
+                }
+            }
+        }
+    }
+}
+
+fn stream_error(e: &ProviderError) -> ApiError {
+    tracing::warn!(error = %e, "upstream failed after the stream started");
+    let mut err = ApiError::internal(format!("The upstream provider failed mid-stream: {e}"));
+    err.code = Some("upstream_error");
+    err
+}
+
+fn data(json: &str) -> Bytes {
+    let mut s = String::with_capacity(json.len() + 8);
+    s.push_str("data: ");
+    s.push_str(json);
+    s.push_str("\n\n");
+    Bytes::from(s)
+}
+
+/// `data: {"error":{…}}`: how a failure after the `200` is reported.
+fn error_event(e: &ApiError) -> Bytes {
+    data(&e.body_json())
+}
+
+fn event_stream(
+    events: ResponseStream,
+    id: String,
+    created: u64,
+    include_usage: bool,
+    estimate_from: Option<LlmRequest>,
+    deadline: Instant,
+    timeout: std::time::Duration,
+) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    llm_headers(
+        &mut headers,
+        &events.provider,
+        events.cached,
+        events.attempts.len(),
+        &id,
+    );
+    let state = SseState {
+        model: events.model.clone(),
+        events,
+        id,
+        created,
+        include_usage,
+        estimate_from,
+        text: String::new(),
+        usage: None,
+        phase: Phase::Start,
+        deadline,
+        timeout,
+    };
+    let body = futures::stream::unfold(state, SseState::next).map(Ok::<_, Infallible>);
+    let mut r = Response::new(Body::from_stream(body));
+    *r.headers_mut() = headers;
+    r
+}

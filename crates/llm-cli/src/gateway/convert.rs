@@ -1,0 +1,439 @@
+//! An OpenAI request body → an [`LlmRequest`], with OpenAI-style validation.
+
+use llm_router::{LlmClient, LlmRequest, Message};
+
+use super::error::ApiError;
+use super::wire::{ChatRequest, Content, Stop};
+
+/// Most stop sequences OpenAI accepts.
+const MAX_STOP: usize = 4;
+/// OpenAI's default temperature (used when a request sends none).
+const DEFAULT_TEMPERATURE: f32 = 1.0;
+
+/// A parsed chat request.
+#[derive(Debug)]
+pub struct Parsed {
+    /// What the client is asked.
+    pub request: LlmRequest,
+    /// Whether to answer with server-sent events.
+    pub stream: bool,
+    /// Whether a stream ends with a usage chunk.
+    pub include_usage: bool,
+}
+
+/// Parses and validates a request body.
+pub fn parse(body: &[u8], client: &LlmClient) -> Result<Parsed, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(
+            None,
+            format!(
+                "We could not parse the JSON body of your request ({e}). \
+                 The body must be a JSON object."
+            ),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            None,
+            "The request body must be a JSON object.",
+        ));
+    }
+    let raw: ChatRequest = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let param = (!path.is_empty() && path != ".").then_some(path);
+        ApiError::invalid(
+            param.as_deref(),
+            format!(
+                "Invalid value for '{}': {}",
+                param.as_deref().unwrap_or("body"),
+                e.inner()
+            ),
+        )
+    })?;
+    convert(raw, client)
+}
+
+fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
+    let model = raw
+        .model
+        .ok_or_else(|| ApiError::invalid(Some("model"), "You must provide a model parameter."))?;
+    let messages = raw.messages.ok_or_else(|| {
+        ApiError::invalid(Some("messages"), "Missing required parameter: 'messages'.")
+    })?;
+    if messages.is_empty() {
+        return Err(ApiError::invalid(
+            Some("messages"),
+            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+        ));
+    }
+
+    let mut system: Vec<String> = Vec::new();
+    let mut conversation = Vec::with_capacity(messages.len());
+    for (i, m) in messages.into_iter().enumerate() {
+        let text = content_text(i, m.content)?;
+        match m.role.as_str() {
+            "system" | "developer" => system.push(text.unwrap_or_default()),
+            "user" => conversation.push(Message::user(text.ok_or_else(|| {
+                ApiError::invalid(
+                    Some(&format!("messages[{i}].content")),
+                    format!("Missing required parameter: 'messages[{i}].content'."),
+                )
+            })?)),
+            "assistant" => conversation.push(Message::assistant(text.unwrap_or_default())),
+            "tool" | "function" => {
+                return Err(ApiError::invalid(
+                    Some(&format!("messages[{i}].role")),
+                    format!(
+                        "Invalid value for 'messages[{i}].role': `{}` messages are not supported \
+                         by this gateway (tools are not supported).",
+                        m.role
+                    ),
+                ))
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    Some(&format!("messages[{i}].role")),
+                    format!(
+                        "Invalid value: '{other}'. Supported values are: 'system', 'developer', \
+                         'user' and 'assistant'."
+                    ),
+                ))
+            }
+        }
+    }
+    if conversation.is_empty() {
+        return Err(ApiError::invalid(
+            Some("messages"),
+            "Invalid 'messages': at least one user or assistant message is required.",
+        ));
+    }
+
+    let mut req = LlmRequest::from_messages(conversation);
+    let system: Vec<String> = system.into_iter().filter(|s| !s.is_empty()).collect();
+    if !system.is_empty() {
+        req.system_prompt = Some(system.join("\n\n"));
+    }
+
+    let (field, max) = match (raw.max_completion_tokens, raw.max_tokens) {
+        (Some(m), _) => ("max_completion_tokens", Some(m)),
+        (None, Some(m)) => ("max_tokens", Some(m)),
+        (None, None) => ("max_tokens", None),
+    };
+    if let Some(m) = max {
+        if m == 0 {
+            return Err(ApiError::invalid(
+                Some(field),
+                format!("Invalid '{field}': integer below minimum value. Expected a value >= 1, but got 0 instead."),
+            ));
+        }
+        req.max_tokens = m;
+    }
+    let temperature = raw.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::invalid(
+            Some("temperature"),
+            format!("Invalid 'temperature': expected a value between 0 and 2, but got {temperature} instead."),
+        ));
+    }
+    req.temperature = temperature;
+    if let Some(p) = raw.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ApiError::invalid(
+                Some("top_p"),
+                format!("Invalid 'top_p': expected a value between 0 and 1, but got {p} instead."),
+            ));
+        }
+        req.top_p = Some(p);
+    }
+    req.stop = match raw.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s],
+        Some(Stop::Many(v)) => v,
+    };
+    if req.stop.len() > MAX_STOP {
+        return Err(ApiError::invalid(
+            Some("stop"),
+            format!(
+                "Invalid 'stop': array too long. Expected an array with maximum length {MAX_STOP}, but got {} instead.",
+                req.stop.len()
+            ),
+        ));
+    }
+    if req.stop.iter().any(String::is_empty) {
+        return Err(ApiError::invalid(
+            Some("stop"),
+            "Invalid 'stop': stop sequences must not be empty.",
+        ));
+    }
+    // OpenAI takes any 64-bit integer; keep its bits.
+    req.seed = raw.seed.map(|s| u64::from_ne_bytes(s.to_ne_bytes()));
+    if raw.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid(
+            Some("n"),
+            "Invalid 'n': this gateway returns exactly one choice; n must be 1.",
+        ));
+    }
+
+    let stream = raw.stream.unwrap_or(false);
+    if raw.stream_options.is_some() && !stream {
+        return Err(ApiError::invalid(
+            Some("stream_options"),
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        ));
+    }
+    let include_usage = raw
+        .stream_options
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+
+    resolve_model(&model, client, &mut req)?;
+    llm_router::validate(&req).map_err(|v| ApiError::invalid(Some(v.field), v.to_string()))?;
+    Ok(Parsed {
+        request: req,
+        stream,
+        include_usage,
+    })
+}
+
+/// The text of a message's content; `None` for null or absent content.
+fn content_text(i: usize, content: Option<Content>) -> Result<Option<String>, ApiError> {
+    match content {
+        None => Ok(None),
+        Some(Content::Text(s)) => Ok(Some(s)),
+        Some(Content::Parts(parts)) => {
+            let mut out = String::new();
+            for (j, p) in parts.into_iter().enumerate() {
+                match p.kind.as_str() {
+                    "text" => {
+                        let t = p.text.ok_or_else(|| {
+                            ApiError::invalid(
+                                Some(&format!("messages[{i}].content[{j}].text")),
+                                format!(
+                                    "Missing required parameter: 'messages[{i}].content[{j}].text'."
+                                ),
+                            )
+                        })?;
+                        out.push_str(&t);
+                    }
+                    // A refusal the model gave earlier adds nothing to the prompt.
+                    "refusal" => {}
+                    other => {
+                        return Err(ApiError::invalid(
+                            Some(&format!("messages[{i}].content[{j}].type")),
+                            format!(
+                                "Invalid value: '{other}'. This gateway supports only 'text' content parts."
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(Some(out))
+        }
+    }
+}
+
+/// Applies `model`: `auto` (the router decides), `instance/model` (that
+/// instance first), `instance` (that instance, its default model) or a model
+/// name (the first instance that lists it goes first).
+fn resolve_model(model: &str, client: &LlmClient, req: &mut LlmRequest) -> Result<(), ApiError> {
+    let model = model.trim();
+    if model.is_empty() || model.eq_ignore_ascii_case("auto") {
+        return Ok(());
+    }
+    let providers = client.providers();
+    if let Some((instance, name)) = model.split_once('/') {
+        if let Some(p) = providers.iter().find(|p| p.name() == instance) {
+            let name = name.trim();
+            if name.is_empty() || name.eq_ignore_ascii_case("auto") {
+                req.provider = Some(p.name().to_string());
+                return Ok(());
+            }
+            let profile = p.profile();
+            let listed = profile.models.iter().any(|m| m == name)
+                || profile.default_model.as_deref() == Some(name);
+            if !profile.models.is_empty() && !listed {
+                return Err(ApiError::model_not_found(model));
+            }
+            req.provider = Some(p.name().to_string());
+            req.model = Some(name.to_string());
+            return Ok(());
+        }
+    }
+    if let Some(p) = providers.iter().find(|p| {
+        let profile = p.profile();
+        profile.models.iter().any(|m| m == model) || profile.default_model.as_deref() == Some(model)
+    }) {
+        req.provider = Some(p.name().to_string());
+        req.model = Some(model.to_string());
+        return Ok(());
+    }
+    if let Some(p) = providers.iter().find(|p| p.name() == model) {
+        req.provider = Some(p.name().to_string());
+        return Ok(());
+    }
+    Err(ApiError::model_not_found(model))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::Arc;
+
+    use llm_core::testing::{Reply, ScriptedProvider};
+    use llm_router::{LlmClient, Role};
+
+    use super::*;
+
+    fn client() -> LlmClient {
+        let a = ScriptedProvider::new("gpu")
+            .kind("openai")
+            .models(["qwen", "Qwen/Qwen2.5"])
+            .otherwise(Reply::text("x"));
+        let b = ScriptedProvider::new("cloud")
+            .kind("openai")
+            .models(["gpt-4o", "qwen"])
+            .otherwise(Reply::text("x"));
+        LlmClient::builder()
+            .provider(Arc::new(a))
+            .provider(Arc::new(b))
+            .build()
+            .unwrap()
+    }
+
+    fn parse_str(s: &str) -> Result<Parsed, ApiError> {
+        parse(s.as_bytes(), &client())
+    }
+
+    #[test]
+    fn maps_messages_and_options() {
+        let p = parse_str(
+            r#"{"model":"auto","messages":[{"role":"system","content":"S1"},
+            {"role":"developer","content":[{"type":"text","text":"S2"}]},
+            {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+            {"role":"assistant","content":null},{"role":"user","content":"q"}],
+            "max_completion_tokens":50,"max_tokens":7,"temperature":0.2,"top_p":0.5,
+            "stop":"END","seed":-1,"stream":true,"stream_options":{"include_usage":true},
+            "frequency_penalty":0.1,"user":"u"}"#,
+        )
+        .unwrap();
+        let r = p.request;
+        assert_eq!(r.system_prompt.as_deref(), Some("S1\n\nS2"));
+        assert_eq!(r.messages.len(), 3);
+        assert_eq!(r.messages[0].content, "ab");
+        assert_eq!(r.messages[1].role, Role::Assistant);
+        assert_eq!(r.max_tokens, 50);
+        assert_eq!(r.temperature, 0.2);
+        assert_eq!(r.top_p, Some(0.5));
+        assert_eq!(r.stop, vec!["END".to_string()]);
+        assert_eq!(r.seed, Some(u64::MAX));
+        assert!(p.stream && p.include_usage);
+        assert_eq!(r.provider, None);
+        assert_eq!(r.model, None);
+    }
+
+    #[test]
+    fn resolves_models() {
+        let r = parse_str(r#"{"model":"qwen","messages":[{"role":"user","content":"q"}]}"#)
+            .unwrap()
+            .request;
+        assert_eq!(
+            (r.provider.as_deref(), r.model.as_deref()),
+            (Some("gpu"), Some("qwen"))
+        );
+        let r = parse_str(r#"{"model":"cloud/qwen","messages":[{"role":"user","content":"q"}]}"#)
+            .unwrap()
+            .request;
+        assert_eq!(
+            (r.provider.as_deref(), r.model.as_deref()),
+            (Some("cloud"), Some("qwen"))
+        );
+        let r = parse_str(r#"{"model":"Qwen/Qwen2.5","messages":[{"role":"user","content":"q"}]}"#)
+            .unwrap()
+            .request;
+        assert_eq!(
+            (r.provider.as_deref(), r.model.as_deref()),
+            (Some("gpu"), Some("Qwen/Qwen2.5"))
+        );
+        for m in ["nope", "cloud/nope", "gpu/gpt-4o"] {
+            let body = format!(r#"{{"model":"{m}","messages":[{{"role":"user","content":"q"}}]}}"#);
+            let e = parse_str(&body).unwrap_err();
+            assert_eq!(e.status, 404, "{m}");
+            assert_eq!(e.code, Some("model_not_found"));
+        }
+    }
+
+    #[test]
+    fn invalid_requests_name_the_field() {
+        let cases = [
+            (r#"{"messages":[{"role":"user","content":"q"}]}"#, "model"),
+            (r#"{"model":"auto"}"#, "messages"),
+            (r#"{"model":"auto","messages":[]}"#, "messages"),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"temperature":"hot"}"#,
+                "temperature",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"temperature":3}"#,
+                "temperature",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"top_p":2}"#,
+                "top_p",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"max_tokens":0}"#,
+                "max_tokens",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"max_tokens":-5}"#,
+                "max_tokens",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"max_completion_tokens":0}"#,
+                "max_completion_tokens",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"stop":["a","b","c","d","e"]}"#,
+                "stop",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"stop":5}"#,
+                "stop",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"n":2}"#,
+                "n",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"stream_options":{"include_usage":true}}"#,
+                "stream_options",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"wizard","content":"q"}]}"#,
+                "messages[0].role",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#,
+                "messages[0].content[0].type",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user"}]}"#,
+                "messages[0].content",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"system","content":"s"}]}"#,
+                "messages",
+            ),
+            (r#"{"model":"auto","messages":"hi"}"#, "messages"),
+        ];
+        for (body, field) in cases {
+            let e = parse_str(body).unwrap_err();
+            assert_eq!(e.status, 400, "{body}");
+            assert_eq!(e.param.as_deref(), Some(field), "{body}: {}", e.message);
+        }
+        let e = parse_str("{not json").unwrap_err();
+        assert_eq!(e.status, 400);
+        let e = parse_str("[1]").unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+}

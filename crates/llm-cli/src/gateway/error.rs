@@ -1,0 +1,266 @@
+//! Errors in OpenAI's error body: `{"error":{"message","type","param","code"}}`.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use llm_router::{Attempt, LlmError};
+use serde::Serialize;
+
+/// An API error: an HTTP status and OpenAI's error object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human-readable description.
+    pub message: String,
+    /// OpenAI's `type` (`invalid_request_error`, `server_error`, …).
+    pub kind: &'static str,
+    /// The request field at fault, when there is one.
+    pub param: Option<String>,
+    /// A machine-readable code (`model_not_found`, `invalid_api_key`, …).
+    pub code: Option<&'static str>,
+    /// Seconds a client should wait before retrying (`Retry-After`).
+    pub retry_after: Option<u64>,
+}
+
+/// The wire form of an error.
+#[derive(Serialize)]
+pub(crate) struct ErrorBody<'a> {
+    pub(crate) error: ErrorObject<'a>,
+}
+
+/// The inner `error` object.
+#[derive(Serialize)]
+pub(crate) struct ErrorObject<'a> {
+    pub(crate) message: &'a str,
+    #[serde(rename = "type")]
+    pub(crate) kind: &'a str,
+    pub(crate) param: Option<&'a str>,
+    pub(crate) code: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_request_error`, naming the field at fault.
+    pub fn invalid(param: Option<&str>, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+        e.param = param.map(str::to_string);
+        e
+    }
+
+    /// 401 for a request without a bearer key.
+    pub fn missing_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Missing bearer authentication in header",
+        )
+    }
+
+    /// 401 for a wrong bearer key (the key is never echoed).
+    pub fn wrong_key() -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Incorrect API key provided.",
+        );
+        e.code = Some("invalid_api_key");
+        e
+    }
+
+    /// 404 for a model no configured provider serves.
+    pub fn model_not_found(model: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!(
+                "The model `{model}` does not exist or you do not have access to it. \
+                 GET /v1/models lists the models of this gateway; `auto` lets the router choose."
+            ),
+        );
+        e.param = Some("model".into());
+        e.code = Some("model_not_found");
+        e
+    }
+
+    /// 404 for an unknown route.
+    pub fn unknown_route(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("Invalid URL ({method} {path})"),
+        )
+    }
+
+    /// 405 for a known route called with the wrong method.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            format!("Method {method} is not allowed for {path}"),
+        )
+    }
+
+    /// 413 for a body over the limit.
+    pub fn too_large(limit: usize) -> Self {
+        let mut e = Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("The request body is larger than the limit of this gateway ({limit} bytes)."),
+        );
+        e.code = Some("request_too_large");
+        e
+    }
+
+    /// 429 when the gateway is handling as many requests as it may.
+    pub fn overloaded(max: usize) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            format!(
+                "Too many concurrent requests: this gateway handles at most {max} at once. \
+                 Please retry shortly."
+            ),
+        );
+        e.code = Some("rate_limit_exceeded");
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 504 when the gateway's own `request_timeout` passed.
+    pub fn timeout(after: Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            format!(
+                "The request timed out after {:.1} s (the gateway's request_timeout).",
+                after.as_secs_f64()
+            ),
+        );
+        e.code = Some("timeout");
+        e
+    }
+
+    /// 500 for a failure inside the gateway.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
+    }
+
+    /// The JSON body, as bytes.
+    pub fn body_json(&self) -> String {
+        let body = ErrorBody {
+            error: ErrorObject {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param.as_deref(),
+                code: self.code,
+            },
+        };
+        serde_json::to_string(&body).unwrap_or_else(|_| {
+            r#"{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}"#
+                .to_string()
+        })
+    }
+}
+
+/// `head: a; b; c`, each attempt on one line of the original collapsed.
+fn with_attempts(head: &str, attempts: &[Attempt]) -> String {
+    if attempts.is_empty() {
+        return head.to_string();
+    }
+    let list: Vec<String> = attempts.iter().map(ToString::to_string).collect();
+    format!("{head}: {}", list.join("; "))
+}
+
+impl From<LlmError> for ApiError {
+    fn from(e: LlmError) -> Self {
+        match &e {
+            LlmError::Validation(v) => ApiError::invalid(Some(v.field), v.to_string()),
+            LlmError::UnknownProvider { name, .. } => ApiError::model_not_found(name),
+            LlmError::NoProviderAvailable { attempts } => {
+                let mut err = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    with_attempts("No provider is available", attempts),
+                );
+                err.code = Some("no_provider_available");
+                err.retry_after = Some(5);
+                err
+            }
+            LlmError::AllProvidersFailed { attempts } => {
+                let mut err = ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "server_error",
+                    with_attempts("All providers failed", attempts),
+                );
+                err.code = Some("upstream_error");
+                err
+            }
+            LlmError::DeadlineExceeded { deadline, attempts } => {
+                let mut err = ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "server_error",
+                    with_attempts(
+                        &format!(
+                            "The routing deadline of {:.1} s passed",
+                            deadline.as_secs_f64()
+                        ),
+                        attempts,
+                    ),
+                );
+                err.code = Some("timeout");
+                err
+            }
+            LlmError::Provider(p) => {
+                let mut err = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", p.to_string());
+                err.code = Some("upstream_error");
+                err
+            }
+            _ => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, self.body_json()).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(s) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_four_keys() {
+        let e = ApiError::invalid(Some("temperature"), "bad");
+        let v: serde_json::Value = serde_json::from_str(&e.body_json()).unwrap_or_default();
+        assert_eq!(v["error"]["message"], "bad");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "temperature");
+        assert!(v["error"]["code"].is_null());
+    }
+}

@@ -1,0 +1,163 @@
+//! A real OpenAI SDK client (the `async-openai` crate) against the gateway:
+//! what it parses is what OpenAI's SDKs expect.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatCompletionRequestSystemMessageArgs, ChatCompletionRequestUserMessageArgs,
+    ChatCompletionStreamOptions, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+    FinishReason,
+};
+use async_openai::Client;
+use common::*;
+use futures::StreamExt;
+
+fn sdk(gw: &TestGateway, key: &str) -> Client<OpenAIConfig> {
+    Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(format!("{}/v1", gw.base))
+            .with_api_key(key),
+    )
+}
+
+fn request(model: &str) -> CreateChatCompletionRequest {
+    CreateChatCompletionRequestArgs::default()
+        .model(model)
+        .max_completion_tokens(50u32)
+        .temperature(0.2)
+        .messages([
+            ChatCompletionRequestSystemMessageArgs::default()
+                .content("You are a terse assistant.")
+                .build()
+                .unwrap()
+                .into(),
+            ChatCompletionRequestUserMessageArgs::default()
+                .content("Say hello.")
+                .build()
+                .unwrap()
+                .into(),
+        ])
+        .build()
+        .unwrap()
+}
+
+async fn keyed_gateway(url: &str) -> TestGateway {
+    gateway(&format!(
+        "{}{ROUTING}[gateway]\napi_keys = [\"sk-gw\"]\n",
+        openai_section("primary", url, &["gpt-4o-mini"])
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn sdk_creates_a_completion() {
+    let up = completion_upstream().await;
+    let gw = keyed_gateway(&up.url()).await;
+    let resp = sdk(&gw, "sk-gw")
+        .chat()
+        .create(request("auto"))
+        .await
+        .unwrap();
+    assert!(resp.id.starts_with("chatcmpl-"));
+    assert_eq!(resp.object, "chat.completion");
+    assert_eq!(resp.choices.len(), 1);
+    assert_eq!(resp.choices[0].message.content.as_deref(), Some("Hello!"));
+    assert_eq!(resp.choices[0].finish_reason, Some(FinishReason::Stop));
+    let usage = resp.usage.unwrap();
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
+        (20, 2, 22)
+    );
+}
+
+#[tokio::test]
+async fn sdk_streams_with_usage() {
+    let up = stream_upstream().await;
+    let gw = keyed_gateway(&up.url()).await;
+    let mut req = request("primary/gpt-4o-mini");
+    req.stream_options = Some(ChatCompletionStreamOptions {
+        include_usage: Some(true),
+        include_obfuscation: None,
+    });
+    let mut stream = sdk(&gw, "sk-gw").chat().create_stream(req).await.unwrap();
+    let mut text = String::new();
+    let mut finish = None;
+    let mut usage = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        assert_eq!(chunk.object, "chat.completion.chunk");
+        for c in &chunk.choices {
+            if let Some(t) = &c.delta.content {
+                text.push_str(t);
+            }
+            if c.finish_reason.is_some() {
+                finish = c.finish_reason;
+            }
+        }
+        if let Some(u) = chunk.usage {
+            assert!(chunk.choices.is_empty());
+            usage = Some(u);
+        }
+    }
+    assert_eq!(text, "Hello!");
+    assert_eq!(finish, Some(FinishReason::Stop));
+    assert_eq!(usage.unwrap().total_tokens, 22);
+}
+
+#[tokio::test]
+async fn sdk_lists_models() {
+    let up = completion_upstream().await;
+    let gw = keyed_gateway(&up.url()).await;
+    let list = sdk(&gw, "sk-gw").models().list().await.unwrap();
+    assert_eq!(list.object, "list");
+    let ids: Vec<&str> = list.data.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["primary/gpt-4o-mini"]);
+    assert_eq!(list.data[0].owned_by, "primary");
+}
+
+#[tokio::test]
+async fn sdk_reads_gateway_errors() {
+    let up = completion_upstream().await;
+    let gw = keyed_gateway(&up.url()).await;
+    match sdk(&gw, "sk-gw").chat().create(request("gpt-9")).await {
+        Err(OpenAIError::ApiError(e)) => {
+            assert_eq!(e.status_code.as_u16(), 404);
+            assert_eq!(e.api_error.code.as_deref(), Some("model_not_found"));
+            assert_eq!(e.api_error.param.as_deref(), Some("model"));
+        }
+        other => panic!("expected a 404 API error, got {other:?}"),
+    }
+    match sdk(&gw, "sk-wrong").chat().create(request("auto")).await {
+        Err(OpenAIError::ApiError(e)) => {
+            assert_eq!(e.status_code.as_u16(), 401);
+            assert_eq!(e.api_error.code.as_deref(), Some("invalid_api_key"));
+        }
+        other => panic!("expected a 401 API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sdk_sees_a_mid_stream_failure_as_an_error() {
+    let up = cut_stream_upstream().await;
+    let gw = keyed_gateway(&up.url()).await;
+    let mut stream = sdk(&gw, "sk-gw")
+        .chat()
+        .create_stream(request("auto"))
+        .await
+        .unwrap();
+    let mut failed = false;
+    while let Some(item) = stream.next().await {
+        if item.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the stream ended as if it were complete");
+}
