@@ -334,6 +334,7 @@ pub struct Attempt {
     /// Model the request asked that provider for.
     pub model: String,
     /// What happened.
+    #[serde(flatten)]
     pub outcome: AttemptOutcome,
     /// Time spent on this provider, retries included.
     #[serde(with = "duration_ms")]
@@ -610,6 +611,29 @@ mod tests {
         assert_eq!(r.prompt_text(), "创作\nab");
         assert_eq!(r.prompt_chars(), 5);
         assert_eq!(r.prompt_chars(), r.prompt_text().chars().count());
+    }
+
+    #[test]
+    fn attempts_serialize_flat() {
+        let a = Attempt {
+            provider: "p".into(),
+            model: "m".into(),
+            outcome: AttemptOutcome::Failed {
+                class: ErrorClass::Retryable,
+                status: Some(503),
+                message: "busy".into(),
+            },
+            elapsed: std::time::Duration::from_millis(12),
+            calls: 3,
+        };
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"provider":"p","model":"m","outcome":"failed","class":"retryable",
+                "status":503,"message":"busy","elapsed":12,"calls":3})
+        );
+        let back: Attempt = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
     }
 
     #[test]

@@ -191,9 +191,14 @@ where
     }
 
     for s in &plan.skipped {
+        let model = instances
+            .iter()
+            .find(|i| i.provider.name() == s.provider)
+            .map(|i| crate::router::adapt_model(cfg, i.provider.as_ref(), req.model.as_deref()))
+            .unwrap_or_default();
         attempts.push(Attempt {
             provider: s.provider.clone(),
-            model: String::new(),
+            model,
             outcome: AttemptOutcome::Skipped {
                 reason: s.reason.clone(),
             },
