@@ -73,7 +73,7 @@ use llm_core::{ConfigError, Provider, ProviderPlugin, ProviderSpec};
 pub use config::{ApiMode, KeepAlive, OllamaConfig};
 pub use provider::{OllamaProvider, KIND};
 pub use pull::PullProgress;
-pub use service::{OllamaService, ServiceError, ServiceStatus};
+pub use service::{OllamaService, ServiceError, ServiceStatus, INSTALL_HINT};
 
 /// The factory registered for the kind `ollama`.
 ///

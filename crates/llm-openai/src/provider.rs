@@ -151,6 +151,13 @@ impl OpenAiProvider {
     }
 
     async fn post(&self, body: &ChatRequest<'_>) -> Result<reqwest::Response, ProviderError> {
+        if !self.has_key && !self.keyless_allowed {
+            // Known to fail with 401: move on to the next provider without a call.
+            return Err(ProviderError::unsupported(
+                &self.name,
+                "no API key is configured (set `api_key`, or `allow_no_key = true` for servers that need none)",
+            ));
+        }
         let request = self
             .http
             .post(&self.chat_url)

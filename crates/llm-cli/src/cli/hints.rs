@@ -91,6 +91,12 @@ fn failed_without_status(a: Option<&Attempt>) -> bool {
     a.is_some_and(|a| matches!(a.outcome, AttemptOutcome::Failed { status: None, .. }))
 }
 
+/// Whether an executable called `name` is on `PATH`.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+}
+
 fn key_hint(var: &str, instance: &str) -> String {
     format!("set {var} (the `api_key` of [llm_providers.{instance}]) to a valid key")
 }
@@ -101,6 +107,10 @@ fn kind_hints(kind: &str, status: Option<u16>, a: Option<&Attempt>) -> Vec<Strin
     match (kind, status) {
         ("ollama", Some(404)) => vec![format!(
             "pull the model: `llm pull {model} --provider {instance}`"
+        )],
+        ("ollama", _) if !on_path("ollama") => vec![format!(
+            "{}; then `llm setup` starts it and pulls the required models",
+            llm_router::ollama::INSTALL_HINT
         )],
         ("ollama", _) => vec![
             "start Ollama (`ollama serve`), or run `llm setup` to start it and pull the required models"
