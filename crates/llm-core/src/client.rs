@@ -37,6 +37,7 @@ struct CacheLayer {
 
 struct Inner {
     instances: Vec<Instance>,
+    prepare: bool,
     routing: RoutingConfig,
     cache: Option<CacheLayer>,
     telemetry: Telemetry,
@@ -104,6 +105,7 @@ pub struct LlmClientBuilder {
     cache: Option<Arc<dyn ResponseCache>>,
     telemetry: Telemetry,
     seed: Option<u64>,
+    prepare: bool,
 }
 
 impl Default for LlmClientBuilder {
@@ -115,6 +117,7 @@ impl Default for LlmClientBuilder {
             cache: None,
             telemetry: Telemetry::disabled(),
             seed: None,
+            prepare: false,
         }
     }
 }
@@ -168,6 +171,30 @@ impl LlmClientBuilder {
     /// Records metrics with this recorder.
     pub fn telemetry(mut self, t: Telemetry) -> Self {
         self.telemetry = t;
+        self
+    }
+
+    /// Takes the providers, routing, caching and metrics settings of a loaded
+    /// configuration.
+    pub fn config(self, config: &Config) -> Result<Self, LlmError> {
+        let providers = config.build_providers()?;
+        let telemetry = if config.monitoring.enabled {
+            Telemetry::global().with_models(known_models(&providers))
+        } else {
+            Telemetry::disabled()
+        };
+        Ok(self
+            .providers(providers)
+            .routing(config.routing.clone())
+            .caching(config.caching.clone())
+            .telemetry(telemetry))
+    }
+
+    /// Calls each provider's [`Provider::prepare`] once, before its first
+    /// attempt (e.g. starts a local Ollama server). Off by default: a library
+    /// should not start processes unless asked to.
+    pub fn prepare_providers(mut self, on: bool) -> Self {
+        self.prepare = on;
         self
     }
 
@@ -227,6 +254,7 @@ impl LlmClientBuilder {
         Ok(LlmClient {
             inner: Arc::new(Inner {
                 instances,
+                prepare: self.prepare,
                 routing: self.routing,
                 cache,
                 telemetry: self.telemetry,
@@ -277,18 +305,7 @@ impl LlmClient {
     /// A client for a loaded configuration: its enabled providers, routing,
     /// caching and metrics settings.
     pub fn from_config(config: &Config) -> Result<Self, LlmError> {
-        let providers = config.build_providers()?;
-        let telemetry = if config.monitoring.enabled {
-            Telemetry::global().with_models(known_models(&providers))
-        } else {
-            Telemetry::disabled()
-        };
-        Self::builder()
-            .providers(providers)
-            .routing(config.routing.clone())
-            .caching(config.caching.clone())
-            .telemetry(telemetry)
-            .build()
+        Self::builder().config(config)?.build()
     }
 
     /// The configured provider instances, in order.
@@ -512,6 +529,7 @@ impl LlmClient {
         let inner = &self.inner;
         let out = exec::run(
             &inner.routing,
+            inner.prepare,
             &inner.instances,
             &plan,
             req,
@@ -590,6 +608,7 @@ impl LlmClient {
         let inner = &self.inner;
         let out = exec::run(
             &inner.routing,
+            inner.prepare,
             &inner.instances,
             &plan,
             &req,

@@ -103,6 +103,16 @@ pub trait Provider: Send + Sync {
         ))
     }
 
+    /// Gets the provider ready to serve: for example starts a local server or
+    /// downloads its models. The client calls it once per instance, before the
+    /// first attempt, when built with
+    /// [`prepare_providers(true)`](crate::LlmClientBuilder::prepare_providers)
+    /// (the `llm` command does); a failure counts as that attempt's failure.
+    /// The default does nothing.
+    async fn prepare(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Whether the provider can take requests now (a cheap probe).
     async fn is_available(&self) -> bool;
 

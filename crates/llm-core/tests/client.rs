@@ -659,3 +659,45 @@ async fn availability_probes_are_cached_not_per_request() {
         .to_string()
         .contains("ollama: unavailable"));
 }
+
+#[tokio::test]
+async fn providers_are_prepared_once_before_their_first_attempt_when_asked() {
+    let ollama =
+        Arc::new(ollama().fail_prepare(ProviderError::unsupported("ollama", "not installed")));
+    let openai = Arc::new(openai());
+    let client = LlmClient::builder()
+        .provider(openai.clone())
+        .provider(ollama.clone())
+        .no_cache()
+        .prepare_providers(true)
+        .build()
+        .unwrap();
+    let req = || LlmRequest::new("Hello").max_tokens(100);
+    // Preparing ollama fails: the call falls back without calling it.
+    let r = client.generate(req()).await.unwrap();
+    assert_eq!(r.provider, "openai");
+    assert_eq!((ollama.prepares(), ollama.calls()), (1, 0));
+    assert!(matches!(
+        r.attempts[0].outcome,
+        AttemptOutcome::Failed {
+            class: ErrorClass::Fallback,
+            ..
+        }
+    ));
+    // Once it can be prepared, it is, once, and then used.
+    ollama.clear_prepare_error();
+    for _ in 0..3 {
+        assert_eq!(client.generate(req()).await.unwrap().provider, "ollama");
+    }
+    assert_eq!(ollama.prepares(), 2);
+    assert_eq!(openai.prepares(), 1);
+    // Without the option nothing is prepared.
+    let fresh = Arc::new(ScriptedProvider::new("x").local(true));
+    let plain = LlmClient::builder()
+        .provider(fresh.clone())
+        .no_cache()
+        .build()
+        .unwrap();
+    plain.generate(req()).await.unwrap();
+    assert_eq!(fresh.prepares(), 0);
+}

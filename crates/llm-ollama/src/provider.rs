@@ -31,6 +31,8 @@ pub struct OllamaProvider {
     profile: ProviderProfile,
     config: OllamaConfig,
     api: Api,
+    /// The service manager `prepare` uses (kept, so it can stop what it started).
+    manager: std::sync::OnceLock<OllamaService>,
 }
 
 impl fmt::Debug for OllamaProvider {
@@ -63,6 +65,7 @@ impl OllamaProvider {
             profile,
             config,
             api,
+            manager: std::sync::OnceLock::new(),
         })
     }
 
@@ -75,6 +78,21 @@ impl OllamaProvider {
     /// required models).
     pub fn service(&self) -> Result<OllamaService, ConfigError> {
         OllamaService::new(&self.name, self.config.clone(), self.profile.timeout)
+    }
+
+    /// The service manager [`Provider::prepare`] used, if it ran.
+    pub fn prepared_service(&self) -> Option<&OllamaService> {
+        self.manager.get()
+    }
+
+    fn manager(&self) -> Result<&OllamaService, ProviderError> {
+        if let Some(m) = self.manager.get() {
+            return Ok(m);
+        }
+        let m = self
+            .service()
+            .map_err(|e| ProviderError::unsupported(&self.name, e.to_string()))?;
+        Ok(self.manager.get_or_init(|| m))
     }
 
     /// Downloads `model` through `POST /api/pull`, calling `progress` for every
@@ -268,6 +286,26 @@ impl Provider for OllamaProvider {
         let lines = http::ndjson_lines(&self.name, resp, self.profile.timeout, MAX_LINE).boxed();
         let events = stream::decode(&self.name, lines);
         Ok(ResponseStream::new(&self.name, KIND, model, events))
+    }
+
+    /// Starts the local server when it is down (when `binary` exists) and,
+    /// with `auto_download = true`, pulls missing `required_models`. Called by
+    /// clients built with `prepare_providers(true)`, such as the `llm` command.
+    async fn prepare(&self) -> Result<(), ProviderError> {
+        let manager = self.manager()?;
+        let unprepared =
+            |e: crate::ServiceError| ProviderError::unsupported(&self.name, e.to_string());
+        manager.ensure_running().await.map_err(unprepared)?;
+        if self.config.auto_download {
+            let name = self.name.clone();
+            manager
+                .ensure_models(move |model, p| {
+                    tracing::info!(provider = %name, model, status = %p.status, "pulling");
+                })
+                .await
+                .map_err(unprepared)?;
+        }
+        Ok(())
     }
 
     async fn is_available(&self) -> bool {

@@ -272,3 +272,31 @@ async fn pull_error_line_fails_ensure_models() {
     );
     assert_eq!(statuses, ["pulling manifest"]);
 }
+
+#[tokio::test]
+async fn a_client_that_prepares_providers_starts_the_server_and_pulls_models() {
+    let url = local_url();
+    let spec = spec(&url)
+        .option("required_models", vec!["qwen:7b"])
+        .option("auto_download", true);
+    let provider = std::sync::Arc::new(OllamaProvider::from_spec(&spec).unwrap());
+    let client = llm_core::LlmClient::builder()
+        .provider(provider.clone())
+        .no_cache()
+        .prepare_providers(true)
+        .build()
+        .unwrap();
+    let r = client
+        .generate(LlmRequest::new("Hello").model("qwen:7b").max_tokens(50))
+        .await;
+    let manager = provider.prepared_service().expect("prepare ran");
+    assert!(manager.pid().is_some(), "the server was started");
+    assert!(
+        manager.missing_models().await.unwrap().is_empty(),
+        "models pulled"
+    );
+    let r = r.unwrap();
+    assert_eq!(r.provider, "ollama");
+    assert!(!r.content.is_empty());
+    stop(manager).await;
+}

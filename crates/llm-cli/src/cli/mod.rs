@@ -162,7 +162,12 @@ pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 /// Loads the configuration and builds a client from it.
 pub(crate) fn load_client(path: Option<&Path>) -> anyhow::Result<(Config, LlmClient)> {
     let config = load_config(path)?;
-    let client = LlmClient::from_config(&config).context("cannot build the client")?;
+    // Providers are prepared before their first attempt: an Ollama instance
+    // that is down is started (and its required models pulled), fallbacks included.
+    let client = LlmClient::builder()
+        .config(&config)
+        .and_then(|b| b.prepare_providers(true).build())
+        .context("cannot build the client")?;
     Ok((config, client))
 }
 

@@ -47,6 +47,8 @@ struct Inner {
 pub(crate) struct ProviderHealth {
     inner: Mutex<Inner>,
     probing: AtomicBool,
+    prepared: AtomicBool,
+    prepare_lock: tokio::sync::Mutex<()>,
     check_interval: Duration,
 }
 
@@ -71,6 +73,8 @@ impl ProviderHealth {
                 latency_ewma: None,
             }),
             probing: AtomicBool::new(false),
+            prepared: AtomicBool::new(false),
+            prepare_lock: tokio::sync::Mutex::new(()),
             check_interval: cfg.check_interval.0,
         }
     }
@@ -153,6 +157,21 @@ impl ProviderHealth {
         let ok = p.is_available().await;
         self.lock().probe = Some((ok, Instant::now()));
         ok
+    }
+
+    /// Runs the provider's `prepare` once (concurrent first callers wait for
+    /// the one run); a failure is returned and tried again on the next call.
+    pub(crate) async fn prepare(&self, p: &dyn Provider) -> Result<(), ProviderError> {
+        if self.prepared.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one = self.prepare_lock.lock().await;
+        if self.prepared.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        p.prepare().await?;
+        self.prepared.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Starts a background probe when the cached one is stale and none is running.

@@ -49,8 +49,10 @@ pub(crate) struct OpenedStream {
 }
 
 /// Runs `call` against each provider of `plan` until one succeeds.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<T, F, Fut>(
     cfg: &RoutingConfig,
+    prepare: bool,
     instances: &[Instance],
     plan: &RoutePlan,
     req: &LlmRequest,
@@ -97,6 +99,25 @@ where
         }
         if let Some(from) = previous.take() {
             telemetry.fallback(&from, &name);
+        }
+
+        if prepare {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let ready =
+                match tokio::time::timeout(remaining, inst.health.prepare(provider.as_ref())).await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        attempts.push(failed(&name, &model, began, 0, None));
+                        return Err(deadline_error(cfg, attempts));
+                    }
+                };
+            if let Err(e) = ready {
+                tracing::debug!(provider = %name, error = %e, "provider could not be prepared");
+                attempts.push(failed(&name, &model, began, 0, Some(&e)));
+                previous = Some(name);
+                continue;
+            }
         }
 
         let mut calls = 0u32;

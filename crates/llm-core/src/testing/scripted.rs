@@ -69,6 +69,8 @@ pub struct ScriptedProvider {
     available: AtomicBool,
     calls: AtomicU32,
     availability_checks: AtomicU32,
+    prepares: AtomicU32,
+    prepare_error: Mutex<Option<ProviderError>>,
     requests: Mutex<Vec<LlmRequest>>,
 }
 
@@ -86,6 +88,8 @@ impl ScriptedProvider {
             available: AtomicBool::new(true),
             calls: AtomicU32::new(0),
             availability_checks: AtomicU32::new(0),
+            prepares: AtomicU32::new(0),
+            prepare_error: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
         }
     }
@@ -141,6 +145,22 @@ impl ScriptedProvider {
     /// Sets what `is_available` answers.
     pub fn set_available(&self, available: bool) {
         self.available.store(available, Ordering::SeqCst);
+    }
+
+    /// Makes `prepare` fail with `error` until [`clear_prepare_error`](Self::clear_prepare_error).
+    pub fn fail_prepare(self, error: ProviderError) -> Self {
+        *lock(&self.prepare_error) = Some(error);
+        self
+    }
+
+    /// Lets `prepare` succeed again.
+    pub fn clear_prepare_error(&self) {
+        *lock(&self.prepare_error) = None;
+    }
+
+    /// Calls of `prepare` so far.
+    pub fn prepares(&self) -> u32 {
+        self.prepares.load(Ordering::SeqCst)
     }
 
     /// Calls of `generate` and `stream` so far.
@@ -260,6 +280,14 @@ impl Provider for ScriptedProvider {
             model,
             futures::stream::iter(items),
         ))
+    }
+
+    async fn prepare(&self) -> Result<(), ProviderError> {
+        self.prepares.fetch_add(1, Ordering::SeqCst);
+        match lock(&self.prepare_error).clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     async fn is_available(&self) -> bool {
