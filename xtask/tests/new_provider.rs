@@ -1,0 +1,257 @@
+//! `cargo xtask new-provider`: the scaffolded crate builds, its own tests pass
+//! as generated, and a program that links it lists its kind.
+//!
+//! One scaffold (outside the workspace, depending on this workspace's llm-core
+//! through `--core-path`) is shared by both tests. Builds reuse this
+//! workspace's target directory and its `Cargo.lock`, so only the new crate and
+//! llm-core are compiled, offline.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The provider kind the tests scaffold (two words, to exercise the name mapping).
+const KIND: &str = "scaffold-check";
+const CRATE: &str = "llm-scaffold-check";
+/// Tests sharing the scaffold; the last one to finish removes it.
+const USERS: usize = 2;
+static DONE: AtomicUsize = AtomicUsize::new(0);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => workspace().join(dir),
+        None => workspace().join("target"),
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.env("CARGO_TARGET_DIR", target_dir())
+        .env("CARGO_TERM_COLOR", "never");
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The temporary directory holding the scaffold (and the test program).
+fn scaffold() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = tempfile::Builder::new()
+            .prefix("xtask-new-provider-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["new-provider", KIND, "--path"])
+            .arg(root.join(CRATE))
+            .arg("--core-path")
+            .arg(workspace().join("crates/llm-core"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "new-provider failed\n{}", text(&out));
+        // The workspace's lock file pins the versions already built in its target dir.
+        std::fs::copy(
+            workspace().join("Cargo.lock"),
+            root.join(CRATE).join("Cargo.lock"),
+        )
+        .unwrap();
+        root
+    })
+}
+
+/// Marks a test done; the last one removes the scaffold.
+fn release() {
+    if DONE.fetch_add(1, Ordering::SeqCst) + 1 == USERS {
+        let _ = std::fs::remove_dir_all(scaffold());
+    }
+}
+
+#[test]
+fn the_scaffolded_crate_passes_its_own_tests() {
+    let dir = scaffold().join(CRATE);
+    for file in [
+        "Cargo.toml",
+        "README.md",
+        "src/lib.rs",
+        "src/config.rs",
+        "src/provider.rs",
+        "src/wire.rs",
+        "src/error.rs",
+        "tests/conformance.rs",
+        "tests/provider.rs",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} is generated");
+    }
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("llm_core::inventory::submit!"), "{lib}");
+    let provider = std::fs::read_to_string(dir.join("src/provider.rs")).unwrap();
+    assert!(
+        provider.contains("ProviderError::unsupported("),
+        "{provider}"
+    );
+    assert!(!provider.contains("todo!"), "{provider}");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("path = "),
+        "depends on --core-path: {manifest}"
+    );
+
+    let out = cargo()
+        .args(["test", "--offline"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(
+        out.status.success(),
+        "cargo test of the scaffold failed\n{log}"
+    );
+    assert!(log.contains("the_kind_is_registered ... ok"), "{log}");
+    assert!(
+        log.contains("conformance::generate ... ignored"),
+        "the conformance suite is wired but ignored\n{log}"
+    );
+    release();
+}
+
+#[test]
+fn a_program_that_links_the_crate_lists_its_kind() {
+    let root = scaffold();
+    let app = root.join("app");
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    let core = workspace().join("crates/llm-core");
+    std::fs::write(
+        app.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"scaffold-kinds\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [dependencies]\nllm-core = {{ path = {core:?} }}\n{CRATE} = {{ path = \"../{CRATE}\" }}\n",
+            core = core.display().to_string(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("src/main.rs"),
+        "use llm_scaffold_check as _; // linking the crate registers its kind\n\n\
+         fn main() {\n    println!(\"kinds: {}\", llm_core::registry::kinds().join(\", \"));\n}\n",
+    )
+    .unwrap();
+    std::fs::copy(workspace().join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
+
+    let out = cargo()
+        .args(["run", "--offline", "--quiet"])
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "the test program failed\n{log}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kinds: Vec<&str> = stdout
+        .trim()
+        .strip_prefix("kinds: ")
+        .unwrap_or_else(|| panic!("unexpected output\n{log}"))
+        .split(", ")
+        .collect();
+    assert_eq!(kinds, vec![KIND], "{log}");
+    release();
+}
+
+#[test]
+fn bad_names_and_paths_inside_the_workspace_are_refused() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["new-provider", "Bad_Name", "--path", "/nonexistent/x"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("invalid provider name"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["new-provider", "openai", "--path", "/nonexistent/x"]);
+    assert!(!out.status.success());
+    let inside = workspace().join("target/should-not-exist");
+    let out = run(&["new-provider", "acme", "--path", inside.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("inside the llm-router workspace"),
+        "{}",
+        text(&out)
+    );
+    assert!(!inside.exists());
+}
+
+#[test]
+fn inside_a_workspace_the_crate_is_wired_into_the_facade() {
+    // A copy of the files the task edits, standing in for this workspace.
+    let root = tempfile::tempdir().unwrap();
+    for file in [
+        "Cargo.toml",
+        "crates/llm-router/Cargo.toml",
+        "crates/llm-router/src/lib.rs",
+    ] {
+        let to = root.path().join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(workspace().join(file), to).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["new-provider", "acme"])
+        .env("XTASK_WORKSPACE_ROOT", root.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let read = |f: &str| std::fs::read_to_string(root.path().join(f)).unwrap();
+    let manifest = read("crates/llm-acme/Cargo.toml");
+    assert!(manifest.contains("llm-core = { workspace = true, features = [\"http\"] }"));
+    assert!(manifest.contains("[lints]\nworkspace = true"));
+    assert!(root
+        .path()
+        .join("crates/llm-acme/tests/conformance.rs")
+        .is_file());
+    assert!(!root.path().join("crates/llm-acme/clippy.toml").exists());
+
+    let workspace_manifest: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap();
+    assert!(workspace_manifest["workspace"]["dependencies"]
+        .get("llm-acme")
+        .is_some());
+    let facade: toml::Table = toml::from_str(&read("crates/llm-router/Cargo.toml")).unwrap();
+    assert_eq!(
+        facade["features"]["acme"].as_array().unwrap()[0].as_str(),
+        Some("dep:llm-acme")
+    );
+    assert_eq!(
+        facade["dependencies"]["llm-acme"]["optional"].as_bool(),
+        Some(true)
+    );
+    assert!(read("crates/llm-router/src/lib.rs")
+        .contains("#[cfg(feature = \"acme\")]\npub use llm_acme as acme;"));
+
+    // Running it again does not overwrite the crate.
+    let again = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["new-provider", "acme"])
+        .env("XTASK_WORKSPACE_ROOT", root.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+}
