@@ -30,7 +30,7 @@
 //!   Tokio runtime it starts connecting in the background at once.
 //! - Every `get`/`set` is bounded by the operation timeout (connection wait
 //!   included). Redis down, slow or holding garbage under a key gives a
-//!   [`CacheError`](llm_core::CacheError), which the client turns into a miss.
+//!   [`CacheError`], which the client turns into a miss.
 //! - On an outage (connection refused or lost, three timeouts in a row, failed
 //!   authentication), operations fail fast while one background task
 //!   reconnects every retry interval (1 s); one warning is logged when the
