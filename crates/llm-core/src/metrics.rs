@@ -358,6 +358,20 @@ pub async fn serve(
     registry: Arc<MetricsRegistry>,
     addr: std::net::SocketAddr,
 ) -> std::io::Result<MetricsServer> {
+    serve_with(move || registry.encode(), addr).await
+}
+
+async fn serve_static(
+    registry: &'static MetricsRegistry,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<MetricsServer> {
+    serve_with(move || registry.encode(), addr).await
+}
+
+async fn serve_with(
+    encode: impl Fn() -> String + Clone + Send + Sync + 'static,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<MetricsServer> {
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::{Response, StatusCode};
@@ -366,11 +380,11 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
-            let registry = registry.clone();
+            let encode = encode.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
-                        let registry = registry.clone();
+                        let encode = encode.clone();
                         async move {
                             let resp = if req.uri().path() == "/metrics" {
                                 Response::builder()
@@ -378,7 +392,7 @@ pub async fn serve(
                                         "content-type",
                                         "text/plain; version=0.0.4; charset=utf-8",
                                     )
-                                    .body(Full::new(Bytes::from(registry.encode())))
+                                    .body(Full::new(Bytes::from(encode())))
                             } else {
                                 Response::builder()
                                     .status(StatusCode::NOT_FOUND)
@@ -396,4 +410,29 @@ pub async fn serve(
         }
     });
     Ok(MetricsServer { addr, task })
+}
+
+/// Serves the process-wide registry as `[monitoring]` says: on
+/// `prometheus_host:prometheus_port` (port 0 picks a free port; read it from
+/// [`MetricsServer::local_addr`]), or not at all when monitoring is disabled.
+pub async fn serve_monitoring(
+    cfg: &crate::config::MonitoringConfig,
+) -> std::io::Result<Option<MetricsServer>> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let Some(registry) = MetricsRegistry::global() else {
+        return Ok(None);
+    };
+    let ip: std::net::IpAddr = cfg.prometheus_host.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "`monitoring.prometheus_host` is not an IP address: {}",
+                cfg.prometheus_host
+            ),
+        )
+    })?;
+    let addr = std::net::SocketAddr::new(ip, cfg.prometheus_port);
+    serve_static(registry, addr).await.map(Some)
 }

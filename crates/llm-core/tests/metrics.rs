@@ -260,3 +260,33 @@ async fn unconfigured_models_fold_into_other() {
     );
     assert!(!text.contains("random-123"));
 }
+
+#[tokio::test]
+async fn monitoring_config_starts_the_endpoint_on_a_free_port() {
+    use llm_core::config::MonitoringConfig;
+    let off = MonitoringConfig {
+        enabled: false,
+        ..Default::default()
+    };
+    assert!(llm_core::metrics::serve_monitoring(&off)
+        .await
+        .unwrap()
+        .is_none());
+    let on = MonitoringConfig {
+        prometheus_port: 0,
+        ..Default::default()
+    };
+    let server = llm_core::metrics::serve_monitoring(&on)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(server.local_addr().port(), 0, "the chosen port is reported");
+    let resp = reqwest::get(format!("http://{}/metrics", server.local_addr()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+}
