@@ -3,7 +3,11 @@
 //! ```text
 //! cargo xtask new-provider NAME [--path DIR] [--core-path PATH]
 //! cargo xtask check-providers [--config PATH]
-//! cargo xtask bench [ARGS…]
+//! cargo xtask bench [ARGS…]          criterion benchmarks
+//! cargo xtask bench gateway [ARGS…]  gateway load harness (direct vs. through `llm serve`)
+//! cargo xtask chaos [ARGS…]          long chaos run (100,000 requests)
+//! cargo xtask soak [ARGS…]           gateway memory soak (100,000 requests)
+//! cargo xtask fuzz [SECS] [TARGET…]  bounded cargo-fuzz runs
 //! cargo xtask ci
 //! ```
 
@@ -41,6 +45,25 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The long chaos run: 100,000 requests across faulty upstreams, with a
+    /// summary table (`cargo run --release -p llm-chaos --bin chaos`).
+    Chaos {
+        /// Arguments passed on to the `chaos` binary (`--help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The gateway memory soak: RSS after 10,000 and 100,000 requests.
+    Soak {
+        /// Arguments passed on to the `soak` binary (`--help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Bounded fuzzing of every target with cargo-fuzz (`fuzz/run.sh`).
+    Fuzz {
+        /// Seconds per target, then target names (default: 60 s, all).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run exactly what CI runs (`.ci/run`).
     Ci,
 }
@@ -52,6 +75,13 @@ fn main() -> ExitCode {
         Task::CheckProviders(args) => check_providers::run(&args),
         Task::Bench { args } => {
             bench(&raw_bench_args().unwrap_or(args)).map(|()| ExitCode::SUCCESS)
+        }
+        Task::Chaos { args } => cargo_run("chaos", &["--requests", "100000"], &args),
+        Task::Soak { args } => {
+            build_cli().and_then(|()| cargo_run("soak", &["--requests", "100000"], &args))
+        }
+        Task::Fuzz { args } => {
+            run_in_root("bash", &[&["fuzz/run.sh".to_string()], &args[..]].concat())
         }
         Task::Ci => ci().map(|()| ExitCode::SUCCESS),
     };
@@ -87,7 +117,31 @@ fn raw_bench_args() -> Option<Vec<String>> {
 /// Runs `cargo bench` with `args` (over the whole workspace unless they name packages).
 fn bench(args: &[String]) -> Result<()> {
     if args.first().is_some_and(|a| a == "gateway") {
-        bail!("`cargo xtask bench gateway` is not available yet; `cargo xtask bench` runs the criterion benchmarks");
+        return build_cli().and_then(|()| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut full: Vec<String> = [
+                "run",
+                "--release",
+                "-p",
+                "llm-benches",
+                "--bin",
+                "gateway_bench",
+                "--",
+            ]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+            full.extend(args[1..].iter().cloned());
+            let status = Command::new(cargo)
+                .args(&full)
+                .current_dir(workspace_root()?)
+                .status()
+                .context("running the gateway load harness")?;
+            if !status.success() {
+                bail!("the gateway load harness failed: {status}");
+            }
+            Ok(())
+        });
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Every package unless the arguments (before `--`) choose some.
@@ -110,6 +164,50 @@ fn bench(args: &[String]) -> Result<()> {
         bail!("cargo bench failed: {status}");
     }
     Ok(())
+}
+
+/// Builds the release `llm` binary that the harnesses start.
+fn build_cli() -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "llm-cli"])
+        .current_dir(workspace_root()?)
+        .status()
+        .context("building llm-cli")?;
+    if !status.success() {
+        bail!("building llm-cli failed: {status}");
+    }
+    Ok(())
+}
+
+/// `cargo run --release -p llm-chaos --bin BIN -- DEFAULTS ARGS`; the defaults
+/// are dropped when `args` are given.
+fn cargo_run(bin: &str, defaults: &[&str], args: &[String]) -> Result<ExitCode> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut full: Vec<String> = ["run", "--release", "-p", "llm-chaos", "--bin", bin, "--"]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+    if args.is_empty() {
+        full.extend(defaults.iter().map(|s| (*s).to_string()));
+    } else {
+        full.extend(args.iter().cloned());
+    }
+    run_in_root(&cargo.to_string_lossy(), &full)
+}
+
+/// Runs a program from the workspace root, passing its exit status on.
+fn run_in_root(program: &str, args: &[String]) -> Result<ExitCode> {
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root()?)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Runs `.ci/run` from the workspace root.

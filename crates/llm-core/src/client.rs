@@ -654,6 +654,7 @@ impl LlmClient {
             reported_model: reported_model.clone(),
             finished: false,
             span,
+            deadline: started + inner.routing.deadline.0,
         };
         let events = futures::stream::unfold(state, StreamState::next);
         let mut s = ResponseStream::new(name, kind, reported_model, events);
@@ -677,6 +678,7 @@ struct StreamState {
     reported_model: String,
     finished: bool,
     span: tracing::Span,
+    deadline: Instant,
 }
 
 impl StreamState {
@@ -686,7 +688,14 @@ impl StreamState {
         }
         let item = match self.first.take() {
             Some(ev) => Some(Ok(ev)),
-            None => self.inner.next().await,
+            // The overall deadline bounds the whole stream, not only its start.
+            None => match tokio::time::timeout_at(self.deadline, self.inner.next()).await {
+                Ok(item) => item,
+                Err(_) => Some(Err(ProviderError::timeout(
+                    self.instance.provider.name(),
+                    "overall deadline reached while streaming",
+                ))),
+            },
         };
         let provider = self.instance.provider.clone();
         match item {

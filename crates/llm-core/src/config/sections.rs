@@ -274,8 +274,8 @@ pub enum CacheMode {
     WriteOnly,
 }
 
-/// `[caching]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[caching]`. Its `Debug` hides the password of `redis_url`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CachingConfig {
     /// Whether responses are cached (default true).
@@ -311,6 +311,35 @@ impl Default for CachingConfig {
             mode: CacheMode::ReadWrite,
             redis_timeout: Secs::from_millis(50),
         }
+    }
+}
+
+impl fmt::Debug for CachingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachingConfig")
+            .field("enabled", &self.enabled)
+            .field("backend", &self.backend)
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("ttl", &self.ttl)
+            .field("max_bytes", &self.max_bytes)
+            .field("key_prefix", &self.key_prefix)
+            .field("max_temperature", &self.max_temperature)
+            .field("mode", &self.mode)
+            .field("redis_timeout", &self.redis_timeout)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host…` → `scheme://***@host…`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -401,7 +430,37 @@ impl fmt::Debug for GatewayConfig {
     }
 }
 
+/// One key or a list of keys. Errors never quote a value: it may be a key.
 fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
-    let v = Vec::<String>::deserialize(d)?;
-    Ok(v.into_iter().map(SecretString::from).collect())
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(d) {
+        Ok(OneOrMany::One(k)) => Ok(vec![SecretString::from(k)]),
+        Ok(OneOrMany::Many(v)) => Ok(v.into_iter().map(SecretString::from).collect()),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a key or a list of keys (strings)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(redact_url("redis://:pw@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(redact_url("redis://u:p@h"), "redis://***@h");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("redis://h/x@y"), "redis://h/x@y");
+        let c = CachingConfig {
+            redis_url: "redis://:s3cret@127.0.0.1:6379".into(),
+            ..CachingConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
 }
