@@ -123,9 +123,11 @@ async fn breaker_opens_at_the_threshold_and_a_trial_closes_it() {
     }
     assert_eq!(circuit(), CircuitState::Open, "open after 3 failures");
     assert_eq!(gauge(), 2.0);
-    // While open, requests do not reach the upstream.
+    // While open and with no other provider, a request makes one last-resort
+    // call (no retries), which fails and leaves the circuit open.
     assert!(client.generate(request_for("b4 x")).await.is_err());
-    assert_eq!(ledger.calls("b4 x"), 0);
+    assert_eq!(ledger.calls("b4 x"), 1);
+    assert_eq!(circuit(), CircuitState::Open);
 
     u.set_role(Role::Healthy).await.unwrap();
     let until = tokio::time::Instant::now() + Duration::from_secs(10);

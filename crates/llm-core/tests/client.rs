@@ -701,3 +701,70 @@ async fn providers_are_prepared_once_before_their_first_attempt_when_asked() {
     plain.generate(req()).await.unwrap();
     assert_eq!(fresh.prepares(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_every_circuit_open_one_last_resort_call_is_made() {
+    let mut routing = RoutingConfig::default();
+    routing.retry.max_retries = 0;
+    let only = Arc::new(ollama().otherwise(Reply::Error(http("ollama", 503))));
+    let client = LlmClient::builder()
+        .provider(only.clone())
+        .routing(routing)
+        .no_cache()
+        .build()
+        .unwrap();
+    let req = || LlmRequest::new("Hello").max_tokens(100);
+    for _ in 0..3 {
+        assert!(client.generate(req()).await.is_err());
+    }
+    assert_eq!(client.health()[0].circuit, CircuitState::Open);
+    let plan = client.explain(&req());
+    assert_eq!(
+        plan.to_string(),
+        "simple (5 chars < 1000, max_tokens 100 < 2000) → ollama (last resort)"
+    );
+    assert!(plan.skipped.is_empty());
+    // The provider has recovered before its cooldown ended: the last resort finds out.
+    only.push(Reply::text("back early"));
+    let r = client.generate(req()).await.unwrap();
+    assert_eq!(r.content, "back early");
+    assert_eq!(
+        client.health()[0].circuit,
+        CircuitState::Closed,
+        "a success closes the circuit"
+    );
+    assert_eq!(only.calls(), 4);
+}
+
+#[tokio::test]
+async fn with_every_provider_unavailable_the_error_lists_the_last_resort_and_the_rest() {
+    let a = Arc::new(openai().otherwise(Reply::Error(http("openai", 503))));
+    let b = Arc::new(ollama().otherwise(Reply::Error(http("ollama", 503))));
+    let mut routing = RoutingConfig::default();
+    routing.retry.max_retries = 0;
+    let client = LlmClient::builder()
+        .provider(a.clone())
+        .provider(b.clone())
+        .routing(routing)
+        .no_cache()
+        .build()
+        .unwrap();
+    a.set_available(false);
+    b.set_available(false);
+    client.refresh_health().await;
+    let err = client
+        .generate(LlmRequest::new("Hello").max_tokens(100))
+        .await
+        .unwrap_err();
+    let LlmError::AllProvidersFailed { attempts } = &err else {
+        panic!("{err}")
+    };
+    // One call (the cheapest, ollama), the other listed as skipped.
+    assert_eq!(a.calls() + b.calls(), 1);
+    assert_eq!(b.calls(), 1);
+    assert_eq!(attempts.len(), 2);
+    assert!(matches!(
+        attempts[1].outcome,
+        AttemptOutcome::Skipped { .. }
+    ));
+}

@@ -82,7 +82,12 @@ where
         let model = adapted.model.clone().unwrap_or_default();
         let began = Instant::now();
 
-        if let Permit::Refused(until) = inst.health.acquire(began) {
+        let permit = if planned.last_resort {
+            Permit::Allowed
+        } else {
+            inst.health.acquire(began)
+        };
+        if let Permit::Refused(until) = permit {
             attempts.push(Attempt {
                 provider: name,
                 model,

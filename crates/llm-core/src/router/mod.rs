@@ -72,19 +72,24 @@ pub(crate) fn plan(
     let classification = classify(req, &cfg.rules);
     let mut skipped = Vec::new();
     let mut usable = Vec::new();
+    let mut unhealthy = Vec::new();
     for (index, v) in instances.iter().enumerate() {
+        let candidate = Candidate {
+            index,
+            name: v.provider.name().to_string(),
+            kind: v.provider.kind().to_string(),
+            local: v.provider.profile().local,
+            latency: v.latency,
+        };
         match &v.skip {
-            Some(reason) => skipped.push(SkippedProvider {
-                provider: v.provider.name().to_string(),
-                reason: reason.clone(),
-            }),
-            None => usable.push(Candidate {
-                index,
-                name: v.provider.name().to_string(),
-                kind: v.provider.kind().to_string(),
-                local: v.provider.profile().local,
-                latency: v.latency,
-            }),
+            Some(reason) => {
+                skipped.push(SkippedProvider {
+                    provider: v.provider.name().to_string(),
+                    reason: reason.clone(),
+                });
+                unhealthy.push(candidate);
+            }
+            None => usable.push(candidate),
         }
     }
     let mut ordered = usable.clone();
@@ -171,6 +176,23 @@ pub(crate) fn plan(
         }
     }
 
+    // 5. Nothing healthy: one last-resort call to the first unhealthy provider
+    //    in strategy order (the named one first), rather than no call at all.
+    //    A provider that recovered before its cooldown ended answers it.
+    let mut last_resort = None;
+    if seq.is_empty() && !unhealthy.is_empty() {
+        strategy::order(cfg, cfg.strategy, &mut unhealthy, rng);
+        let named = req
+            .provider
+            .as_ref()
+            .and_then(|n| unhealthy.iter().find(|c| &c.name == n));
+        if let Some(c) = named.or(unhealthy.first()) {
+            seq.push((c.index, "last resort: no healthy provider".into()));
+            last_resort = Some(c.index);
+            skipped.retain(|s| s.provider != c.name);
+        }
+    }
+
     let sequence = seq
         .into_iter()
         .map(|(idx, reason)| {
@@ -180,6 +202,7 @@ pub(crate) fn plan(
                 model: adapt_model(cfg, p, req.model.as_deref()),
                 max_tokens: adapt_max_tokens(p, req.max_tokens),
                 reason,
+                last_resort: last_resort == Some(idx),
             }
         })
         .collect();

@@ -18,6 +18,10 @@ pub struct PlannedProvider {
     pub max_tokens: u32,
     /// Why it is at this place.
     pub reason: String,
+    /// Tried although it is unhealthy, because no healthy provider is left
+    /// (its circuit breaker is bypassed for this call).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub last_resort: bool,
 }
 
 /// A provider passed over, and why.
@@ -69,6 +73,9 @@ impl fmt::Display for RoutePlan {
         }
         for p in &self.sequence {
             write!(f, " → {}", p.provider)?;
+            if p.last_resort {
+                write!(f, " (last resort)")?;
+            }
         }
         if !self.skipped.is_empty() {
             write!(f, " (skipped: ")?;
