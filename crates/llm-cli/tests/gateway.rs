@@ -41,6 +41,9 @@ async fn non_streaming_completion_has_openai_shape() {
     assert_eq!(header(&r, "x-llm-provider"), "primary");
     assert_eq!(header(&r, "x-llm-cache"), "miss");
     assert_eq!(header(&r, "x-llm-attempts"), "1");
+    // The gateway's own time, upstream excluded, in milliseconds.
+    let overhead: f64 = header(&r, "x-llm-overhead-ms").parse().unwrap();
+    assert!(overhead >= 0.0);
     let v: Value = r.json().await.unwrap();
     let id = v["id"].as_str().unwrap();
     assert!(id.starts_with("chatcmpl-") && id.len() == 38, "{id}");
@@ -88,6 +91,7 @@ async fn streaming_sends_role_chunk_deltas_finish_and_done() {
     let r = gw.chat(body).await;
     assert_eq!(r.status(), 200);
     assert!(header(&r, "content-type").starts_with("text/event-stream"));
+    assert!(header(&r, "x-llm-overhead-ms").parse::<f64>().is_ok());
     assert_eq!(header(&r, "x-llm-provider"), "primary");
     let text = r.text().await.unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");

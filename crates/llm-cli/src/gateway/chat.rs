@@ -1,7 +1,7 @@
 //! `POST /v1/chat/completions`: one JSON object, or server-sent events.
 
 use std::convert::Infallible;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -51,23 +51,23 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
     let created = unix_now();
     let telemetry = st.client.telemetry();
     if !stream {
-        let called = Instant::now();
         let resp = tokio::time::timeout_at(deadline, st.client.generate(request))
             .await
             .map_err(|_| ApiError::timeout(timeout))??;
-        let returned = Instant::now();
-        let out = completion(&id, created, &resp);
-        // Time spent in the gateway itself: parsing before the call, encoding after.
-        let own = (called - entered) + returned.elapsed();
+        let mut out = completion(&id, created, &resp);
+        let own = own_time(entered, &resp.attempts);
         telemetry.gateway_overhead(own.as_secs_f64());
+        overhead_header(&mut out, own);
         return Ok(out);
     }
     let estimate_from = include_usage.then(|| request.clone());
-    telemetry.gateway_overhead(entered.elapsed().as_secs_f64());
     let opened = tokio::time::timeout_at(deadline, st.client.stream(request))
         .await
         .map_err(|_| ApiError::timeout(timeout))??;
-    Ok(event_stream(
+    // Until the first event: what the gateway and the client spent beyond the upstream's time.
+    let own = own_time(entered, &opened.attempts);
+    telemetry.gateway_overhead(own.as_secs_f64());
+    let mut out = event_stream(
         opened,
         id,
         created,
@@ -75,7 +75,24 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         estimate_from,
         deadline,
         timeout,
-    ))
+    );
+    overhead_header(&mut out, own);
+    Ok(out)
+}
+
+/// Time spent in this process (parsing, routing, cache, encoding): the time
+/// since the request arrived, less the time spent on upstream providers.
+fn own_time(entered: Instant, attempts: &[llm_router::Attempt]) -> Duration {
+    let upstream: Duration = attempts.iter().map(|a| a.elapsed).sum();
+    entered.elapsed().saturating_sub(upstream)
+}
+
+/// `x-llm-overhead-ms`: [`own_time`] in milliseconds, so users can check it in production.
+fn overhead_header(resp: &mut Response, own: Duration) {
+    let ms = format!("{:.3}", own.as_secs_f64() * 1000.0);
+    if let Ok(v) = HeaderValue::from_str(&ms) {
+        resp.headers_mut().insert("x-llm-overhead-ms", v);
+    }
 }
 
 /// `chatcmpl-` and 29 random alphanumerics, as OpenAI's ids look.
