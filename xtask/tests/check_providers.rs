@@ -5,63 +5,7 @@
 use std::process::Output;
 
 use llm_core::testing::{MockReply, MockServer};
-
-/// OpenAI Chat Completions answer (as in crates/llm-openai/tests/conformance.rs).
-const COMPLETION: &str = r#"{
-  "id": "chatcmpl-C9xQ2d7LkzP4mWm1nHqYt0bR8sVjE",
-  "object": "chat.completion",
-  "created": 1756300000,
-  "model": "gpt-4o-mini-2024-07-18",
-  "choices": [
-    {
-      "index": 0,
-      "message": {
-        "role": "assistant",
-        "content": "Hello!",
-        "refusal": null,
-        "annotations": []
-      },
-      "logprobs": null,
-      "finish_reason": "stop"
-    }
-  ],
-  "usage": {
-    "prompt_tokens": 20,
-    "completion_tokens": 2,
-    "total_tokens": 22,
-    "prompt_tokens_details": {
-      "cached_tokens": 0,
-      "audio_tokens": 0
-    },
-    "completion_tokens_details": {
-      "reasoning_tokens": 0,
-      "audio_tokens": 0,
-      "accepted_prediction_tokens": 0,
-      "rejected_prediction_tokens": 0
-    }
-  },
-  "service_tier": "default",
-  "system_fingerprint": "fp_560af6e559"
-}"#;
-
-/// OpenAI models list (as in crates/llm-openai/tests/conformance.rs).
-const MODELS: &str = r#"{
-  "object": "list",
-  "data": [
-    {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
-    {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system", "shutdown_date": null}
-  ]
-}"#;
-
-/// OpenAI 401 body (as in crates/llm-openai/tests/conformance.rs).
-const UNAUTHORIZED: &str = r#"{
-  "error": {
-    "message": "Incorrect API key provided: sk-VKMIs***************************************wjh3. You can find your API key at https://platform.openai.com/account/api-keys.",
-    "type": "invalid_request_error",
-    "param": null,
-    "code": "invalid_api_key"
-  }
-}"#;
+use llm_openai::fixtures::{COMPLETION, MODELS, UNAUTHORIZED};
 
 async fn check_providers(config: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();

@@ -47,6 +47,8 @@
 
 mod config;
 mod error;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 mod provider;
 mod stream;
 mod wire;

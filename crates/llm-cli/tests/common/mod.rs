@@ -8,66 +8,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use llm_cli::gateway::{Gateway, GatewayHandle};
 use llm_core::testing::{MockBody, MockReply, MockServer};
+/// The API's bytes (protocols.md 2.4 and 2.6).
+pub use llm_openai::fixtures::{COMPLETION, MODELS, STREAM as STREAM_EVENTS};
 use llm_router::config::Config;
 use llm_router::LlmClient;
 use tokio::sync::{mpsc, Mutex, Semaphore};
-
-/// Non-streaming response of protocols.md 2.6.
-pub const COMPLETION: &str = r#"{
-  "id": "chatcmpl-C9xQ2d7LkzP4mWm1nHqYt0bR8sVjE",
-  "object": "chat.completion",
-  "created": 1756300000,
-  "model": "gpt-4o-mini-2024-07-18",
-  "choices": [
-    {
-      "index": 0,
-      "message": {
-        "role": "assistant",
-        "content": "Hello!",
-        "refusal": null,
-        "annotations": []
-      },
-      "logprobs": null,
-      "finish_reason": "stop"
-    }
-  ],
-  "usage": {
-    "prompt_tokens": 20,
-    "completion_tokens": 2,
-    "total_tokens": 22,
-    "prompt_tokens_details": {
-      "cached_tokens": 0,
-      "audio_tokens": 0
-    },
-    "completion_tokens_details": {
-      "reasoning_tokens": 0,
-      "audio_tokens": 0,
-      "accepted_prediction_tokens": 0,
-      "rejected_prediction_tokens": 0
-    }
-  },
-  "service_tier": "default",
-  "system_fingerprint": "fp_560af6e559"
-}"#;
-
-/// The streamed response of protocols.md 2.6, one event per element.
-pub const STREAM_EVENTS: [&str; 6] = [
-    "data: {\"id\":\"chatcmpl-C9xQ3fT0aZk8Wb2nLq5Ve7Yh1Rm4Pd6Gs\",\"object\":\"chat.completion.chunk\",\"created\":1756300001,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"Qm3xT\"}\n\n",
-    "data: {\"id\":\"chatcmpl-C9xQ3fT0aZk8Wb2nLq5Ve7Yh1Rm4Pd6Gs\",\"object\":\"chat.completion.chunk\",\"created\":1756300001,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"p8Kd\"}\n\n",
-    "data: {\"id\":\"chatcmpl-C9xQ3fT0aZk8Wb2nLq5Ve7Yh1Rm4Pd6Gs\",\"object\":\"chat.completion.chunk\",\"created\":1756300001,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"Zr0wYb2Hk\"}\n\n",
-    "data: {\"id\":\"chatcmpl-C9xQ3fT0aZk8Wb2nLq5Ve7Yh1Rm4Pd6Gs\",\"object\":\"chat.completion.chunk\",\"created\":1756300001,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null,\"obfuscation\":\"V1\"}\n\n",
-    "data: {\"id\":\"chatcmpl-C9xQ3fT0aZk8Wb2nLq5Ve7Yh1Rm4Pd6Gs\",\"object\":\"chat.completion.chunk\",\"created\":1756300001,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":2,\"total_tokens\":22,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}},\"obfuscation\":\"a7Tq\"}\n\n",
-    "data: [DONE]\n\n",
-];
-
-/// `GET /v1/models` of protocols.md 2.4.
-pub const MODELS: &str = r#"{
-  "object": "list",
-  "data": [
-    {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
-    {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system", "shutdown_date": null}
-  ]
-}"#;
 
 /// A server-error body (protocols.md 2.5 shape).
 pub const SERVER_ERROR: &str = r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#;
