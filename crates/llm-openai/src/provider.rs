@@ -29,8 +29,9 @@ pub struct OpenAiProvider {
     name: String,
     profile: ProviderProfile,
     base_url: String,
-    chat_url: String,
-    models_url: String,
+    /// Parsed once: a request then only clones it.
+    chat_url: Url,
+    models_url: Url,
     /// Every header sent; the `Authorization` value is marked sensitive.
     headers: HeaderMap,
     has_key: bool,
@@ -65,11 +66,15 @@ impl OpenAiProvider {
         let headers = build_headers(&cfg).map_err(|(key, msg)| spec.error_at(Some(key), msg))?;
         let connect = spec.profile.timeout.min(CONNECT_TIMEOUT);
         let http = core_http::client(connect).map_err(|e| spec.error_at(None, e.message))?;
+        let url = |path: &str| {
+            Url::parse(&format!("{base_url}{path}"))
+                .map_err(|e| spec.error_at(Some("base_url"), format!("not a valid URL: {e}")))
+        };
         Ok(Self {
             name: spec.name.clone(),
             profile: spec.profile.clone(),
-            chat_url: format!("{base_url}/chat/completions"),
-            models_url: format!("{base_url}/models"),
+            chat_url: url("/chat/completions")?,
+            models_url: url("/models")?,
             base_url,
             headers,
             has_key: cfg.api_key().is_some(),
@@ -160,7 +165,7 @@ impl OpenAiProvider {
         }
         let request = self
             .http
-            .post(&self.chat_url)
+            .post(self.chat_url.clone())
             .headers(self.headers.clone())
             .json(body);
         core_http::send(&self.name, request, self.profile.timeout, parse_error).await
@@ -286,7 +291,7 @@ impl Provider for OpenAiProvider {
         let wait = self.profile.timeout.min(PROBE_TIMEOUT);
         let probe = self
             .http
-            .get(&self.models_url)
+            .get(self.models_url.clone())
             .headers(self.headers.clone())
             .timeout(wait);
         matches!(probe.send().await, Ok(r) if r.status().is_success())
@@ -296,7 +301,7 @@ impl Provider for OpenAiProvider {
         let started = Instant::now();
         let request = self
             .http
-            .get(&self.models_url)
+            .get(self.models_url.clone())
             .headers(self.headers.clone());
         let resp = core_http::send(&self.name, request, self.profile.timeout, parse_error).await?;
         let remaining = self.profile.timeout.saturating_sub(started.elapsed());
