@@ -7,7 +7,7 @@
 #
 # New corpus entries go to a scratch directory; the committed seeds in
 # fuzz/corpus/<target>/ stay small. A crash found is copied to
-# fuzz/regressions/<target>/, where `cargo test -p llm-chaos --test corpus_replay`
+# fuzz/regressions/<target>/, where `cargo test -p llm-chaos --test integration corpus_replay`
 # replays it from then on, and the script exits with status 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 //! **Test helper, not a product.** A tiny fake `ollama` executable used by this
-//! crate's service-manager integration tests (`tests/service.rs`, which find it
+//! crate's service-manager integration tests (`tests/integration/service.rs`, which find it
 //! through `env!("CARGO_BIN_EXE_fake-ollama")`).
 //!
 //! `fake-ollama serve` listens on `OLLAMA_HOST` (`host:port`, default

@@ -558,7 +558,7 @@ parameters = { max_new_tokens = "{{max_tokens}}", temperature = "{{temperature}}
     assert!((providers[0].profile().cost_per_1k_tokens - 0.005).abs() < f64::EPSILON);
 
     // Every TOML example of the README, together, is a valid configuration.
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let blocks: Vec<&str> = readme
         .split("```toml\n")
         .skip(1)

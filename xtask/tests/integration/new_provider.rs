@@ -35,8 +35,17 @@ fn target_dir() -> PathBuf {
 
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // The workspace's own debug profile, so that the scaffold reuses what the
+    // workspace already built in the shared target dir instead of building
+    // its dependencies again with full debug info.
     cmd.env("CARGO_TARGET_DIR", target_dir())
-        .env("CARGO_TERM_COLOR", "never");
+        .env("CARGO_TERM_COLOR", "never")
+        .args([
+            "--config",
+            "profile.dev.debug=\"line-tables-only\"",
+            "--config",
+            "profile.dev.package.\"*\".debug=false",
+        ]);
     cmd
 }
 

@@ -8,7 +8,7 @@ use llm_core::{ErrorClass, ProviderErrorKind, ProviderProfile, ProviderSpec};
 use llm_ollama::{OllamaProvider, OllamaService, PullProgress};
 use serde_json::json;
 
-const NDJSON: &str = "application/x-ndjson";
+use crate::provider::chunked;
 
 /// Section 3.10, pull stream.
 const PULL: [&str; 7] = [
@@ -20,17 +20,6 @@ const PULL: [&str; 7] = [
     r#"{"status":"writing manifest"}"#,
     r#"{"status":"success"}"#,
 ];
-
-fn chunked(lines: &[&str]) -> MockReply {
-    MockReply::chunked(
-        200,
-        NDJSON,
-        lines
-            .iter()
-            .map(|l| format!("{l}\n").into_bytes())
-            .collect(),
-    )
-}
 
 fn spec(server: &MockServer) -> ProviderSpec {
     let profile = ProviderProfile {

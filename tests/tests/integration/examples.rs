@@ -5,16 +5,10 @@
 //! --all-features` does, so in CI nothing is rebuilt; then each one is run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::workspace;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// Builds the examples once; returns the directory holding them.
 fn examples_dir() -> &'static Path {

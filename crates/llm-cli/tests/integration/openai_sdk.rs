@@ -2,7 +2,7 @@
 //! what it parses is what OpenAI's SDKs expect.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;

@@ -8,8 +8,8 @@
 //! key used in the shipped configuration files must be documented too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::workspace;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use llm_router::config::{
     CachingConfig, Config, HealthConfig, MonitoringConfig, RetryConfig, RoutingConfig, RulesConfig,
@@ -20,13 +20,6 @@ use serde::Serialize;
 
 /// A key name no section accepts.
 const UNKNOWN: &str = "zz_not_a_key";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(workspace().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))

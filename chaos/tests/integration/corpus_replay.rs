@@ -116,7 +116,7 @@ fn seeds_decode_to_what_the_protocol_says() {
 }
 
 /// Writes the seeds derived from `llm_chaos::protocol` (run once with
-/// `cargo test -p llm-chaos --test corpus_replay -- --ignored`); the seeds
+/// `cargo test -p llm-chaos --test integration corpus_replay -- --ignored`); the seeds
 /// copied from `shared/protocols.md` are committed as they are.
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand when the protocol module changes"]

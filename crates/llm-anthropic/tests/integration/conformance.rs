@@ -1,7 +1,7 @@
 //! The shared provider conformance suite against Anthropic's real bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +45,7 @@ impl ConformanceTarget for Anthropic {
             unavailable: unavailable(),
             overloaded: Some(overloaded()),
             // The captured error replies carry different ids (or none); request
-            // ids are checked per reply in tests/provider.rs.
+            // ids are checked per reply in provider.rs.
             request_id: None,
         }
     }

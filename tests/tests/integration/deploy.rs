@@ -2,18 +2,12 @@
 //! config/docker.toml and the Dockerfile agree with each other and load.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use crate::workspace;
+use std::path::PathBuf;
 use std::process::Command;
 
 use llm_router::config::{CacheBackend, Config};
 use yaml_rust2::{Yaml, YamlLoader};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(workspace().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -33,7 +33,8 @@ fn provider(spec: &ProviderSpec) -> OllamaProvider {
     OllamaProvider::from_spec(spec).unwrap()
 }
 
-fn chunked(lines: &[&str]) -> MockReply {
+/// A 200 NDJSON reply sending each line as its own chunk.
+pub(crate) fn chunked(lines: &[&str]) -> MockReply {
     MockReply::chunked(
         200,
         NDJSON,

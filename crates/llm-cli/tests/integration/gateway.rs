@@ -2,7 +2,7 @@
 //! pointed at local mock upstreams that send the exact bytes of the protocol.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use llm_cli::gateway::Shutdown;

@@ -1,0 +1,7 @@
+//! Integration tests of llm-cli and its gateway: one test binary, one module per area.
+
+mod common;
+
+mod cli;
+mod gateway;
+mod openai_sdk;

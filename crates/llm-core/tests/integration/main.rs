@@ -1,0 +1,5 @@
+//! Integration tests of llm-core: one test binary, one module per area.
+
+mod cache;
+mod client;
+mod metrics;

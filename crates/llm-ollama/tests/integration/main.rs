@@ -1,0 +1,6 @@
+//! Integration tests of llm-ollama: one test binary, one module per area.
+
+mod conformance;
+mod provider;
+mod pull;
+mod service;

@@ -1,0 +1,5 @@
+//! Integration tests of llm-openai: one test binary, one module per area.
+
+mod config;
+mod conformance;
+mod wire_mapping;

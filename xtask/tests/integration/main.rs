@@ -1,0 +1,4 @@
+//! Integration tests of xtask: one test binary, one module per area.
+
+mod check_providers;
+mod new_provider;
