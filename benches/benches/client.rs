@@ -84,6 +84,7 @@ impl InstantProvider {
                 finish_reason: llm_router::FinishReason::Stop,
                 cached: false,
                 attempts: Vec::new(),
+                tool_calls: Vec::new(),
             },
         }
     }

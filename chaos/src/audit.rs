@@ -126,6 +126,7 @@ mod tests {
             model: "m".into(),
             usage: Usage::new(1, 1),
             finish_reason: FinishReason::Stop,
+            tool_calls: Vec::new(),
         }
     }
 

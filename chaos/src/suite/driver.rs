@@ -149,7 +149,7 @@ pub async fn via_client(
         }
         match item {
             Ok(StreamEvent::Delta { text: t }) => text.push_str(&t),
-            Ok(StreamEvent::Usage { .. }) => {}
+            Ok(StreamEvent::Usage { .. } | StreamEvent::ToolCall { .. }) => {}
             Ok(StreamEvent::Done { .. }) => {
                 end = Some(Answer::Complete {
                     text: std::mem::take(&mut text),

@@ -178,6 +178,7 @@ fn write_generated_seeds() {
         model: "gpt-4o-mini".into(),
         usage: Usage::new(20, 2),
         finish_reason: FinishReason::Other("eos".into()),
+        tool_calls: Vec::new(),
     };
     put("cache_entry", "gen-entry.bin", &entry.encode());
     put("cache_entry", "gen-version-2.bin", b"\x02{}");

@@ -186,7 +186,7 @@ pub(crate) fn map_messages(req: &LlmRequest) -> (Option<String>, Vec<WireMessage
                 }
                 continue;
             }
-            Role::User => "user",
+            Role::User | Role::Tool => "user",
             Role::Assistant => "assistant",
         };
         match messages.last_mut() {
@@ -250,6 +250,7 @@ impl Provider for AnthropicProvider {
             finish_reason: wire::finish_reason(message.stop_reason.as_deref()),
             cached: false,
             attempts: Vec::new(),
+            tool_calls: Vec::new(),
         })
     }
 

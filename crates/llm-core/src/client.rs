@@ -21,7 +21,9 @@ use crate::metrics::Telemetry;
 use crate::provider::Provider;
 use crate::router::{self, InstanceView, RoutePlan};
 use crate::tokens;
-use crate::types::{CacheDirective, LlmRequest, LlmResponse, ResponseStream, StreamEvent, Usage};
+use crate::types::{
+    CacheDirective, LlmRequest, LlmResponse, ResponseStream, StreamEvent, ToolCallAssembler, Usage,
+};
 use crate::validate::validate;
 
 type CallFuture = BoxFuture<'static, Result<LlmResponse, LlmError>>;
@@ -486,6 +488,7 @@ impl LlmClient {
             finish_reason: hit.finish_reason,
             cached: true,
             attempts: Vec::new(),
+            tool_calls: hit.tool_calls,
         }
     }
 
@@ -588,13 +591,15 @@ impl LlmClient {
         if let Some(hit) = self.lookup(key.as_ref(), &req).await {
             span.record("llm.cache", "hit");
             let resp = self.hit_response(hit, started);
-            let events = vec![
-                Ok(StreamEvent::delta(resp.content)),
-                Ok(StreamEvent::Usage { usage: resp.usage }),
-                Ok(StreamEvent::Done {
-                    finish_reason: resp.finish_reason,
-                }),
-            ];
+            let events: Vec<Result<StreamEvent, ProviderError>> = crate::types::replay_events(
+                resp.content,
+                resp.tool_calls,
+                resp.usage,
+                resp.finish_reason,
+            )
+            .into_iter()
+            .map(Ok)
+            .collect();
             let mut s = ResponseStream::new(
                 resp.provider,
                 resp.provider_kind,
@@ -649,6 +654,7 @@ impl LlmClient {
             first: Some(first),
             inner: rest.into_inner(),
             text: String::new(),
+            calls: ToolCallAssembler::default(),
             usage: None,
             started,
             reported_model: reported_model.clone(),
@@ -673,6 +679,7 @@ struct StreamState {
     first: Option<StreamEvent>,
     inner: crate::types::EventStream,
     text: String,
+    calls: ToolCallAssembler,
     usage: Option<Usage>,
     started: Instant,
     reported_model: String,
@@ -705,6 +712,25 @@ impl StreamState {
                 }
                 Some((Ok(StreamEvent::Delta { text }), self))
             }
+            Some(Ok(StreamEvent::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            })) => {
+                if self.key.is_some() {
+                    self.calls.push(index, id.clone(), name.clone(), &arguments);
+                }
+                Some((
+                    Ok(StreamEvent::ToolCall {
+                        index,
+                        id,
+                        name,
+                        arguments,
+                    }),
+                    self,
+                ))
+            }
             Some(Ok(StreamEvent::Usage { usage })) => {
                 self.usage = Some(usage);
                 Some((Ok(StreamEvent::Usage { usage }), self))
@@ -726,6 +752,7 @@ impl StreamState {
                     finish_reason: finish_reason.clone(),
                     cached: false,
                     attempts: Vec::new(),
+                    tool_calls: std::mem::take(&mut self.calls).finish(),
                 };
                 self.client.record_success(&resp, &model);
                 self.span.in_scope(|| record_response(&resp));

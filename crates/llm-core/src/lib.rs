@@ -36,6 +36,7 @@ pub use registry::{ProviderPlugin, ProviderSpec};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use types::{
     Attempt, AttemptOutcome, CacheDirective, EventStream, FinishReason, LlmRequest, LlmResponse,
-    Message, ResponseStream, Role, StreamEvent, Usage, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE,
+    Message, ResponseStream, Role, StreamEvent, Tool, ToolCall, ToolCallAssembler, ToolChoice,
+    Usage, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE,
 };
 pub use validate::validate;

@@ -84,17 +84,28 @@ pub trait Provider: Send + Sync {
     /// Generates a complete answer.
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError>;
 
+    /// Whether the provider maps tools, tool calls and tool results
+    /// ([`LlmRequest::tools`], [`Message::tool_calls`](crate::Message::tool_calls)).
+    /// The router never sends a request that uses tools to a provider that
+    /// does not (the default).
+    fn supports_tools(&self) -> bool {
+        false
+    }
+
     /// Streams an answer. The default runs [`generate`](Self::generate) and
-    /// replays its result as one delta, usage and `Done`.
+    /// replays its result as one delta, one fragment per tool call, usage and
+    /// `Done`.
     async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
         let resp = self.generate(req).await?;
-        let events = vec![
-            Ok(StreamEvent::delta(resp.content)),
-            Ok(StreamEvent::Usage { usage: resp.usage }),
-            Ok(StreamEvent::Done {
-                finish_reason: resp.finish_reason,
-            }),
-        ];
+        let events: Vec<Result<StreamEvent, ProviderError>> = crate::types::replay_events(
+            resp.content,
+            resp.tool_calls,
+            resp.usage,
+            resp.finish_reason,
+        )
+        .into_iter()
+        .map(Ok)
+        .collect();
         Ok(ResponseStream::new(
             resp.provider,
             resp.provider_kind,

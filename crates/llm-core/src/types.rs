@@ -20,15 +20,18 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// The result of a tool call, answering the assistant message that made it.
+    Tool,
 }
 
 impl Role {
-    /// The lowercase wire name (`system`, `user`, `assistant`).
+    /// The lowercase wire name (`system`, `user`, `assistant`, `tool`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -40,12 +43,22 @@ impl fmt::Display for Role {
 }
 
 /// One message of a conversation.
+///
+/// An assistant message may carry the tool calls the model made
+/// ([`Message::assistant_tool_calls`]); each call is answered by a
+/// [`Role::Tool`] message naming the call ([`Message::tool_result`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Message {
     /// Author of the message.
     pub role: Role,
-    /// Plain text content.
+    /// Plain text content (may be empty on an assistant message that only calls tools).
     pub content: String,
+    /// Tool calls made by the model (assistant messages only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call this message answers (tool messages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
@@ -54,6 +67,32 @@ impl Message {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// An `assistant` message that called tools, as a response reported it
+    /// ([`LlmResponse::tool_calls`]), to send back with the tools' results.
+    pub fn assistant_tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::new(Role::Assistant, content)
+        }
+    }
+
+    /// A `tool` message: the result of the call with id `call_id`.
+    ///
+    /// ```
+    /// use llm_core::{Message, Role};
+    /// let m = Message::tool_result("call_abc123", "18°C, cloudy");
+    /// assert_eq!(m.role, Role::Tool);
+    /// assert_eq!(m.tool_call_id.as_deref(), Some("call_abc123"));
+    /// ```
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call_id.into()),
+            ..Self::new(Role::Tool, content)
         }
     }
 
@@ -71,6 +110,70 @@ impl Message {
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new(Role::Assistant, content)
     }
+}
+
+/// A function the model may call.
+///
+/// ```
+/// use llm_core::{LlmRequest, Tool, ToolChoice};
+/// use serde_json::json;
+/// let weather = Tool::function(
+///     "get_weather",
+///     "Current weather in a city",
+///     json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+/// );
+/// let req = LlmRequest::new("Weather in Paris?").tool(weather).tool_choice(ToolChoice::Auto);
+/// assert_eq!(req.tools[0].name, "get_weather");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Name the model calls it by: 1 to 64 of `a-z A-Z 0-9 _ -`.
+    pub name: String,
+    /// What it does, for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of its arguments (an object schema).
+    pub parameters: serde_json::Value,
+}
+
+impl Tool {
+    /// A function tool with a description and a JSON Schema for its arguments.
+    pub fn function(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        parameters: serde_json::Value,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            description: Some(description.into()),
+            parameters,
+        }
+    }
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides (the default when tools are given).
+    Auto,
+    /// The model must not call tools.
+    None,
+    /// The model must call at least one tool.
+    Required,
+    /// The model must call the named tool.
+    Function(String),
+}
+
+/// A tool call made by the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Identifier that the tool's result message refers to.
+    pub id: String,
+    /// Name of the tool called.
+    pub name: String,
+    /// Arguments as JSON text, as the model wrote them (not validated against the schema).
+    pub arguments: String,
 }
 
 /// How a request uses the response cache.
@@ -127,6 +230,13 @@ pub struct LlmRequest {
     pub provider: Option<String>,
     /// How the response cache is used.
     pub cache: CacheDirective,
+    /// Functions the model may call; only providers that support tools serve
+    /// such a request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    /// Whether and which tool the model must call (`None`: the provider's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
 }
 
 impl Default for LlmRequest {
@@ -142,6 +252,8 @@ impl Default for LlmRequest {
             model: None,
             provider: None,
             cache: CacheDirective::Use,
+            tools: Vec::new(),
+            tool_choice: None,
         }
     }
 }
@@ -158,6 +270,28 @@ impl LlmRequest {
             messages,
             ..Self::default()
         }
+    }
+
+    /// Offers a tool to the model (call once per tool).
+    pub fn tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Sets whether and which tool the model must call.
+    pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Whether serving this request needs a provider that supports tools:
+    /// it offers tools or its conversation carries tool calls or results.
+    pub fn uses_tools(&self) -> bool {
+        !self.tools.is_empty()
+            || self
+                .messages
+                .iter()
+                .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
     }
 
     /// Sets the system prompt.
@@ -401,6 +535,9 @@ pub struct LlmResponse {
     pub cached: bool,
     /// Every provider tried, in order.
     pub attempts: Vec<Attempt>,
+    /// Tools the model called (then `finish_reason` is usually `ToolCalls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl LlmResponse {
@@ -418,6 +555,22 @@ pub enum StreamEvent {
     Delta {
         /// The text fragment.
         text: String,
+    },
+    /// A fragment of a tool call. The first fragment of call `index` carries
+    /// its `id` and `name`; the `arguments` of all its fragments, concatenated
+    /// in order, are the call's JSON arguments. A provider that receives whole
+    /// calls sends one fragment per call.
+    ToolCall {
+        /// Position of the call in the response (0, 1, …).
+        index: u32,
+        /// The call's id (first fragment only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// The tool's name (first fragment only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// A piece of the JSON arguments.
+        arguments: String,
     },
     /// Token counts; sent once, near the end.
     Usage {
@@ -498,11 +651,18 @@ impl ResponseStream {
         use futures::StreamExt;
         let started = std::time::Instant::now();
         let mut content = String::new();
+        let mut calls = ToolCallAssembler::default();
         let mut usage = None;
         let mut finish = None;
         while let Some(item) = self.inner.next().await {
             match item? {
                 StreamEvent::Delta { text } => content.push_str(&text),
+                StreamEvent::ToolCall {
+                    index,
+                    id,
+                    name,
+                    arguments,
+                } => calls.push(index, id, name, &arguments),
                 StreamEvent::Usage { usage: u } => usage = Some(u),
                 StreamEvent::Done { finish_reason } => {
                     finish = Some(finish_reason);
@@ -524,7 +684,79 @@ impl ResponseStream {
             finish_reason,
             cached: self.cached,
             attempts: self.attempts,
+            tool_calls: calls.finish(),
         })
+    }
+}
+
+/// The events that replay a whole answer as a stream: its text as one delta
+/// (if any), one fragment per tool call, usage and `Done`.
+pub(crate) fn replay_events(
+    content: String,
+    tool_calls: Vec<ToolCall>,
+    usage: Usage,
+    finish_reason: FinishReason,
+) -> Vec<StreamEvent> {
+    let mut events = Vec::with_capacity(3 + tool_calls.len());
+    if !content.is_empty() || tool_calls.is_empty() {
+        events.push(StreamEvent::delta(content));
+    }
+    for (index, call) in (0u32..).zip(tool_calls) {
+        events.push(StreamEvent::ToolCall {
+            index,
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+        });
+    }
+    events.push(StreamEvent::Usage { usage });
+    events.push(StreamEvent::Done { finish_reason });
+    events
+}
+
+/// Joins [`StreamEvent::ToolCall`] fragments into whole [`ToolCall`]s.
+///
+/// ```
+/// use llm_core::{ToolCall, ToolCallAssembler};
+/// let mut a = ToolCallAssembler::default();
+/// a.push(0, Some("call_1".into()), Some("get_weather".into()), "");
+/// a.push(0, None, None, "{\"city\":");
+/// a.push(0, None, None, "\"Paris\"}");
+/// assert_eq!(
+///     a.finish(),
+///     vec![ToolCall { id: "call_1".into(), name: "get_weather".into(), arguments: "{\"city\":\"Paris\"}".into() }]
+/// );
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct ToolCallAssembler {
+    calls: std::collections::BTreeMap<u32, ToolCall>,
+}
+
+impl ToolCallAssembler {
+    /// Adds one fragment of call `index`.
+    pub fn push(&mut self, index: u32, id: Option<String>, name: Option<String>, arguments: &str) {
+        let call = self.calls.entry(index).or_insert_with(|| ToolCall {
+            id: String::new(),
+            name: String::new(),
+            arguments: String::new(),
+        });
+        if let Some(id) = id {
+            call.id = id;
+        }
+        if let Some(name) = name {
+            call.name = name;
+        }
+        call.arguments.push_str(arguments);
+    }
+
+    /// Whether no fragment was added.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The calls, in index order.
+    pub fn finish(self) -> Vec<ToolCall> {
+        self.calls.into_values().collect()
     }
 }
 

@@ -158,6 +158,7 @@ impl CustomProvider {
                 .unwrap_or(FinishReason::Stop),
             cached: false,
             attempts: Vec::new(),
+            tool_calls: Vec::new(),
         })
     }
 

@@ -277,6 +277,7 @@ impl Provider for OllamaProvider {
             finish_reason: stream::finish_reason(body.done_reason.as_deref()),
             cached: false,
             attempts: vec![],
+            tool_calls: Vec::new(),
         })
     }
 

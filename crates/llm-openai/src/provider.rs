@@ -215,6 +215,7 @@ impl OpenAiProvider {
             finish_reason: finish,
             cached: false,
             attempts: Vec::new(),
+            tool_calls: Vec::new(),
         })
     }
 

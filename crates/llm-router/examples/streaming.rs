@@ -61,6 +61,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 "\n[usage: {} prompt + {} completion tokens]",
                 usage.prompt_tokens, usage.completion_tokens
             ),
+            // Only requests that offer tools get tool calls.
+            StreamEvent::ToolCall { .. } => {}
             StreamEvent::Done { finish_reason } => println!("[done: {finish_reason}]"),
         }
     }

@@ -239,6 +239,7 @@ pub fn entry(content: &str) -> CachedResponse {
         model: "gpt-4o-mini".into(),
         usage: Usage::new(12, 34),
         finish_reason: FinishReason::Stop,
+        tool_calls: Vec::new(),
     }
 }
 

@@ -238,6 +238,8 @@ async fn stream(client: &LlmClient, req: LlmRequest, quiet: bool) -> Result<LlmR
                 content.push_str(&text);
             }
             Ok(StreamEvent::Usage { usage: u }) => usage = Some(u),
+            // `llm generate` offers no tools, so no model calls one.
+            Ok(StreamEvent::ToolCall { .. }) => {}
             Ok(StreamEvent::Done { finish_reason }) => {
                 finish = finish_reason;
                 break;
@@ -274,6 +276,7 @@ async fn stream(client: &LlmClient, req: LlmRequest, quiet: bool) -> Result<LlmR
         finish_reason: finish,
         cached: s.cached,
         attempts: std::mem::take(&mut s.attempts),
+        tool_calls: Vec::new(),
     })
 }
 

@@ -271,6 +271,7 @@ impl SseState {
                     return Some((out, self));
                 }
                 Some(Ok(StreamEvent::Usage { usage })) => self.usage = Some(usage),
+                Some(Ok(StreamEvent::ToolCall { .. })) => continue,
                 Some(Ok(StreamEvent::Done { finish_reason: r })) => {
                     self.phase = Phase::End;
                     let out = self.finish(finish_reason(&r));

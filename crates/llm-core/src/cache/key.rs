@@ -5,10 +5,10 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::types::{CacheDirective, LlmRequest, Message};
+use crate::types::{CacheDirective, LlmRequest, Message, Tool, ToolCall, ToolChoice};
 
 /// Version of the key encoding; bumping it invalidates every stored entry.
-const KEY_VERSION: &[u8] = b"llm-cache-key/v1";
+const KEY_VERSION: &[u8] = b"llm-cache-key/v2";
 
 /// A cache key: 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,14 +42,42 @@ impl CacheKey {
             provider,
             // How the cache is used does not change the answer.
             cache: _,
+            tools,
+            tool_choice,
         } = req;
         let _: &CacheDirective = &req.cache;
         let mut h = Sha256::new();
         h.update(KEY_VERSION);
         field(&mut h, b"messages", &(messages.len() as u64).to_le_bytes());
-        for Message { role, content } in messages {
+        for Message {
+            role,
+            content,
+            tool_calls,
+            tool_call_id,
+        } in messages
+        {
             field(&mut h, b"role", role.as_str().as_bytes());
             field(&mut h, b"content", content.as_bytes());
+            field(
+                &mut h,
+                b"tool_calls",
+                &(tool_calls.len() as u64).to_le_bytes(),
+            );
+            for ToolCall {
+                id,
+                name,
+                arguments,
+            } in tool_calls
+            {
+                field(&mut h, b"call_id", id.as_bytes());
+                field(&mut h, b"call_name", name.as_bytes());
+                field(&mut h, b"call_arguments", arguments.as_bytes());
+            }
+            opt_field(
+                &mut h,
+                b"tool_call_id",
+                tool_call_id.as_deref().map(str::as_bytes),
+            );
         }
         opt_field(
             &mut h,
@@ -81,6 +109,34 @@ impl CacheKey {
         );
         opt_field(&mut h, b"model", model.as_deref().map(str::as_bytes));
         opt_field(&mut h, b"provider", provider.as_deref().map(str::as_bytes));
+        field(&mut h, b"tools", &(tools.len() as u64).to_le_bytes());
+        for Tool {
+            name,
+            description,
+            parameters,
+        } in tools
+        {
+            field(&mut h, b"tool_name", name.as_bytes());
+            opt_field(
+                &mut h,
+                b"tool_description",
+                description.as_deref().map(str::as_bytes),
+            );
+            // The schema as serialized: the same schema written in another key
+            // order can only cost a miss, never give a wrong hit.
+            field(
+                &mut h,
+                b"tool_parameters",
+                parameters.to_string().as_bytes(),
+            );
+        }
+        let choice = tool_choice.as_ref().map(|c| match c {
+            ToolChoice::Auto => "auto".to_string(),
+            ToolChoice::None => "none".to_string(),
+            ToolChoice::Required => "required".to_string(),
+            ToolChoice::Function(name) => format!("function:{name}"),
+        });
+        opt_field(&mut h, b"tool_choice", choice.as_deref().map(str::as_bytes));
         CacheKey(hex::encode(h.finalize()))
     }
 
@@ -134,6 +190,14 @@ mod tests {
         CacheKey::for_request(r)
     }
 
+    fn call(id: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: "f".into(),
+            arguments: arguments.into(),
+        }
+    }
+
     #[test]
     fn any_answer_changing_field_changes_the_key() {
         let base = LlmRequest::new("hello").system("sys");
@@ -150,7 +214,39 @@ mod tests {
             base.clone().provider("p"),
             LlmRequest::from_messages(vec![Message::new(Role::Assistant, "hello")]).system("sys"),
             base.clone().message(Message::user("")),
+            base.clone().tool(Tool::function(
+                "f",
+                "d",
+                serde_json::json!({"type": "object"}),
+            )),
+            base.clone().tool(Tool::function(
+                "f",
+                "d2",
+                serde_json::json!({"type": "object"}),
+            )),
+            base.clone().tool(Tool::function(
+                "g",
+                "d",
+                serde_json::json!({"type": "object"}),
+            )),
+            base.clone().tool(Tool::function(
+                "f",
+                "d",
+                serde_json::json!({"type": "object", "required": []}),
+            )),
+            base.clone().tool_choice(ToolChoice::Auto),
+            base.clone().tool_choice(ToolChoice::Function("f".into())),
+            base.clone()
+                .message(Message::assistant_tool_calls("", vec![call("c1", "{}")])),
+            base.clone()
+                .message(Message::assistant_tool_calls("", vec![call("c1", "{ }")])),
+            base.clone().message(Message::tool_result("c1", "")),
+            base.clone().message(Message::tool_result("c2", "")),
         ];
+        let mut seen = std::collections::HashSet::new();
+        for v in &variants {
+            assert!(seen.insert(key(v)), "two variants share a key: {v:?}");
+        }
         let k = key(&base);
         for (i, v) in variants.iter().enumerate() {
             assert_ne!(key(v), k, "variant {i}");

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CacheError;
-use crate::types::{FinishReason, LlmResponse, Usage};
+use crate::types::{FinishReason, LlmResponse, ToolCall, Usage};
 
 pub use key::CacheKey;
 pub use memory::MemoryCache;
@@ -29,6 +29,9 @@ pub struct CachedResponse {
     pub usage: Usage,
     /// Why the original generation ended.
     pub finish_reason: FinishReason,
+    /// Tools the model called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// Version tag of the byte encoding; bumped whenever the encoding changes.
@@ -44,6 +47,7 @@ impl CachedResponse {
             model: resp.model.clone(),
             usage: resp.usage,
             finish_reason: resp.finish_reason.clone(),
+            tool_calls: resp.tool_calls.clone(),
         }
     }
 
@@ -54,6 +58,13 @@ impl CachedResponse {
             + self.provider.len()
             + self.provider_kind.len()
             + self.model.len()
+            + self
+                .tool_calls
+                .iter()
+                .map(|c| {
+                    std::mem::size_of::<ToolCall>() + c.id.len() + c.name.len() + c.arguments.len()
+                })
+                .sum::<usize>()
     }
 
     /// Versioned bytes for external stores: one version byte, then JSON.
@@ -114,6 +125,7 @@ mod tests {
             model: "m".into(),
             usage: Usage::new(1, 2),
             finish_reason: FinishReason::Length,
+            tool_calls: Vec::new(),
         }
     }
 
@@ -128,5 +140,26 @@ mod tests {
             .unwrap_err()
             .message
             .contains("version 2"));
+    }
+
+    #[test]
+    fn tool_calls_round_trip_and_older_entries_still_decode() {
+        let mut with_calls = sample();
+        with_calls.tool_calls.push(ToolCall {
+            id: "call_1".into(),
+            name: "get_weather".into(),
+            arguments: r#"{"city":"Paris"}"#.into(),
+        });
+        let bytes = with_calls.encode();
+        assert_eq!(CachedResponse::decode(&bytes).unwrap(), with_calls);
+        assert!(with_calls.weight() > sample().weight());
+        // An entry written before tool calls existed has no `tool_calls` key.
+        let old = br#"{"content":"x","provider":"p","provider_kind":"k","model":"m","usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3},"finish_reason":"stop"}"#;
+        let mut bytes = vec![1];
+        bytes.extend_from_slice(old);
+        assert!(CachedResponse::decode(&bytes)
+            .unwrap()
+            .tool_calls
+            .is_empty());
     }
 }

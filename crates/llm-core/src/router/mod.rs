@@ -70,10 +70,20 @@ pub(crate) fn plan(
     rng: &mut fastrand::Rng,
 ) -> RoutePlan {
     let classification = classify(req, &cfg.rules);
+    let needs_tools = req.uses_tools();
     let mut skipped = Vec::new();
     let mut usable = Vec::new();
     let mut unhealthy = Vec::new();
     for (index, v) in instances.iter().enumerate() {
+        // A provider that cannot serve the request at all is never tried, not
+        // even as a last resort.
+        if needs_tools && !v.provider.supports_tools() {
+            skipped.push(SkippedProvider {
+                provider: v.provider.name().to_string(),
+                reason: "does not support tools".into(),
+            });
+            continue;
+        }
         let candidate = Candidate {
             index,
             name: v.provider.name().to_string(),

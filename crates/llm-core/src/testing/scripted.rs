@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use crate::error::ProviderError;
 use crate::provider::{Provider, ProviderProfile};
-use crate::types::{FinishReason, LlmRequest, LlmResponse, ResponseStream, StreamEvent, Usage};
+use crate::types::{
+    FinishReason, LlmRequest, LlmResponse, ResponseStream, StreamEvent, ToolCall, Usage,
+};
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -18,6 +20,9 @@ pub enum Reply {
     Text(String),
     /// Fail with this error.
     Error(ProviderError),
+    /// Call these tools (streamed as two fragments per call: id and name,
+    /// then the arguments), finishing with `ToolCalls`.
+    ToolCalls(Vec<ToolCall>),
     /// Stream exactly these items (for `generate`, they are collected).
     Stream(Vec<Result<StreamEvent, ProviderError>>),
     /// Wait, then give the inner reply (tokio time, so paused-time tests are instant).
@@ -63,6 +68,7 @@ pub struct ScriptedProvider {
     name: String,
     kind: &'static str,
     profile: ProviderProfile,
+    tools: bool,
     script: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Reply>,
     failure: Mutex<Option<(f64, ProviderError, fastrand::Rng)>>,
@@ -82,6 +88,7 @@ impl ScriptedProvider {
             profile: ProviderProfile::default(),
             name,
             kind: "scripted",
+            tools: false,
             script: Mutex::new(VecDeque::new()),
             fallback: Mutex::new(Reply::text("ok")),
             failure: Mutex::new(None),
@@ -92,6 +99,12 @@ impl ScriptedProvider {
             prepare_error: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether it claims tool support ([`Provider::supports_tools`]; default no).
+    pub fn tools(mut self, supported: bool) -> Self {
+        self.tools = supported;
+        self
     }
 
     /// Sets the kind.
@@ -211,6 +224,36 @@ impl ScriptedProvider {
         }));
         events
     }
+
+    fn tool_call_events(
+        calls: Vec<ToolCall>,
+        req: &LlmRequest,
+    ) -> Vec<Result<StreamEvent, ProviderError>> {
+        let mut events = Vec::new();
+        let mut written = 0;
+        for (index, call) in (0u32..).zip(calls) {
+            written += call.arguments.chars().count();
+            events.push(Ok(StreamEvent::ToolCall {
+                index,
+                id: Some(call.id),
+                name: Some(call.name),
+                arguments: String::new(),
+            }));
+            events.push(Ok(StreamEvent::ToolCall {
+                index,
+                id: None,
+                name: None,
+                arguments: call.arguments,
+            }));
+        }
+        events.push(Ok(StreamEvent::Usage {
+            usage: Usage::new(req.prompt_chars() as u64, written as u64),
+        }));
+        events.push(Ok(StreamEvent::Done {
+            finish_reason: FinishReason::ToolCalls,
+        }));
+        events
+    }
 }
 
 fn usage_for(req: &LlmRequest, text: &str) -> Usage {
@@ -248,12 +291,17 @@ impl Provider for ScriptedProvider {
         &self.profile
     }
 
+    fn supports_tools(&self) -> bool {
+        self.tools
+    }
+
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let model = self.model_for(req);
         let reply = settle(self.next_reply(req)).await;
         let stream = match reply {
             Reply::Error(e) => return Err(e),
             Reply::Text(t) => Self::text_events(&t, req),
+            Reply::ToolCalls(calls) => Self::tool_call_events(calls, req),
             Reply::Stream(items) => items,
             Reply::Delayed(..) | Reply::Hang => Vec::new(),
         };
@@ -271,6 +319,7 @@ impl Provider for ScriptedProvider {
         let items = match reply {
             Reply::Error(e) => return Err(e),
             Reply::Text(t) => Self::text_events(&t, req),
+            Reply::ToolCalls(calls) => Self::tool_call_events(calls, req),
             Reply::Stream(items) => items,
             Reply::Delayed(..) | Reply::Hang => Vec::new(),
         };
