@@ -749,6 +749,22 @@ impl ToolCallAssembler {
         call.arguments.push_str(arguments);
     }
 
+    /// Adds `event` if it is a [`StreamEvent::ToolCall`] fragment; says whether it was.
+    pub fn push_event(&mut self, event: &StreamEvent) -> bool {
+        match event {
+            StreamEvent::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                self.push(*index, id.clone(), name.clone(), arguments);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether no fragment was added.
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()

@@ -14,6 +14,10 @@ use crate::provider::Provider;
 use crate::types::LlmRequest;
 use strategy::Candidate;
 
+/// The skip reason of a provider that cannot serve a request using tools
+/// ([`Provider::supports_tools`]); such a provider is never tried for it.
+pub const NO_TOOL_SUPPORT: &str = "does not support tools";
+
 /// What the router sees of one configured instance.
 pub(crate) struct InstanceView<'a> {
     pub(crate) provider: &'a Arc<dyn Provider>,
@@ -80,7 +84,7 @@ pub(crate) fn plan(
         if needs_tools && !v.provider.supports_tools() {
             skipped.push(SkippedProvider {
                 provider: v.provider.name().to_string(),
-                reason: "does not support tools".into(),
+                reason: NO_TOOL_SUPPORT.into(),
             });
             continue;
         }

@@ -152,18 +152,12 @@ async fn streamed_tool_calls_arrive_as_fragments_and_are_cached_whole() {
     let mut fragments = 0;
     let mut finish = None;
     while let Some(ev) = s.next().await {
-        match ev.unwrap() {
-            StreamEvent::ToolCall {
-                index,
-                id,
-                name,
-                arguments,
-            } => {
-                fragments += 1;
-                assembler.push(index, id, name, &arguments);
-            }
-            StreamEvent::Done { finish_reason } => finish = Some(finish_reason),
-            StreamEvent::Delta { .. } | StreamEvent::Usage { .. } => {}
+        let ev = ev.unwrap();
+        if assembler.push_event(&ev) {
+            fragments += 1;
+        }
+        if let StreamEvent::Done { finish_reason } = ev {
+            finish = Some(finish_reason);
         }
     }
     assert_eq!(fragments, 2);
