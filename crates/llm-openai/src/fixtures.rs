@@ -68,3 +68,68 @@ pub const UNAUTHORIZED: &str = r#"{
     "code": "invalid_api_key"
   }
 }"#;
+
+/// A non-streaming answer that calls a tool, pretty-printed like
+/// [`COMPLETION`]. protocols.md gives no complete one: this is §2.6's body
+/// with §2.1.1's tool call (`call_abc123`, `get_weather`) as the message's
+/// `tool_calls`, `"content": null`, `"finish_reason": "tool_calls"` (§2.2);
+/// ids and token counts are illustrative.
+pub const TOOL_CALL_COMPLETION: &str = r#"{
+  "id": "chatcmpl-C9xQ4hV2bNm6Xc8pRs1Tf3Jk5Lw7Qe",
+  "object": "chat.completion",
+  "created": 1756300002,
+  "model": "gpt-4o-mini-2024-07-18",
+  "choices": [
+    {
+      "index": 0,
+      "message": {
+        "role": "assistant",
+        "content": null,
+        "tool_calls": [
+          {
+            "id": "call_abc123",
+            "type": "function",
+            "function": {
+              "name": "get_weather",
+              "arguments": "{\"city\":\"Paris\"}"
+            }
+          }
+        ],
+        "refusal": null,
+        "annotations": []
+      },
+      "logprobs": null,
+      "finish_reason": "tool_calls"
+    }
+  ],
+  "usage": {
+    "prompt_tokens": 58,
+    "completion_tokens": 15,
+    "total_tokens": 73,
+    "prompt_tokens_details": {
+      "cached_tokens": 0,
+      "audio_tokens": 0
+    },
+    "completion_tokens_details": {
+      "reasoning_tokens": 0,
+      "audio_tokens": 0,
+      "accepted_prediction_tokens": 0,
+      "rejected_prediction_tokens": 0
+    }
+  },
+  "service_tier": "default",
+  "system_fingerprint": "fp_560af6e559"
+}"#;
+
+/// §2.3, a streamed tool call: the four chunks shown there, whose abridged
+/// start (`{…,`) is completed with §2.6's chunk fields (`id`, `object`,
+/// `created`, `model`, `service_tier`, `system_fingerprint`; the id is
+/// illustrative), then `data: [DONE]`. As shown in §2.3 the chunks carry no
+/// `usage` key (a request without `stream_options.include_usage`).
+pub const TOOL_CALL_STREAM: &[&str] = &[
+    "data: {\"id\":\"chatcmpl-C9xQ5kW3cPo7Yd9qSt2Ug4Kl6Mx8Rf\",\"object\":\"chat.completion.chunk\",\"created\":1756300003,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_abc123\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}],\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ5kW3cPo7Yd9qSt2Ug4Kl6Mx8Rf\",\"object\":\"chat.completion.chunk\",\"created\":1756300003,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ5kW3cPo7Yd9qSt2Ug4Kl6Mx8Rf\",\"object\":\"chat.completion.chunk\",\"created\":1756300003,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ5kW3cPo7Yd9qSt2Ug4Kl6Mx8Rf\",\"object\":\"chat.completion.chunk\",\"created\":1756300003,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}]}\n\n",
+    "data: [DONE]\n\n",
+];

@@ -15,7 +15,8 @@ use llm_core::{
 use crate::config::{matches_prefix, OpenAiConfig};
 use crate::error::{parse_error, payload_error};
 use crate::wire::{
-    finish_reason, ChatCompletion, ChatRequest, ModelList, StreamOptions, WireMessage,
+    finish_reason, tool_finish, ChatCompletion, ChatRequest, ModelList, StreamOptions, WireMessage,
+    WireTool, WireToolCall, WireToolChoice,
 };
 use crate::KIND;
 
@@ -126,12 +127,17 @@ impl OpenAiProvider {
         if let Some(system) = req.system_prompt.as_deref().filter(|s| !s.is_empty()) {
             messages.push(WireMessage {
                 role: "system",
-                content: system,
+                tool_call_id: None,
+                content: Some(system),
+                tool_calls: Vec::new(),
             });
         }
         messages.extend(req.messages.iter().map(|m| WireMessage {
             role: m.role.as_str(),
-            content: &m.content,
+            tool_call_id: m.tool_call_id.as_deref(),
+            // An assistant message that only calls tools has `"content": null`.
+            content: Some(m.content.as_str()).filter(|c| !c.is_empty() || m.tool_calls.is_empty()),
+            tool_calls: m.tool_calls.iter().map(WireToolCall::from).collect(),
         }));
         let limit = self
             .profile
@@ -152,6 +158,14 @@ impl OpenAiProvider {
             stream_options: (stream && self.stream_usage).then_some(StreamOptions {
                 include_usage: true,
             }),
+            tools: req.tools.iter().map(WireTool::from).collect(),
+            // OpenAI rejects `tool_choice` without `tools`; with no tools
+            // every choice means "no tool calls" anyway.
+            tool_choice: req
+                .tool_choice
+                .as_ref()
+                .filter(|_| !req.tools.is_empty())
+                .map(WireToolChoice::from),
         }
     }
 
@@ -192,16 +206,28 @@ impl OpenAiProvider {
             }
             .with_request_id(request_id));
         };
-        let content = choice
-            .message
-            .and_then(|m| m.content)
-            .map(|c| c.into_text())
-            .unwrap_or_default();
+        let message = choice.message.unwrap_or_default();
+        let content = message.content.map(|c| c.into_text()).unwrap_or_default();
+        let tool_calls = message
+            .tool_calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, call)| {
+                call.into_call().map_err(|missing| {
+                    ProviderError::decode(
+                        &self.name,
+                        format!("tool call {i} of the answer has no {missing}"),
+                    )
+                    .with_request_id(request_id.clone())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let finish = choice
             .finish_reason
             .as_deref()
             .filter(|r| !r.is_empty())
             .map_or(FinishReason::Stop, finish_reason);
+        let finish = tool_finish(finish, !tool_calls.is_empty());
         let usage: Usage = usage.map(Into::into).unwrap_or_default();
         let model = model.filter(|m| !m.is_empty()).unwrap_or(requested.clone());
         Ok(LlmResponse {
@@ -215,7 +241,7 @@ impl OpenAiProvider {
             finish_reason: finish,
             cached: false,
             attempts: Vec::new(),
-            tool_calls: Vec::new(),
+            tool_calls,
         })
     }
 
@@ -245,6 +271,10 @@ impl Provider for OpenAiProvider {
         &self.profile
     }
 
+    fn supports_tools(&self) -> bool {
+        true
+    }
+
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
         let model = self.model_for(req)?;
@@ -271,13 +301,7 @@ impl Provider for OpenAiProvider {
             let completion: ChatCompletion =
                 core_http::read_json(&self.name, resp, remaining).await?;
             let r = self.response(completion, model.clone(), started, request_id)?;
-            Box::pin(futures::stream::iter([
-                Ok(StreamEvent::delta(r.content)),
-                Ok(StreamEvent::Usage { usage: r.usage }),
-                Ok(StreamEvent::Done {
-                    finish_reason: r.finish_reason,
-                }),
-            ]))
+            Box::pin(futures::stream::iter(replay(r).into_iter().map(Ok)))
         } else {
             let sse = core_http::sse_events(&self.name, resp, self.profile.timeout);
             Box::pin(crate::stream::decode(&self.name, sse))
@@ -309,6 +333,28 @@ impl Provider for OpenAiProvider {
         let list: ModelList = core_http::read_json(&self.name, resp, remaining).await?;
         Ok(list.data.into_iter().filter_map(|m| m.id).collect())
     }
+}
+
+/// A whole answer as stream events: its text as one delta (if any, or if
+/// there are no tool calls), one fragment per tool call, usage and `Done`.
+fn replay(r: LlmResponse) -> Vec<StreamEvent> {
+    let mut events = Vec::with_capacity(3 + r.tool_calls.len());
+    if !r.content.is_empty() || r.tool_calls.is_empty() {
+        events.push(StreamEvent::delta(r.content));
+    }
+    for (index, call) in (0u32..).zip(r.tool_calls) {
+        events.push(StreamEvent::ToolCall {
+            index,
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+        });
+    }
+    events.push(StreamEvent::Usage { usage: r.usage });
+    events.push(StreamEvent::Done {
+        finish_reason: r.finish_reason,
+    });
+    events
 }
 
 /// Checks and normalizes `base_url` (no trailing `/`).

@@ -6,6 +6,14 @@
 //! servers) is kept and sent once, just before [`StreamEvent::Done`], which is
 //! emitted only on `data: [DONE]`. An `{"error":…}` payload is an `Err` item;
 //! an end of stream without `[DONE]` is an incomplete-answer error.
+//!
+//! Tool-call deltas become [`StreamEvent::ToolCall`] fragments: the delta
+//! that starts a call (it must carry `id` and `function.name`) gives the
+//! fragment with id and name, later deltas of the same `index` give argument
+//! fragments. Calls are numbered 0, 1, … in the order they start. Leniently,
+//! a delta without `index` continues the latest call, and a delta whose `id`
+//! differs from that of the call at its `index` starts a new call (for
+//! servers that number every call 0).
 
 use std::collections::VecDeque;
 
@@ -14,7 +22,7 @@ use llm_core::http::{decode_frames, FrameDecoder, SseEvent};
 use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
 
 use crate::error::payload_error;
-use crate::wire::{finish_reason, ChatChunk};
+use crate::wire::{finish_reason, tool_finish, ChatChunk, ToolCallDelta};
 
 type Item = Result<StreamEvent, ProviderError>;
 
@@ -31,6 +39,8 @@ pub(crate) struct Decoder {
     provider: String,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
+    /// The calls started so far, in order: each one's `index` on the wire and id.
+    calls: Vec<(Option<u64>, String)>,
 }
 
 impl Decoder {
@@ -39,6 +49,7 @@ impl Decoder {
             provider: provider.into(),
             finish: None,
             usage: None,
+            calls: Vec::new(),
         }
     }
 
@@ -52,7 +63,8 @@ impl Decoder {
             if let Some(usage) = self.usage.take() {
                 out.push_back(Ok(StreamEvent::Usage { usage }));
             }
-            let finish_reason = self.finish.take().unwrap_or_default();
+            let finish = self.finish.take().unwrap_or_default();
+            let finish_reason = tool_finish(finish, !self.calls.is_empty());
             out.push_back(Ok(StreamEvent::Done { finish_reason }));
             return Flow::End;
         }
@@ -71,9 +83,19 @@ impl Decoder {
             return Flow::End;
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
-            if let Some(text) = choice.delta.and_then(|d| d.content).map(|c| c.into_text()) {
+            let delta = choice.delta.unwrap_or_default();
+            if let Some(text) = delta.content.map(|c| c.into_text()) {
                 if !text.is_empty() {
                     out.push_back(Ok(StreamEvent::Delta { text }));
+                }
+            }
+            for call in delta.tool_calls {
+                match self.tool_call(call) {
+                    Ok(event) => out.push_back(Ok(event)),
+                    Err(e) => {
+                        out.push_back(Err(e));
+                        return Flow::End;
+                    }
                 }
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
@@ -84,6 +106,55 @@ impl Decoder {
             self.usage = Some(usage.into());
         }
         Flow::Continue
+    }
+
+    /// The fragment for one tool-call delta.
+    fn tool_call(&mut self, delta: ToolCallDelta) -> Result<StreamEvent, ProviderError> {
+        let ToolCallDelta {
+            index: wire_index,
+            id,
+            function,
+        } = delta;
+        let id = id.filter(|id| !id.is_empty());
+        let mut function = function.unwrap_or_default();
+        let arguments = function.arguments_text();
+        // The call this delta continues, unless it names another id.
+        let current = match wire_index {
+            Some(i) => self.calls.iter().rposition(|(w, _)| *w == Some(i)),
+            None => self.calls.len().checked_sub(1),
+        }
+        .filter(|&pos| id.as_ref().is_none_or(|id| *id == self.calls[pos].1));
+        if let Some(pos) = current {
+            return Ok(StreamEvent::ToolCall {
+                index: u32::try_from(pos).unwrap_or(u32::MAX),
+                id: None,
+                name: None,
+                arguments,
+            });
+        }
+        let (id, name) = match (id, function.name.filter(|n| !n.is_empty())) {
+            (Some(id), Some(name)) => (id, name),
+            (id, _) => {
+                let missing = if id.is_none() {
+                    "an `id`"
+                } else {
+                    "a `function.name`"
+                };
+                let index = wire_index.map_or_else(|| "none".to_string(), |i| i.to_string());
+                return Err(ProviderError::decode(
+                    &self.provider,
+                    format!("a streamed tool call (index {index}) starts without {missing}"),
+                ));
+            }
+        };
+        let index = u32::try_from(self.calls.len()).unwrap_or(u32::MAX);
+        self.calls.push((wire_index, id.clone()));
+        Ok(StreamEvent::ToolCall {
+            index,
+            id: Some(id),
+            name: Some(name),
+            arguments,
+        })
     }
 
     /// The error for a stream that ended before `[DONE]`.

@@ -4,7 +4,7 @@
 //! are ignored, optional fields may be missing or `null`, and unknown enum
 //! values (finish reasons, roles) never fail.
 
-use llm_core::{FinishReason, Usage};
+use llm_core::{FinishReason, Tool, ToolCall, ToolChoice, Usage};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -29,13 +29,115 @@ pub(crate) struct ChatRequest<'a> {
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<WireToolChoice<'a>>,
 }
 
-/// One request message.
+/// One request message. Field order follows protocols.md §2.1.1: an
+/// assistant message is `role, content, tool_calls`, a tool result
+/// `role, tool_call_id, content`.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct WireMessage<'a> {
     pub role: &'static str,
-    pub content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<&'a str>,
+    /// `None` is sent as `null` (an assistant message that only calls tools).
+    pub content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<WireToolCall<'a>>,
+}
+
+/// `{"type":"function","function":{…}}` of a request's `tools`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireTool<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: WireFunctionDef<'a>,
+}
+
+/// A function tool's definition.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireFunctionDef<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    pub parameters: &'a Value,
+}
+
+impl<'a> From<&'a Tool> for WireTool<'a> {
+    fn from(tool: &'a Tool) -> Self {
+        Self {
+            kind: "function",
+            function: WireFunctionDef {
+                name: &tool.name,
+                description: tool.description.as_deref(),
+                parameters: &tool.parameters,
+            },
+        }
+    }
+}
+
+/// `tool_choice`: `"auto"`, `"none"`, `"required"` or a named function.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub(crate) enum WireToolChoice<'a> {
+    Mode(&'static str),
+    Function {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: WireFunctionName<'a>,
+    },
+}
+
+/// `{"name":…}` of a named `tool_choice`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireFunctionName<'a> {
+    pub name: &'a str,
+}
+
+impl<'a> From<&'a ToolChoice> for WireToolChoice<'a> {
+    fn from(choice: &'a ToolChoice) -> Self {
+        match choice {
+            ToolChoice::Auto => Self::Mode("auto"),
+            ToolChoice::None => Self::Mode("none"),
+            ToolChoice::Required => Self::Mode("required"),
+            ToolChoice::Function(name) => Self::Function {
+                kind: "function",
+                function: WireFunctionName { name },
+            },
+        }
+    }
+}
+
+/// A tool call of an assistant message in a request.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireToolCall<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: WireFunctionCall<'a>,
+}
+
+/// `{"name","arguments"}` of a request's tool call.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireFunctionCall<'a> {
+    pub name: &'a str,
+    pub arguments: &'a str,
+}
+
+impl<'a> From<&'a ToolCall> for WireToolCall<'a> {
+    fn from(call: &'a ToolCall) -> Self {
+        Self {
+            id: &call.id,
+            kind: "function",
+            function: WireFunctionCall {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        }
+    }
 }
 
 /// `stream_options`.
@@ -71,6 +173,58 @@ pub(crate) struct Choice {
 pub(crate) struct ResponseMessage {
     #[serde(default)]
     pub content: Option<Content>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tool_calls: Vec<ResponseToolCall>,
+}
+
+/// `message.tool_calls[]`: `{"id","type","function":{"name","arguments"}}`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ResponseToolCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionCall>,
+}
+
+/// `function` of a tool call or of a tool-call delta.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct FunctionCall {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<Value>,
+}
+
+impl FunctionCall {
+    /// The arguments as JSON text: a string as sent, any other JSON value
+    /// (some compatible servers send an object) as its compact text, `null`
+    /// or missing as `""`.
+    pub fn arguments_text(&mut self) -> String {
+        match self.arguments.take() {
+            Some(Value::String(s)) => s,
+            None | Some(Value::Null) => String::new(),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
+impl ResponseToolCall {
+    /// The call, or what is missing: a call needs a non-empty `id` and
+    /// `function.name` (a tool result must name the call it answers).
+    pub fn into_call(self) -> Result<ToolCall, &'static str> {
+        let id = self.id.filter(|id| !id.is_empty()).ok_or("an `id`")?;
+        let mut function = self.function.unwrap_or_default();
+        let name = function
+            .name
+            .take()
+            .filter(|n| !n.is_empty())
+            .ok_or("a `function.name`")?;
+        Ok(ToolCall {
+            id,
+            name,
+            arguments: function.arguments_text(),
+        })
+    }
 }
 
 /// Message content: a string, or (from some compatible servers) an array of parts.
@@ -149,6 +303,20 @@ pub(crate) struct ChunkChoice {
 pub(crate) struct Delta {
     #[serde(default)]
     pub content: Option<Content>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tool_calls: Vec<ToolCallDelta>,
+}
+
+/// `delta.tool_calls[]`: the first delta of a call carries `index`, `id`,
+/// `type` and `function.name`; later ones `index` and an arguments fragment.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ToolCallDelta {
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub index: Option<u64>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionCall>,
 }
 
 /// `GET /models` answer.
@@ -217,12 +385,31 @@ pub(crate) fn finish_reason(s: &str) -> FinishReason {
     }
 }
 
+/// `Stop` becomes `ToolCalls` when the model called tools: a compatible
+/// server may report `"stop"` with `tool_calls` (Ollama's native API does,
+/// protocols.md §5).
+pub(crate) fn tool_finish(finish: FinishReason, called_tools: bool) -> FinishReason {
+    match finish {
+        FinishReason::Stop if called_tools => FinishReason::ToolCalls,
+        other => other,
+    }
+}
+
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Like [`lenient_u64`], but missing, `null` or unreadable is `None`.
+fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 /// A count that may be an integer, a float, a numeric string or `null`.

@@ -2,4 +2,5 @@
 
 mod config;
 mod conformance;
+mod tools;
 mod wire_mapping;
