@@ -25,6 +25,15 @@
 //! to the profile's `max_tokens`; `stop` becomes `stop_sequences`; `seed` is
 //! not sent (the API has none).
 //!
+//! Tool calling: `tools` become `{name, description, input_schema}`,
+//! `tool_choice` `Auto`/`Required`/`Function(n)`/`None` becomes
+//! `{"type":"auto"}`/`{"type":"any"}`/`{"type":"tool","name":n}`/`{"type":"none"}`;
+//! an assistant message's tool calls become `tool_use` blocks (their JSON
+//! arguments parsed into `input`; arguments that are not a JSON object fail
+//! the request locally) and tool results become `tool_result` blocks in a
+//! user turn. Answers' `tool_use` blocks become `tool_calls`, streamed as
+//! fragments numbered among tool calls only.
+//!
 //! Building an instance in code (normally the configuration does this):
 //!
 //! ```
@@ -41,6 +50,7 @@
 mod config;
 mod error;
 mod provider;
+mod request;
 mod stream;
 mod wire;
 

@@ -1,6 +1,6 @@
-//! The [`Provider`] implementation and the request mapping.
+//! The [`Provider`] implementation and the request body (the conversation
+//! and tools are mapped in `request`).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -8,13 +8,13 @@ use llm_core::http::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use llm_core::http::{self, reqwest};
 use llm_core::{
     async_trait, ConfigError, LlmRequest, LlmResponse, Provider, ProviderError, ProviderErrorKind,
-    ProviderProfile, ProviderSpec, ResponseStream, Role,
+    ProviderProfile, ProviderSpec, ResponseStream,
 };
 
 use crate::config::AnthropicConfig;
 use crate::stream::{self, Decoder};
-use crate::wire::{self, MessageResponse, MessagesRequest, ModelPage, WireMessage};
-use crate::{error, KIND};
+use crate::wire::{self, MessageResponse, MessagesRequest, ModelPage};
+use crate::{error, request, KIND};
 
 /// Longest wait of the `is_available` probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,7 +133,8 @@ impl AnthropicProvider {
         model: &'a str,
         stream: bool,
     ) -> Result<MessagesRequest<'a>, ProviderError> {
-        let (system, messages) = map_messages(req);
+        let (system, messages) =
+            request::map_messages(req).map_err(|e| ProviderError::unsupported(&self.name, e))?;
         if messages.is_empty() {
             return Err(ProviderError::unsupported(
                 &self.name,
@@ -153,6 +154,8 @@ impl AnthropicProvider {
             top_p: req.top_p,
             stop_sequences: &req.stop,
             stream,
+            tools: request::map_tools(&req.tools),
+            tool_choice: request::map_tool_choice(req),
         })
     }
 
@@ -164,45 +167,6 @@ impl AnthropicProvider {
             .json(body);
         error::send(&self.name, request, self.profile.timeout).await
     }
-}
-
-/// System prompt and system-role messages → one `system` string (joined by a
-/// blank line, in order); user/assistant messages in order, consecutive turns
-/// of the same role merged into one (joined by a blank line) so that roles
-/// alternate as the API requires.
-pub(crate) fn map_messages(req: &LlmRequest) -> (Option<String>, Vec<WireMessage<'_>>) {
-    let mut system: Vec<&str> = req
-        .system_prompt
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let mut messages: Vec<WireMessage<'_>> = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
-        let role = match m.role {
-            Role::System => {
-                if !m.content.is_empty() {
-                    system.push(&m.content);
-                }
-                continue;
-            }
-            Role::User | Role::Tool => "user",
-            Role::Assistant => "assistant",
-        };
-        match messages.last_mut() {
-            Some(last) if last.role == role => {
-                let merged = last.content.to_mut();
-                merged.push_str("\n\n");
-                merged.push_str(&m.content);
-            }
-            _ => messages.push(WireMessage {
-                role,
-                content: Cow::Borrowed(&m.content),
-            }),
-        }
-    }
-    let system = (!system.is_empty()).then(|| system.join("\n\n"));
-    (system, messages)
 }
 
 #[async_trait]
@@ -219,6 +183,10 @@ impl Provider for AnthropicProvider {
         &self.profile
     }
 
+    fn supports_tools(&self) -> bool {
+        true
+    }
+
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
         self.require_key()?;
@@ -232,6 +200,10 @@ impl Provider for AnthropicProvider {
             let id = header_id.or(message.request_id);
             return Err(error::from_event(&self.name, message.error, id));
         }
+        let tool_calls = message.tool_calls().map_err(|e| {
+            let id = header_id.or_else(|| message.request_id.clone());
+            ProviderError::decode(&self.name, e).with_request_id(id)
+        })?;
         let usage = message.usage.to_usage();
         let answered = message.model.clone().filter(|m| !m.is_empty());
         let price_model = match &answered {
@@ -250,7 +222,7 @@ impl Provider for AnthropicProvider {
             finish_reason: wire::finish_reason(message.stop_reason.as_deref()),
             cached: false,
             attempts: Vec::new(),
-            tool_calls: Vec::new(),
+            tool_calls,
         })
     }
 
@@ -309,42 +281,5 @@ impl Provider for AnthropicProvider {
             }
         }
         Ok(ids)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use llm_core::Message;
-
-    #[test]
-    fn system_messages_lift_and_same_roles_merge() {
-        let req = LlmRequest::from_messages(vec![
-            Message::system("s2"),
-            Message::user("a"),
-            Message::user("b"),
-            Message::assistant("c"),
-            Message::system("s3"),
-            Message::user("d"),
-        ])
-        .system("s1");
-        let (system, messages) = map_messages(&req);
-        assert_eq!(system.as_deref(), Some("s1\n\ns2\n\ns3"));
-        let got: Vec<(&str, &str)> = messages
-            .iter()
-            .map(|m| (m.role, m.content.as_ref()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![("user", "a\n\nb"), ("assistant", "c"), ("user", "d")]
-        );
-    }
-
-    #[test]
-    fn no_system_at_all_is_omitted() {
-        let req = LlmRequest::new("hi").system("");
-        let (system, messages) = map_messages(&req);
-        assert_eq!(system, None);
-        assert_eq!(messages.len(), 1);
     }
 }

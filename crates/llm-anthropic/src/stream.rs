@@ -6,8 +6,16 @@
 //! `Usage` then `Done`. `ping` and unknown events are ignored. An `error` event
 //! becomes an `Err` item and ends the stream; a stream that stops before
 //! `message_stop` ends with an `Incomplete` error.
+//!
+//! Tool calls: a `content_block_start` with a `tool_use` block yields the
+//! first fragment (id, name, no arguments) of call *n*, where *n* counts
+//! `tool_use` blocks only (0, 1, …), not Anthropic's block index; each
+//! `input_json_delta` of that block yields a fragment with its
+//! `partial_json`; at `content_block_stop` the joined arguments must be a JSON
+//! object (else a `Decode` error item). A tool block with no argument text
+//! yields `{}` (or the block's non-empty start `input`) at its stop.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use futures::{Stream, TryStreamExt};
 use llm_core::http::{decode_frames, FrameDecoder, SseEvent};
@@ -35,7 +43,24 @@ pub(crate) struct Decoder {
     input: Option<u64>,
     output: Option<u64>,
     stop_reason: Option<String>,
+    /// Open `tool_use` blocks by Anthropic's block index.
+    tools: BTreeMap<u64, ToolBlock>,
+    /// Ordinal of the next `tool_use` block.
+    next_tool: u32,
     done: bool,
+}
+
+/// An open `tool_use` block.
+#[derive(Debug)]
+struct ToolBlock {
+    /// Our call index.
+    ordinal: u32,
+    id: String,
+    name: String,
+    /// Argument text streamed so far.
+    arguments: String,
+    /// The `input` of `content_block_start` (normally `{}`).
+    start_input: Option<serde_json::Value>,
 }
 
 impl Decoder {
@@ -48,6 +73,8 @@ impl Decoder {
             input: None,
             output: None,
             stop_reason: None,
+            tools: BTreeMap::new(),
+            next_tool: 0,
             done: false,
         }
     }
@@ -107,16 +134,37 @@ impl Decoder {
             }
             "content_block_start" => {
                 if let Some(b) = payload.content_block {
-                    if b.kind.as_deref() == Some("text") {
+                    if b.is_tool_use() {
+                        out.push(self.start_tool(payload.index, b)?);
+                    } else if b.kind.as_deref() == Some("text") {
                         push_text(&mut out, b.text);
                     }
                 }
             }
             "content_block_delta" => {
                 if let Some(d) = payload.delta {
-                    if d.kind.as_deref() == Some("text_delta") {
-                        push_text(&mut out, d.text);
+                    match d.kind.as_deref() {
+                        Some("text_delta") => push_text(&mut out, d.text),
+                        Some("input_json_delta") => {
+                            let block = payload.index.and_then(|i| self.tools.get_mut(&i));
+                            let fragment = d.partial_json.filter(|j| !j.is_empty());
+                            if let (Some(block), Some(json)) = (block, fragment) {
+                                block.arguments.push_str(&json);
+                                out.push(StreamEvent::ToolCall {
+                                    index: block.ordinal,
+                                    id: None,
+                                    name: None,
+                                    arguments: json,
+                                });
+                            }
+                        }
+                        _ => {}
                     }
+                }
+            }
+            "content_block_stop" => {
+                if let Some(block) = payload.index.and_then(|i| self.tools.remove(&i)) {
+                    out.extend(self.finish_tool(block)?);
                 }
             }
             "message_delta" => {
@@ -128,6 +176,11 @@ impl Decoder {
                 }
             }
             "message_stop" => {
+                // Blocks the server never closed are closed here.
+                let open = std::mem::take(&mut self.tools);
+                for block in open.into_values() {
+                    out.extend(self.finish_tool(block)?);
+                }
                 self.done = true;
                 if let Some(usage) = self.usage() {
                     out.push(StreamEvent::Usage { usage });
@@ -139,6 +192,70 @@ impl Decoder {
             other => tracing::trace!(event = other, "ignored Anthropic stream event"),
         }
         Ok(out)
+    }
+
+    /// Opens a `tool_use` block: its first fragment (id and name).
+    fn start_tool(
+        &mut self,
+        index: Option<u64>,
+        block: wire::ContentBlock,
+    ) -> Result<StreamEvent, ProviderError> {
+        let (id, name) = block
+            .tool_id_and_name()
+            .map_err(|e| self.decode_error(format!("in `content_block_start`: {e}")))?;
+        let index = index.ok_or_else(|| {
+            self.decode_error(format!(
+                "`content_block_start` of tool call `{id}` has no `index`"
+            ))
+        })?;
+        let ordinal = self.next_tool;
+        self.next_tool = self.next_tool.saturating_add(1);
+        self.tools.insert(
+            index,
+            ToolBlock {
+                ordinal,
+                id: id.clone(),
+                name: name.clone(),
+                arguments: String::new(),
+                start_input: block.input,
+            },
+        );
+        Ok(StreamEvent::ToolCall {
+            index: ordinal,
+            id: Some(id),
+            name: Some(name),
+            arguments: String::new(),
+        })
+    }
+
+    /// Closes a `tool_use` block: checks its arguments; a block that streamed
+    /// none gets one fragment with its start `input` (`{}` normally).
+    fn finish_tool(&self, block: ToolBlock) -> Result<Option<StreamEvent>, ProviderError> {
+        if block.arguments.trim().is_empty() {
+            let arguments = wire::input_text(&block.id, block.start_input.as_ref())
+                .map_err(|e| self.decode_error(e))?;
+            return Ok(Some(StreamEvent::ToolCall {
+                index: block.ordinal,
+                id: None,
+                name: None,
+                arguments,
+            }));
+        }
+        let problem = match serde_json::from_str::<serde_json::Value>(&block.arguments) {
+            Ok(serde_json::Value::Object(_)) => return Ok(None),
+            Ok(_) => "not a JSON object".to_string(),
+            Err(e) => format!("not valid JSON ({e})"),
+        };
+        Err(self.decode_error(format!(
+            "the streamed arguments of tool call `{}` (`{}`) are {problem}: {}",
+            block.id,
+            block.name,
+            wire::truncate(&block.arguments)
+        )))
+    }
+
+    fn decode_error(&self, message: String) -> ProviderError {
+        ProviderError::decode(&self.provider, message).with_request_id(self.request_id.clone())
     }
 
     fn finish_reason(&self) -> FinishReason {
@@ -295,6 +412,49 @@ mod tests {
         let err = out[0].clone().unwrap_err();
         assert_eq!(err.kind, llm_core::ProviderErrorKind::Incomplete);
         assert_eq!(err.class(), ErrorClass::Retryable);
+    }
+
+    #[tokio::test]
+    async fn tool_blocks_get_ordinals_start_input_and_are_closed_at_message_stop() {
+        let fragment = |index: u32, id: Option<&str>, args: &str| StreamEvent::ToolCall {
+            index,
+            id: id.map(Into::into),
+            name: id.map(|_| "f".into()),
+            arguments: args.into(),
+        };
+        let out = run(vec![
+            // A whole input in the start event (no deltas), then a block the
+            // server never closes.
+            ev("content_block_start", r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{"a":1}}}"#),
+            ev("content_block_stop", r#"{"type":"content_block_stop","index":3}"#),
+            ev("content_block_start", r#"{"type":"content_block_start","index":5,"content_block":{"type":"tool_use","id":"t2","name":"f","input":{}}}"#),
+            ev("content_block_delta", r#"{"type":"content_block_delta","index":5,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#),
+            ev("message_stop", r#"{"type":"message_stop"}"#),
+        ])
+        .await;
+        let out: Vec<StreamEvent> = out.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            out,
+            vec![
+                fragment(0, Some("t1"), ""),
+                fragment(0, None, r#"{"a":1}"#),
+                fragment(1, Some("t2"), ""),
+                fragment(1, None, "{}"),
+                StreamEvent::Done {
+                    finish_reason: FinishReason::Other("unknown".into())
+                },
+            ]
+        );
+
+        let out = run(vec![ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}"#,
+        )])
+        .await;
+        let err = out[0].clone().unwrap_err();
+        assert_eq!(err.kind, llm_core::ProviderErrorKind::Decode);
+        assert!(err.message.contains("no `index`"), "{err}");
+        assert_eq!(err.request_id.as_deref(), Some("req_1"));
     }
 
     #[tokio::test]

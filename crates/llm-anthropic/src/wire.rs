@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use llm_core::{FinishReason, Usage};
+use llm_core::{FinishReason, ToolCall, Usage};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// `null` or absent → `T::default()`.
@@ -33,13 +33,69 @@ pub(crate) struct MessagesRequest<'a> {
     pub stop_sequences: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<WireToolChoice<'a>>,
 }
 
-/// One `user` or `assistant` turn with plain text content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One `user` or `assistant` turn.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct WireMessage<'a> {
     pub role: &'static str,
-    pub content: Cow<'a, str>,
+    pub content: WireContent<'a>,
+}
+
+/// The `content` of a turn: a plain string when the turn is only text (the
+/// classic shape), else an array of blocks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum WireContent<'a> {
+    /// `"content":"…"`.
+    Text(Cow<'a, str>),
+    /// `"content":[{"type":…},…]`.
+    Blocks(Vec<RequestBlock<'a>>),
+}
+
+/// A content block of a request turn.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum RequestBlock<'a> {
+    /// `{"type":"text","text":"…"}`.
+    Text { text: Cow<'a, str> },
+    /// `{"type":"tool_use","id":"…","name":"…","input":{…}}` (assistant turns).
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: serde_json::Value,
+    },
+    /// `{"type":"tool_result","tool_use_id":"…","content":"…"}` (user turns);
+    /// an empty result is sent without `content` (the field is optional).
+    ToolResult {
+        tool_use_id: &'a str,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        content: &'a str,
+    },
+}
+
+/// A client tool: `{"name","description","input_schema"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct WireTool<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    pub input_schema: &'a serde_json::Value,
+}
+
+/// `tool_choice`: `{"type":"auto"}`, `{"type":"any"}`,
+/// `{"type":"tool","name":"…"}` or `{"type":"none"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum WireToolChoice<'a> {
+    Auto,
+    Any,
+    Tool { name: &'a str },
+    None,
 }
 
 /// A `Message` (non-streamed answer, and `message_start.message`).
@@ -68,15 +124,83 @@ impl MessageResponse {
             .filter_map(|b| b.text.as_deref())
             .collect()
     }
+
+    /// Every `tool_use` block as a call, in order; the error describes the
+    /// first malformed block (no id or name, `input` not an object).
+    pub fn tool_calls(&self) -> Result<Vec<ToolCall>, String> {
+        self.content
+            .iter()
+            .filter(|b| b.is_tool_use())
+            .map(|b| {
+                let (id, name) = b.tool_id_and_name()?;
+                let arguments = input_text(&id, b.input.as_ref())?;
+                Ok(ToolCall {
+                    id,
+                    name,
+                    arguments,
+                })
+            })
+            .collect()
+    }
 }
 
-/// A content block; only `text` blocks are read.
+/// A content block; `text` and `tool_use` blocks are read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct ContentBlock {
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// `text` blocks.
     pub text: Option<String>,
+    /// `tool_use` blocks: the call's id.
+    pub id: Option<String>,
+    /// `tool_use` blocks: the tool's name.
+    pub name: Option<String>,
+    /// `tool_use` blocks: the arguments (an object; `{}` at a streamed block's start).
+    pub input: Option<serde_json::Value>,
+}
+
+impl ContentBlock {
+    /// Whether this is a client `tool_use` block (server tools are not).
+    pub fn is_tool_use(&self) -> bool {
+        self.kind.as_deref() == Some("tool_use")
+    }
+
+    /// The `id` and `name` of a `tool_use` block; the error says which is missing.
+    pub fn tool_id_and_name(&self) -> Result<(String, String), String> {
+        let id = self.id.clone().filter(|s| !s.is_empty());
+        let name = self.name.clone().filter(|s| !s.is_empty());
+        match (id, name) {
+            (Some(id), Some(name)) => Ok((id, name)),
+            (None, _) => Err(format!(
+                "a `tool_use` block has no `id` (name {:?})",
+                self.name.as_deref().unwrap_or("")
+            )),
+            (Some(id), None) => Err(format!("`tool_use` block `{id}` has no `name`")),
+        }
+    }
+}
+
+/// The JSON text of a `tool_use` block's `input`: an object is written
+/// compact; a missing or `null` input is `{}`; anything else is an error.
+pub(crate) fn input_text(id: &str, input: Option<&serde_json::Value>) -> Result<String, String> {
+    match input {
+        None | Some(serde_json::Value::Null) => Ok("{}".to_string()),
+        Some(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
+        Some(other) => Err(format!(
+            "`tool_use` block `{id}` has an `input` that is not a JSON object: {}",
+            truncate(&other.to_string())
+        )),
+    }
+}
+
+/// At most 200 characters of `s`, for error messages.
+pub(crate) fn truncate(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
 }
 
 /// `usage` of a message or of a `message_delta` event.
@@ -134,6 +258,8 @@ pub(crate) struct StreamPayload {
     pub kind: Option<String>,
     /// `message_start`.
     pub message: Option<MessageResponse>,
+    /// `content_block_start`, `content_block_delta`, `content_block_stop`.
+    pub index: Option<u64>,
     /// `content_block_start`.
     pub content_block: Option<ContentBlock>,
     /// `content_block_delta` (`type`, `text`) and `message_delta` (`stop_reason`).
@@ -152,6 +278,8 @@ pub(crate) struct Delta {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub text: Option<String>,
+    /// `input_json_delta`: a piece of a tool call's JSON arguments.
+    pub partial_json: Option<String>,
     pub stop_reason: Option<String>,
 }
 

@@ -1,0 +1,324 @@
+//! Mapping of a request's conversation and tools onto the Messages API.
+//!
+//! Plain-text turns keep the classic `"content":"…"` string; a turn that
+//! carries tool calls or tool results becomes an array of content blocks.
+
+use std::borrow::Cow;
+
+use llm_core::{LlmRequest, Message, Role, Tool, ToolChoice};
+
+use crate::wire::{truncate, RequestBlock, WireContent, WireMessage, WireTool, WireToolChoice};
+
+/// Separator of merged text.
+const JOIN: &str = "\n\n";
+
+/// One piece of a turn before it is written.
+enum Part<'a> {
+    Text(&'a str),
+    Block(RequestBlock<'a>),
+}
+
+/// A turn being assembled: consecutive messages of one wire role.
+struct Turn<'a> {
+    role: &'static str,
+    parts: Vec<Part<'a>>,
+}
+
+impl<'a> Turn<'a> {
+    /// The wire form: a string when every part is text (merged parts joined
+    /// by a blank line), else blocks. In a user turn the `tool_result` blocks
+    /// come first, as the API requires; adjacent text parts become one text
+    /// block and empty text is left out (the API rejects empty text blocks).
+    fn finish(self) -> WireMessage<'a> {
+        let role = self.role;
+        if self.parts.iter().all(|p| matches!(p, Part::Text(_))) {
+            let texts: Vec<&str> = self
+                .parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Text(t) => Some(*t),
+                    Part::Block(_) => None,
+                })
+                .collect();
+            let content = match texts.as_slice() {
+                [one] => Cow::Borrowed(*one),
+                many => Cow::Owned(many.join(JOIN)),
+            };
+            return WireMessage {
+                role,
+                content: WireContent::Text(content),
+            };
+        }
+        let (mut ordered, rest): (Vec<Part<'a>>, Vec<Part<'a>>) = self
+            .parts
+            .into_iter()
+            .partition(|p| matches!(p, Part::Block(RequestBlock::ToolResult { .. })));
+        ordered.extend(rest);
+        let mut blocks = Vec::with_capacity(ordered.len());
+        let mut pending: Vec<&'a str> = Vec::new();
+        for part in ordered {
+            match part {
+                Part::Text(t) => {
+                    if !t.is_empty() {
+                        pending.push(t);
+                    }
+                }
+                Part::Block(b) => {
+                    flush_text(&mut pending, &mut blocks);
+                    blocks.push(b);
+                }
+            }
+        }
+        flush_text(&mut pending, &mut blocks);
+        WireMessage {
+            role,
+            content: WireContent::Blocks(blocks),
+        }
+    }
+}
+
+fn flush_text<'a>(pending: &mut Vec<&'a str>, blocks: &mut Vec<RequestBlock<'a>>) {
+    let text = match pending.as_slice() {
+        [] => return,
+        [one] => Cow::Borrowed(*one),
+        many => Cow::Owned(many.join(JOIN)),
+    };
+    pending.clear();
+    blocks.push(RequestBlock::Text { text });
+}
+
+/// The parts of one message.
+fn parts(i: usize, m: &Message) -> Result<Vec<Part<'_>>, String> {
+    match m.role {
+        Role::Tool => {
+            let id = m.tool_call_id.as_deref().filter(|id| !id.is_empty());
+            let id = id.ok_or_else(|| {
+                format!("message {i}: a tool result needs the id of the call it answers")
+            })?;
+            Ok(vec![Part::Block(RequestBlock::ToolResult {
+                tool_use_id: id,
+                content: &m.content,
+            })])
+        }
+        _ => {
+            let mut parts = Vec::with_capacity(1 + m.tool_calls.len());
+            parts.push(Part::Text(&m.content));
+            for call in &m.tool_calls {
+                parts.push(Part::Block(RequestBlock::ToolUse {
+                    id: &call.id,
+                    name: &call.name,
+                    input: call_input(i, &call.id, &call.name, &call.arguments)?,
+                }));
+            }
+            Ok(parts)
+        }
+    }
+}
+
+/// A call's JSON-text arguments as the `input` object; empty text is `{}`.
+fn call_input(
+    i: usize,
+    id: &str,
+    name: &str,
+    arguments: &str,
+) -> Result<serde_json::Value, String> {
+    if arguments.trim().is_empty() {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    let problem = match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(v @ serde_json::Value::Object(_)) => return Ok(v),
+        Ok(_) => "not a JSON object".to_string(),
+        Err(e) => format!("not valid JSON ({e})"),
+    };
+    Err(format!(
+        "message {i}: the arguments of tool call `{id}` (`{name}`) are {problem}: {}; \
+         Anthropic needs a JSON object as `input`",
+        truncate(arguments)
+    ))
+}
+
+/// System prompt and system-role messages → one `system` string (joined by a
+/// blank line, in order); the other messages in order as `user` (user text,
+/// tool results) and `assistant` (text, tool calls) turns, consecutive turns
+/// of the same role merged into one so that roles alternate.
+///
+/// Fails, naming the message, on a tool call whose arguments are not a JSON
+/// object or a tool result without the id of its call.
+pub(crate) fn map_messages(
+    req: &LlmRequest,
+) -> Result<(Option<String>, Vec<WireMessage<'_>>), String> {
+    let mut system: Vec<&str> = req
+        .system_prompt
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut turns: Vec<Turn<'_>> = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        let role = match m.role {
+            Role::System => {
+                if !m.content.is_empty() {
+                    system.push(&m.content);
+                }
+                continue;
+            }
+            Role::User | Role::Tool => "user",
+            Role::Assistant => "assistant",
+        };
+        let new = parts(i, m)?;
+        match turns.last_mut() {
+            Some(last) if last.role == role => last.parts.extend(new),
+            _ => turns.push(Turn { role, parts: new }),
+        }
+    }
+    let system = (!system.is_empty()).then(|| system.join(JOIN));
+    Ok((system, turns.into_iter().map(Turn::finish).collect()))
+}
+
+/// `tools`: `{"name","description","input_schema"}` each.
+pub(crate) fn map_tools(tools: &[Tool]) -> Vec<WireTool<'_>> {
+    tools
+        .iter()
+        .map(|t| WireTool {
+            name: &t.name,
+            description: t.description.as_deref().filter(|d| !d.is_empty()),
+            input_schema: &t.parameters,
+        })
+        .collect()
+}
+
+/// `tool_choice`; not sent without tools (the API only takes it with tools).
+pub(crate) fn map_tool_choice<'a>(req: &'a LlmRequest) -> Option<WireToolChoice<'a>> {
+    if req.tools.is_empty() {
+        return None;
+    }
+    Some(match req.tool_choice.as_ref()? {
+        ToolChoice::Auto => WireToolChoice::Auto,
+        ToolChoice::Required => WireToolChoice::Any,
+        ToolChoice::Function(name) => WireToolChoice::Tool { name },
+        ToolChoice::None => WireToolChoice::None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use llm_core::ToolCall;
+    use serde_json::json;
+
+    fn call(id: &str, args: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: "get_weather".into(),
+            arguments: args.into(),
+        }
+    }
+
+    fn wire(req: &LlmRequest) -> serde_json::Value {
+        let (_, messages) = map_messages(req).unwrap();
+        serde_json::to_value(messages).unwrap()
+    }
+
+    #[test]
+    fn system_messages_lift_and_same_roles_merge() {
+        let req = LlmRequest::from_messages(vec![
+            Message::system("s2"),
+            Message::user("a"),
+            Message::user("b"),
+            Message::assistant("c"),
+            Message::system("s3"),
+            Message::user("d"),
+        ])
+        .system("s1");
+        let (system, messages) = map_messages(&req).unwrap();
+        assert_eq!(system.as_deref(), Some("s1\n\ns2\n\ns3"));
+        assert_eq!(
+            serde_json::to_string(&messages).unwrap(),
+            r#"[{"role":"user","content":"a\n\nb"},{"role":"assistant","content":"c"},{"role":"user","content":"d"}]"#
+        );
+    }
+
+    #[test]
+    fn no_system_at_all_is_omitted() {
+        let req = LlmRequest::new("hi").system("");
+        let (system, messages) = map_messages(&req).unwrap();
+        assert_eq!(system, None);
+        assert_eq!(messages.len(), 1);
+    }
+
+    #[test]
+    fn tool_results_and_following_text_share_one_user_turn_results_first() {
+        let req = LlmRequest::from_messages(vec![
+            Message::user("Weather in Paris and Rome?"),
+            Message::assistant_tool_calls(
+                "Checking.",
+                vec![call("t1", r#"{"city":"Paris"}"#), call("t2", "")],
+            ),
+            Message::user("(and be brief)"),
+            Message::tool_result("t1", "18°C"),
+            Message::tool_result("t2", ""),
+            Message::user(""),
+            Message::user("Thanks."),
+        ]);
+        assert_eq!(
+            wire(&req),
+            json!([
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "t2", "name": "get_weather", "input": {}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "18°C"},
+                    {"type": "tool_result", "tool_use_id": "t2"},
+                    {"type": "text", "text": "(and be brief)\n\nThanks."}
+                ]}
+            ])
+        );
+    }
+
+    #[test]
+    fn bad_arguments_or_missing_result_id_name_the_message() {
+        for args in ["[1,2]", "\"x\"", "{\"city\":", "null"] {
+            let req = LlmRequest::from_messages(vec![
+                Message::user("q"),
+                Message::assistant_tool_calls("", vec![call("toolu_9", args)]),
+            ]);
+            let e = map_messages(&req).err().unwrap();
+            assert!(
+                e.starts_with("message 1: the arguments of tool call `toolu_9` (`get_weather`)"),
+                "{e}"
+            );
+        }
+        let mut result = Message::tool_result("x", "r");
+        result.tool_call_id = None;
+        let req = LlmRequest::from_messages(vec![Message::user("q"), result]);
+        let e = map_messages(&req).err().unwrap();
+        assert!(e.starts_with("message 1: a tool result needs"), "{e}");
+    }
+
+    #[test]
+    fn tool_choice_maps_and_needs_tools() {
+        let tool = Tool::function("f", "", json!({"type": "object"}));
+        let with = |c: ToolChoice| {
+            let req = LlmRequest::new("x").tool(tool.clone()).tool_choice(c);
+            serde_json::to_value(map_tool_choice(&req)).unwrap()
+        };
+        assert_eq!(with(ToolChoice::Auto), json!({"type": "auto"}));
+        assert_eq!(with(ToolChoice::Required), json!({"type": "any"}));
+        assert_eq!(
+            with(ToolChoice::Function("f".into())),
+            json!({"type": "tool", "name": "f"})
+        );
+        assert_eq!(with(ToolChoice::None), json!({"type": "none"}));
+        let none = LlmRequest::new("x").tool_choice(ToolChoice::None);
+        assert_eq!(map_tool_choice(&none), None);
+        let tools = [tool];
+        assert_eq!(
+            serde_json::to_value(map_tools(&tools)).unwrap(),
+            json!([{"name": "f", "input_schema": {"type": "object"}}])
+        );
+    }
+}
