@@ -1,10 +1,12 @@
 //! Ollama error bodies and statuses → [`ProviderError`].
 //!
-//! Ollama answers errors with `{"error":"<message>"}` and no error codes. Two
+//! Ollama answers errors with `{"error":"<message>"}` and no error codes. Three
 //! conditions get a code of this crate so callers can act without reading
 //! prose: `model_not_found` (404 on a generation endpoint; the message says how
-//! to pull the model) and `context_length_exceeded` (400 whose message says the
-//! prompt does not fit the context).
+//! to pull the model), `context_length_exceeded` (400 whose message says the
+//! prompt does not fit the context) and `tools_not_supported` (400
+//! `… does not support tools`: the model cannot call tools). All three are
+//! fallback-class: not retried, the next provider is tried.
 
 use llm_core::http::ErrorBody;
 use llm_core::{ProviderError, ProviderErrorKind};
@@ -15,6 +17,8 @@ use crate::wire;
 pub const MODEL_NOT_FOUND: &str = "model_not_found";
 /// Code set on a 400 for a prompt longer than the context window.
 pub const CONTEXT_LENGTH_EXCEEDED: &str = "context_length_exceeded";
+/// Code set on a 400 for a request with tools to a model without tool support.
+pub const TOOLS_NOT_SUPPORTED: &str = "tools_not_supported";
 
 /// Gin's body for a route the server does not know (an old server without `/api/chat`).
 const UNKNOWN_ROUTE: &str = "404 page not found";
@@ -53,6 +57,13 @@ pub(crate) fn refine_generation_error(
         }
         Some(400) if is_context_overflow(&err.message) => {
             err.code = Some(CONTEXT_LENGTH_EXCEEDED.to_string());
+        }
+        Some(400) if err.message.contains("does not support tools") => {
+            err.code = Some(TOOLS_NOT_SUPPORTED.to_string());
+            err.message = format!(
+                "{}; use a model whose capabilities include `tools` (see `ollama show {model}`)",
+                err.message.trim_end_matches('.')
+            );
         }
         _ => {}
     }
@@ -101,6 +112,20 @@ mod tests {
         let e = refine_generation_error(e, "m", "/api/chat");
         assert_eq!(e.code, None);
         assert!(e.message.contains("api = \"generate\""), "{e}");
+    }
+
+    #[test]
+    fn model_without_tools_gets_a_code() {
+        let e = ProviderError::http(
+            "o",
+            400,
+            "registry.ollama.ai/library/gemma:2b does not support tools",
+        );
+        let e = refine_generation_error(e, "gemma:2b", "/api/chat");
+        assert_eq!(e.code.as_deref(), Some(TOOLS_NOT_SUPPORTED));
+        assert_eq!(e.class(), ErrorClass::Fallback);
+        assert!(e.message.contains("does not support tools"), "{e}");
+        assert!(e.message.contains("`ollama show gemma:2b`"), "{e}");
     }
 
     #[test]

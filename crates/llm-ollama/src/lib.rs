@@ -36,6 +36,18 @@
 //! error item. A `404` for a missing model is a fallback-class error whose
 //! message says to run `llm pull <model>` / `ollama pull <model>`.
 //!
+//! # Tool calling
+//!
+//! With `api = "chat"` the provider maps tools ([`Provider::supports_tools`] is
+//! true): `tools` as `{"type":"function","function":{…}}`, assistant tool
+//! calls with their arguments as a JSON object, tool results with
+//! `tool_name` and `tool_call_id`, and `message.tool_calls` of answers (one
+//! [`StreamEvent::ToolCall`](llm_core::StreamEvent::ToolCall) per call when
+//! streaming; `done_reason` `stop` → `ToolCalls`). Ollama has no
+//! `tool_choice`: `None` sends no tools, `Function(name)` only that tool, and
+//! `Required` / `Function` cannot force a call. Calls without an id get
+//! `call_0`, `call_1`, … by position. `api = "generate"` cannot carry tools.
+//!
 //! # Service manager and pulls
 //!
 //! [`OllamaService`] starts `ollama serve` when the server is down and pulls
@@ -64,6 +76,7 @@ mod provider;
 mod pull;
 pub mod service;
 mod stream;
+mod tools;
 mod wire;
 
 use std::sync::Arc;

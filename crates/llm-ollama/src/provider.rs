@@ -16,6 +16,7 @@ use crate::error::{parse_error, refine_generation_error};
 use crate::pull::PullProgress;
 use crate::service::OllamaService;
 use crate::stream;
+use crate::tools;
 use crate::wire::{self, ChatMessage, ChatRequest, GenerateRequest, Options};
 
 /// The provider kind name.
@@ -130,12 +131,20 @@ impl OllamaProvider {
                 path,
                 &ChatRequest {
                     model,
-                    messages: chat_messages(req),
+                    messages: chat_messages(&self.name, req)?,
+                    tools: tools::tool_defs(&self.name, req),
                     stream,
                     options,
                     keep_alive,
                 },
             ),
+            ApiMode::Generate if req.uses_tools() => {
+                return Err(ProviderError::unsupported(
+                    &self.name,
+                    "tool calling needs `api = \"chat\"`: `/api/generate` cannot carry tools, \
+                     tool calls or tool results",
+                ));
+            }
             ApiMode::Generate => {
                 let (system, prompt) = generate_prompt(req);
                 self.api.post(
@@ -169,19 +178,28 @@ pub(crate) fn options<'a>(req: &'a LlmRequest, config: &OllamaConfig) -> Options
     }
 }
 
-/// `/api/chat` messages: the system prompt first, then the conversation.
-pub(crate) fn chat_messages(req: &LlmRequest) -> Vec<ChatMessage<'_>> {
-    let system = req.system_prompt.as_deref().map(|s| ChatMessage {
-        role: Role::System.as_str(),
-        content: s,
-    });
-    system
-        .into_iter()
-        .chain(req.messages.iter().map(|m| ChatMessage {
-            role: m.role.as_str(),
-            content: &m.content,
-        }))
-        .collect()
+/// `/api/chat` messages: the system prompt first, then the conversation,
+/// with assistant tool calls and tool results (see [`tools`]).
+pub(crate) fn chat_messages<'a>(
+    provider: &str,
+    req: &'a LlmRequest,
+) -> Result<Vec<ChatMessage<'a>>, ProviderError> {
+    let mut out = Vec::with_capacity(req.messages.len() + 1);
+    if let Some(s) = req.system_prompt.as_deref() {
+        out.push(ChatMessage::text(Role::System.as_str(), s));
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        let mut msg = ChatMessage::text(m.role.as_str(), &m.content);
+        msg.tool_calls = tools::calls_out(provider, i, m)?;
+        if m.role == Role::Tool {
+            if let Some(id) = m.tool_call_id.as_deref() {
+                msg.tool_name = tools::call_name(&req.messages[..i], id);
+                msg.tool_call_id = Some(id);
+            }
+        }
+        out.push(msg);
+    }
+    Ok(out)
 }
 
 /// `/api/generate` `system` and `prompt`.
@@ -244,12 +262,17 @@ impl Provider for OllamaProvider {
         &self.profile
     }
 
+    /// True with `api = "chat"`; `/api/generate` cannot carry tools.
+    fn supports_tools(&self) -> bool {
+        self.config.api == ApiMode::Chat
+    }
+
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
         let model = self.model_for(req)?;
         let resp = self.send(req, &model, false).await?;
         let left = self.profile.timeout.saturating_sub(started.elapsed());
-        let body: wire::GenerationLine = http::read_json(&self.name, resp, left).await?;
+        let mut body: wire::GenerationLine = http::read_json(&self.name, resp, left).await?;
         if let Some(e) = &body.error {
             return Err(ProviderError::new(
                 &self.name,
@@ -264,6 +287,10 @@ impl Provider for OllamaProvider {
             ));
         };
         let content = text.to_string();
+        let tool_calls = (0u32..)
+            .zip(body.take_tool_calls())
+            .map(|(index, call)| tools::call_in(&self.name, index, call))
+            .collect::<Result<Vec<_>, _>>()?;
         stream::log_metrics(&self.name, &body);
         let usage = stream::usage(&body);
         Ok(LlmResponse {
@@ -274,10 +301,13 @@ impl Provider for OllamaProvider {
             model: body.model.clone().unwrap_or(model),
             usage,
             response_time: started.elapsed(),
-            finish_reason: stream::finish_reason(body.done_reason.as_deref()),
+            finish_reason: stream::finish_reason(
+                body.done_reason.as_deref(),
+                !tool_calls.is_empty(),
+            ),
             cached: false,
             attempts: vec![],
-            tool_calls: Vec::new(),
+            tool_calls,
         })
     }
 
@@ -326,7 +356,7 @@ mod tests {
     #[test]
     fn system_prompt_comes_first() {
         let req = LlmRequest::new("hi").system("be brief");
-        let m = chat_messages(&req);
+        let m = chat_messages("p", &req).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].role, m[0].content), ("system", "be brief"));
         assert_eq!((m[1].role, m[1].content), ("user", "hi"));

@@ -2,7 +2,8 @@
 //!
 //! Every line is one JSON object. Lines with `"done": false` carry a text
 //! fragment; the `"done": true` line may carry a last fragment and always ends
-//! the answer with usage and `done_reason`. An `{"error":"…"}` line is an error
+//! the answer with usage and `done_reason`. Tool calls arrive whole in a
+//! line's `message.tool_calls` and become one [`StreamEvent::ToolCall`] each. An `{"error":"…"}` line is an error
 //! item; a body that ends without a `done: true` line is an incomplete error.
 
 use std::collections::VecDeque;
@@ -12,11 +13,14 @@ use llm_core::http::{decode_frames, FrameDecoder};
 use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
 
 use crate::error;
+use crate::tools;
 use crate::wire::GenerationLine;
 
-/// Maps `done_reason` to a finish reason; absent (old servers) means a natural stop.
-pub(crate) fn finish_reason(done_reason: Option<&str>) -> FinishReason {
+/// Maps `done_reason` to a finish reason; absent (old servers) means a
+/// natural stop, and a natural stop after tool calls is [`FinishReason::ToolCalls`].
+pub(crate) fn finish_reason(done_reason: Option<&str>, called_tools: bool) -> FinishReason {
     match done_reason {
+        None | Some("stop") if called_tools => FinishReason::ToolCalls,
         None | Some("stop") => FinishReason::Stop,
         Some("length") => FinishReason::Length,
         Some(other) => FinishReason::Other(other.to_string()),
@@ -60,6 +64,8 @@ pub(crate) fn parse_line(provider: &str, line: &[u8]) -> Result<GenerationLine, 
 /// Decoder state of one NDJSON generation stream of `B` lines.
 struct Decoder<B> {
     provider: String,
+    /// Tool calls seen so far (the index of the next one).
+    calls: u32,
     line: std::marker::PhantomData<fn(B)>,
 }
 
@@ -67,7 +73,7 @@ impl<B: AsRef<[u8]> + Send + 'static> FrameDecoder for Decoder<B> {
     type Frame = B;
 
     fn frame(&mut self, bytes: B, out: &mut VecDeque<Result<StreamEvent, ProviderError>>) -> bool {
-        let line = match parse_line(&self.provider, bytes.as_ref()) {
+        let mut line = match parse_line(&self.provider, bytes.as_ref()) {
             Ok(l) => l,
             Err(e) => {
                 out.push_back(Err(e));
@@ -85,6 +91,22 @@ impl<B: AsRef<[u8]> + Send + 'static> FrameDecoder for Decoder<B> {
         if let Some(text) = line.text().filter(|t| !t.is_empty()) {
             out.push_back(Ok(StreamEvent::delta(text)));
         }
+        // Ollama sends whole calls: one fragment per call.
+        for call in line.take_tool_calls() {
+            match tools::call_in(&self.provider, self.calls, call) {
+                Ok(call) => out.push_back(Ok(StreamEvent::ToolCall {
+                    index: self.calls,
+                    id: Some(call.id),
+                    name: Some(call.name),
+                    arguments: call.arguments,
+                })),
+                Err(e) => {
+                    out.push_back(Err(e));
+                    return true;
+                }
+            }
+            self.calls += 1;
+        }
         if !line.is_done() {
             return false;
         }
@@ -93,7 +115,7 @@ impl<B: AsRef<[u8]> + Send + 'static> FrameDecoder for Decoder<B> {
             usage: usage(&line),
         }));
         out.push_back(Ok(StreamEvent::Done {
-            finish_reason: finish_reason(line.done_reason.as_deref()),
+            finish_reason: finish_reason(line.done_reason.as_deref(), self.calls > 0),
         }));
         true
     }
@@ -119,6 +141,7 @@ where
         lines,
         Decoder {
             provider: provider.to_string(),
+            calls: 0,
             line: std::marker::PhantomData,
         },
     )

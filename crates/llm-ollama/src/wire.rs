@@ -7,11 +7,66 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::KeepAlive;
 
-/// A message of `POST /api/chat`.
+/// A message of `POST /api/chat` (Go field order: `role`, `content`,
+/// `thinking`, `images`, `tool_calls`, `tool_name`, `tool_call_id`; the ones
+/// this crate never sends are left out).
 #[derive(Debug, Serialize)]
 pub(crate) struct ChatMessage<'a> {
     pub role: &'static str,
     pub content: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<&'a str>,
+}
+
+impl<'a> ChatMessage<'a> {
+    /// A message with only a role and text.
+    pub fn text(role: &'static str, content: &'a str) -> Self {
+        Self {
+            role,
+            content,
+            tool_calls: Vec::new(),
+            tool_name: None,
+            tool_call_id: None,
+        }
+    }
+}
+
+/// A tool call of an assistant message sent upstream:
+/// `{"id":"…","function":{"index":0,"name":"…","arguments":{…}}}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ToolCallOut<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub id: &'a str,
+    pub function: FunctionCallOut<'a>,
+}
+
+/// `function` of [`ToolCallOut`]; `arguments` is a JSON object.
+#[derive(Debug, Serialize)]
+pub(crate) struct FunctionCallOut<'a> {
+    pub index: usize,
+    pub name: &'a str,
+    pub arguments: serde_json::Value,
+}
+
+/// An entry of `tools`: `{"type":"function","function":{…}}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ToolDef<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionDef<'a>,
+}
+
+/// `function` of [`ToolDef`].
+#[derive(Debug, Serialize)]
+pub(crate) struct FunctionDef<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    pub parameters: &'a serde_json::Value,
 }
 
 /// Model parameters (`options`); unset ones are left to the model's defaults.
@@ -36,6 +91,8 @@ pub(crate) struct Options<'a> {
 pub(crate) struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: Vec<ChatMessage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolDef<'a>>,
     pub stream: bool,
     pub options: Options<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +124,28 @@ pub(crate) struct PullRequest<'a> {
 pub(crate) struct ResponseMessage {
     #[serde(default)]
     pub content: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+}
+
+/// A tool call of a response message:
+/// `{"id":"…","function":{"index":0,"name":"…","arguments":{…}}}` (`id` may
+/// be absent; `index` is not used).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ToolCallIn {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionCallIn>,
+}
+
+/// `function` of [`ToolCallIn`]; `arguments` should be a JSON object.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct FunctionCallIn {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<serde_json::Value>,
 }
 
 /// One generation object: a streamed line, or the whole non-streamed answer,
@@ -111,6 +190,14 @@ impl GenerationLine {
             .as_ref()
             .and_then(|m| m.content.as_deref())
             .or(self.response.as_deref())
+    }
+
+    /// Takes the tool calls of `message` out of this line.
+    pub fn take_tool_calls(&mut self) -> Vec<ToolCallIn> {
+        self.message
+            .as_mut()
+            .and_then(|m| m.tool_calls.take())
+            .unwrap_or_default()
     }
 
     /// Whether this is the last line.
@@ -200,15 +287,10 @@ mod tests {
         let body = ChatRequest {
             model: "llama3.2",
             messages: vec![
-                ChatMessage {
-                    role: "system",
-                    content: "You are a terse assistant.",
-                },
-                ChatMessage {
-                    role: "user",
-                    content: "Say hello.",
-                },
+                ChatMessage::text("system", "You are a terse assistant."),
+                ChatMessage::text("user", "Say hello."),
             ],
+            tools: Vec::new(),
             stream: false,
             options: Options {
                 temperature: Some(0.2),

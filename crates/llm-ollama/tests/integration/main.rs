@@ -4,3 +4,4 @@ mod conformance;
 mod provider;
 mod pull;
 mod service;
+mod tools;
