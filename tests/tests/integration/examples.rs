@@ -102,3 +102,20 @@ fn novel_sends_the_outline_local_and_the_chapters_to_the_strong_model() {
     assert!(total.parse::<f64>().unwrap() > 0.0, "{out}");
     assert!(out.contains("ollama: $0.000000"), "{out}");
 }
+
+#[test]
+fn tools_runs_the_tool_and_answers_with_its_result() {
+    let out = run_example("tools");
+    assert!(
+        out.contains("skipped: ollama: does not support tools"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"tool call call_abc123 get_weather({"city":"Paris"}) → 18°C, cloudy"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("answer from openai: It is 18°C and cloudy in Paris."),
+        "{out}"
+    );
+}

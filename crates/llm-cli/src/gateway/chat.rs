@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use super::convert::{self, Parsed};
 use super::error::ApiError;
 use super::wire::{
-    finish_reason, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Delta, UsageField,
-    WireUsage,
+    finish_reason, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Delta,
+    DeltaFunction, DeltaToolCall, UsageField, WireUsage,
 };
 use super::AppState;
 
@@ -134,8 +134,11 @@ fn completion(id: &str, created: u64, resp: &LlmResponse) -> Response {
             index: 0,
             message: AssistantMessage {
                 role: "assistant",
-                content: &resp.content,
+                // As OpenAI does: null content when the model only called tools.
+                content: (!resp.content.is_empty() || resp.tool_calls.is_empty())
+                    .then_some(resp.content.as_str()),
                 refusal: None,
+                tool_calls: resp.tool_calls.iter().map(Into::into).collect(),
             },
             logprobs: None,
             finish_reason: finish_reason(&resp.finish_reason),
@@ -271,7 +274,33 @@ impl SseState {
                     return Some((out, self));
                 }
                 Some(Ok(StreamEvent::Usage { usage })) => self.usage = Some(usage),
-                Some(Ok(StreamEvent::ToolCall { .. })) => continue,
+                Some(Ok(StreamEvent::ToolCall {
+                    index,
+                    id,
+                    name,
+                    arguments,
+                })) => {
+                    let first = id.is_some() || name.is_some();
+                    let out = self.content(
+                        Delta {
+                            tool_calls: Some([DeltaToolCall {
+                                index,
+                                id: id.as_deref(),
+                                kind: first.then_some("function"),
+                                function: DeltaFunction {
+                                    name: name.as_deref(),
+                                    arguments: &arguments,
+                                },
+                            }]),
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                    if self.estimate_from.is_some() {
+                        self.text.push_str(&arguments);
+                    }
+                    return Some((out, self));
+                }
                 Some(Ok(StreamEvent::Done { finish_reason: r })) => {
                     self.phase = Phase::End;
                     let out = self.finish(finish_reason(&r));

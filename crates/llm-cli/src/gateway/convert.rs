@@ -1,9 +1,9 @@
 //! An OpenAI request body → an [`LlmRequest`], with OpenAI-style validation.
 
-use llm_router::{LlmClient, LlmRequest, Message};
+use llm_router::{LlmClient, LlmRequest, Message, Tool, ToolCall, ToolChoice};
 
 use super::error::ApiError;
-use super::wire::{ChatRequest, Content, Stop};
+use super::wire::{ChatMessage, ChatRequest, Content, Stop, WireTool, WireToolChoice};
 
 /// Most stop sequences OpenAI accepts.
 const MAX_STOP: usize = 4;
@@ -70,23 +70,53 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
     let mut system: Vec<String> = Vec::new();
     let mut conversation = Vec::with_capacity(messages.len());
     for (i, m) in messages.into_iter().enumerate() {
-        let text = content_text(i, m.content)?;
-        match m.role.as_str() {
+        let ChatMessage {
+            role,
+            content,
+            tool_calls,
+            tool_call_id,
+        } = m;
+        let text = content_text(i, content)?;
+        let required = |field: &str| {
+            ApiError::invalid(
+                Some(&format!("messages[{i}].{field}")),
+                format!("Missing required parameter: 'messages[{i}].{field}'."),
+            )
+        };
+        match role.as_str() {
             "system" | "developer" => system.push(text.unwrap_or_default()),
-            "user" => conversation.push(Message::user(text.ok_or_else(|| {
-                ApiError::invalid(
-                    Some(&format!("messages[{i}].content")),
-                    format!("Missing required parameter: 'messages[{i}].content'."),
-                )
-            })?)),
-            "assistant" => conversation.push(Message::assistant(text.unwrap_or_default())),
-            "tool" | "function" => {
+            "user" => conversation.push(Message::user(text.ok_or_else(|| required("content"))?)),
+            "assistant" => {
+                let mut calls = Vec::new();
+                for (j, c) in tool_calls.into_iter().flatten().enumerate() {
+                    if c.kind.as_deref().is_some_and(|k| k != "function") {
+                        return Err(ApiError::invalid(
+                            Some(&format!("messages[{i}].tool_calls[{j}].type")),
+                            "Invalid value: this gateway supports only 'function' tool calls.",
+                        ));
+                    }
+                    calls.push(ToolCall {
+                        id: c.id,
+                        name: c.function.name,
+                        arguments: c.function.arguments,
+                    });
+                }
+                conversation.push(Message::assistant_tool_calls(
+                    text.unwrap_or_default(),
+                    calls,
+                ));
+            }
+            "tool" => {
+                let call = tool_call_id.ok_or_else(|| required("tool_call_id"))?;
+                let text = text.ok_or_else(|| required("content"))?;
+                conversation.push(Message::tool_result(call, text));
+            }
+            "function" => {
                 return Err(ApiError::invalid(
                     Some(&format!("messages[{i}].role")),
                     format!(
-                        "Invalid value for 'messages[{i}].role': `{}` messages are not supported \
-                         by this gateway (tools are not supported).",
-                        m.role
+                        "Invalid value for 'messages[{i}].role': the deprecated `function` role is \
+                         not supported by this gateway; use `tools` and `tool` messages."
                     ),
                 ))
             }
@@ -95,7 +125,7 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
                     Some(&format!("messages[{i}].role")),
                     format!(
                         "Invalid value: '{other}'. Supported values are: 'system', 'developer', \
-                         'user' and 'assistant'."
+                         'user', 'assistant' and 'tool'."
                     ),
                 ))
             }
@@ -174,6 +204,9 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
         ));
     }
 
+    req.tools = tools(raw.tools)?;
+    req.tool_choice = raw.tool_choice.map(tool_choice).transpose()?;
+
     let stream = raw.stream.unwrap_or(false);
     if raw.stream_options.is_some() && !stream {
         return Err(ApiError::invalid(
@@ -193,6 +226,62 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
         stream,
         include_usage,
     })
+}
+
+/// `tools`: function tools only; absent parameters mean "no arguments".
+fn tools(raw: Option<Vec<WireTool>>) -> Result<Vec<Tool>, ApiError> {
+    let mut out = Vec::new();
+    for (i, t) in raw.into_iter().flatten().enumerate() {
+        if t.kind != "function" {
+            return Err(ApiError::invalid(
+                Some(&format!("tools[{i}].type")),
+                format!(
+                    "Invalid value: '{}'. This gateway supports only 'function' tools.",
+                    t.kind
+                ),
+            ));
+        }
+        let f = t.function.ok_or_else(|| {
+            ApiError::invalid(
+                Some(&format!("tools[{i}].function")),
+                format!("Missing required parameter: 'tools[{i}].function'."),
+            )
+        })?;
+        out.push(Tool {
+            name: f.name,
+            description: f.description,
+            parameters: f
+                .parameters
+                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+        });
+    }
+    Ok(out)
+}
+
+/// `tool_choice`: `none`, `auto`, `required` or a named function.
+fn tool_choice(raw: WireToolChoice) -> Result<ToolChoice, ApiError> {
+    let invalid = |detail: &str| ApiError::invalid(Some("tool_choice"), detail.to_string());
+    match raw {
+        WireToolChoice::Mode(m) => match m.as_str() {
+            "none" => Ok(ToolChoice::None),
+            "auto" => Ok(ToolChoice::Auto),
+            "required" => Ok(ToolChoice::Required),
+            other => Err(invalid(&format!(
+                "Invalid value: '{other}'. Supported values are: 'none', 'auto' and 'required'."
+            ))),
+        },
+        WireToolChoice::Named(n) => match (n.kind.as_str(), n.function) {
+            ("function", Some(f)) => Ok(ToolChoice::Function(f.name)),
+            ("function", None) => Err(ApiError::invalid(
+                Some("tool_choice.function"),
+                "Missing required parameter: 'tool_choice.function'.".to_string(),
+            )),
+            (other, _) => Err(invalid(&format!(
+                "Invalid value: '{other}'. This gateway supports only the 'function' form of \
+                 tool_choice."
+            ))),
+        },
+    }
 }
 
 /// The text of a message's content; `None` for null or absent content.
@@ -332,6 +421,56 @@ mod tests {
     }
 
     #[test]
+    fn maps_tools_tool_calls_and_results() {
+        let p = parse_str(
+            r#"{"model":"auto","messages":[{"role":"user","content":"weather?"},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+              "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+            {"role":"tool","tool_call_id":"call_1","content":[{"type":"text","text":"sunny"}]}],
+            "tools":[{"type":"function","function":{"name":"get_weather","description":"d",
+              "parameters":{"type":"object","properties":{"city":{"type":"string"}}},"strict":true}},
+              {"type":"function","function":{"name":"now"}}],
+            "tool_choice":{"type":"function","function":{"name":"now"}},"parallel_tool_calls":false}"#,
+        )
+        .unwrap();
+        let r = p.request;
+        assert_eq!(r.messages.len(), 3);
+        assert_eq!(
+            r.messages[1],
+            Message::assistant_tool_calls(
+                "",
+                vec![ToolCall {
+                    id: "call_1".into(),
+                    name: "get_weather".into(),
+                    arguments: r#"{"city":"Paris"}"#.into()
+                }]
+            )
+        );
+        assert_eq!(r.messages[2], Message::tool_result("call_1", "sunny"));
+        assert_eq!(r.tools.len(), 2);
+        assert_eq!(r.tools[0].description.as_deref(), Some("d"));
+        assert_eq!(
+            r.tools[1].parameters,
+            serde_json::json!({"type": "object", "properties": {}})
+        );
+        assert_eq!(r.tool_choice, Some(ToolChoice::Function("now".into())));
+        for (choice, expected) in [
+            ("\"none\"", ToolChoice::None),
+            ("\"auto\"", ToolChoice::Auto),
+            ("\"required\"", ToolChoice::Required),
+        ] {
+            let body = format!(
+                r#"{{"model":"auto","messages":[{{"role":"user","content":"q"}}],
+                "tools":[{{"type":"function","function":{{"name":"f"}}}}],"tool_choice":{choice}}}"#
+            );
+            assert_eq!(
+                parse_str(&body).unwrap().request.tool_choice,
+                Some(expected)
+            );
+        }
+    }
+
+    #[test]
     fn resolves_models() {
         let r = parse_str(r#"{"model":"qwen","messages":[{"role":"user","content":"q"}]}"#)
             .unwrap()
@@ -425,6 +564,46 @@ mod tests {
                 "messages",
             ),
             (r#"{"model":"auto","messages":"hi"}"#, "messages"),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"tools":[{"type":"custom","custom":{"name":"x"}}]}"#,
+                "tools[0].type",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"tools":[{"type":"function"}]}"#,
+                "tools[0].function",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"bad name"}}]}"#,
+                "tools",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"sometimes"}"#,
+                "tool_choice",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"allowed_tools"}}"#,
+                "tool_choice",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}}"#,
+                "tool_choice",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"tool_choice":"required"}"#,
+                "tool_choice",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"tool","content":"r"}]}"#,
+                "messages[0].tool_call_id",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"custom","function":{"name":"f","arguments":"{}"}}]}]}"#,
+                "messages[0].tool_calls[0].type",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"function","name":"f","content":"r"}]}"#,
+                "messages[0].role",
+            ),
         ];
         for (body, field) in cases {
             let e = parse_str(body).unwrap_err();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use llm_router::{Attempt, LlmError};
+use llm_router::{Attempt, AttemptOutcome, LlmError};
 use serde::Serialize;
 
 /// An API error: an HTTP status and OpenAI's error object.
@@ -188,6 +188,24 @@ impl From<LlmError> for ApiError {
         match &e {
             LlmError::Validation(v) => ApiError::invalid(Some(v.field), v.to_string()),
             LlmError::UnknownProvider { name, .. } => ApiError::model_not_found(name),
+            // No configured provider can ever serve it: the request's fault.
+            LlmError::NoProviderAvailable { attempts }
+                if !attempts.is_empty()
+                    && attempts.iter().all(|a| {
+                        matches!(&a.outcome, AttemptOutcome::Skipped { reason }
+                            if reason == llm_router::router::NO_TOOL_SUPPORT)
+                    }) =>
+            {
+                let mut err = ApiError::invalid(
+                    Some("tools"),
+                    with_attempts(
+                        "This request uses tools, which none of the gateway's providers supports",
+                        attempts,
+                    ),
+                );
+                err.code = Some("tools_not_supported");
+                err
+            }
             LlmError::NoProviderAvailable { attempts } => {
                 let mut err = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -32,6 +32,87 @@ pub struct ChatRequest {
     pub stream: Option<bool>,
     /// Streaming options.
     pub stream_options: Option<StreamOptions>,
+    /// Functions the model may call.
+    pub tools: Option<Vec<WireTool>>,
+    /// `none`, `auto`, `required` or `{"type":"function","function":{"name":…}}`.
+    pub tool_choice: Option<WireToolChoice>,
+    /// Accepted for compatibility; whether calls come in parallel is the model's.
+    pub parallel_tool_calls: Option<bool>,
+}
+
+/// One entry of `tools`.
+#[derive(Debug, Deserialize)]
+pub struct WireTool {
+    /// `function` (the only type the gateway serves).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function.
+    pub function: Option<WireFunction>,
+}
+
+/// `tools[].function`.
+#[derive(Debug, Deserialize)]
+pub struct WireFunction {
+    /// Name the model calls it by.
+    pub name: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments (absent: no arguments).
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+    /// Structured-output strictness (accepted; passed on by no provider).
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// `tool_choice`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum WireToolChoice {
+    /// `none`, `auto` or `required`.
+    Mode(String),
+    /// `{"type":"function","function":{"name":…}}` (or another object form).
+    Named(NamedToolChoice),
+}
+
+/// The object form of `tool_choice`.
+#[derive(Debug, Deserialize)]
+pub struct NamedToolChoice {
+    /// `function` (`allowed_tools` and `custom` are not served).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function to call.
+    #[serde(default)]
+    pub function: Option<FunctionName>,
+}
+
+/// `{"name": …}`.
+#[derive(Debug, Deserialize)]
+pub struct FunctionName {
+    /// The function's name.
+    pub name: String,
+}
+
+/// One tool call of an assistant message (request side).
+#[derive(Debug, Deserialize)]
+pub struct WireToolCall {
+    /// The call's id.
+    pub id: String,
+    /// `function`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Name and JSON arguments.
+    pub function: WireCallFunction,
+}
+
+/// `tool_calls[].function` (request side).
+#[derive(Debug, Deserialize)]
+pub struct WireCallFunction {
+    /// The tool called.
+    pub name: String,
+    /// Arguments, as JSON text.
+    pub arguments: String,
 }
 
 /// `stop`: one string or several.
@@ -60,6 +141,12 @@ pub struct ChatMessage {
     /// A string, an array of content parts, or null.
     #[serde(default)]
     pub content: Option<Content>,
+    /// Tool calls of an assistant message.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<WireToolCall>>,
+    /// The call a `tool` message answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
 }
 
 /// Message content.
@@ -154,10 +241,47 @@ pub struct Choice<'a> {
 pub struct AssistantMessage<'a> {
     /// `assistant`.
     pub role: &'static str,
-    /// The text.
-    pub content: &'a str,
+    /// The text; null when the model only called tools.
+    pub content: Option<&'a str>,
     /// Always null.
     pub refusal: Option<&'a str>,
+    /// The calls the model made (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<OutToolCall<'a>>,
+}
+
+/// One tool call of a response message.
+#[derive(Debug, Serialize)]
+pub struct OutToolCall<'a> {
+    /// The call's id.
+    pub id: &'a str,
+    /// `function`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Name and JSON arguments.
+    pub function: OutFunction<'a>,
+}
+
+/// `tool_calls[].function` (response side).
+#[derive(Debug, Serialize)]
+pub struct OutFunction<'a> {
+    /// The tool called.
+    pub name: &'a str,
+    /// Arguments, as JSON text.
+    pub arguments: &'a str,
+}
+
+impl<'a> From<&'a llm_router::ToolCall> for OutToolCall<'a> {
+    fn from(c: &'a llm_router::ToolCall) -> Self {
+        Self {
+            id: &c.id,
+            kind: "function",
+            function: OutFunction {
+                name: &c.name,
+                arguments: &c.arguments,
+            },
+        }
+    }
 }
 
 /// A `chat.completion.chunk` object.
@@ -231,6 +355,35 @@ pub struct Delta<'a> {
     /// `null` on the first chunk (written by [`Delta::first`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<Option<&'a str>>,
+    /// A fragment of a tool call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<[DeltaToolCall<'a>; 1]>,
+}
+
+/// A tool-call fragment of a chunk: the first of a call carries `id`,
+/// `type` and the name; later ones only `index` and more arguments.
+#[derive(Debug, Serialize)]
+pub struct DeltaToolCall<'a> {
+    /// Which call of the response (0, 1, …).
+    pub index: u32,
+    /// The call's id (first fragment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    /// `function` (first fragment).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// Name (first fragment) and an arguments fragment.
+    pub function: DeltaFunction<'a>,
+}
+
+/// `delta.tool_calls[].function`.
+#[derive(Debug, Serialize)]
+pub struct DeltaFunction<'a> {
+    /// The tool's name (first fragment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// A piece of the JSON arguments.
+    pub arguments: &'a str,
 }
 
 impl Delta<'_> {
@@ -240,6 +393,7 @@ impl Delta<'_> {
             role: Some("assistant"),
             content: Some(""),
             refusal: Some(None),
+            tool_calls: None,
         }
     }
 }

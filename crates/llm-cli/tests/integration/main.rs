@@ -5,3 +5,4 @@ mod common;
 mod cli;
 mod gateway;
 mod openai_sdk;
+mod tools;

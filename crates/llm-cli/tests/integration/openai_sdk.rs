@@ -161,3 +161,93 @@ async fn sdk_sees_a_mid_stream_failure_as_an_error() {
     }
     assert!(failed, "the stream ended as if it were complete");
 }
+
+fn weather_request(stream: bool) -> CreateChatCompletionRequest {
+    use async_openai::types::chat::{ChatCompletionTool, ChatCompletionTools, FunctionObjectArgs};
+    let function = FunctionObjectArgs::default()
+        .name("get_weather")
+        .description("Current weather in a city")
+        .parameters(serde_json::json!({
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"]
+        }))
+        .build()
+        .unwrap();
+    let mut args = CreateChatCompletionRequestArgs::default();
+    args.model("auto")
+        .max_completion_tokens(100u32)
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("What's the weather in Paris?")
+            .build()
+            .unwrap()
+            .into()])
+        .tools(vec![ChatCompletionTools::Function(ChatCompletionTool {
+            function,
+        })]);
+    if stream {
+        args.stream(true);
+    }
+    args.build().unwrap()
+}
+
+#[tokio::test]
+async fn sdk_receives_tool_calls_whole_and_streamed() {
+    use async_openai::types::chat::ChatCompletionMessageToolCalls;
+    use llm_core::testing::MockReply;
+    use llm_openai::fixtures::{TOOL_CALL_COMPLETION, TOOL_CALL_STREAM};
+
+    let up = openai_upstream(MockReply::json(200, TOOL_CALL_COMPLETION)).await;
+    let gw = keyed_gateway(&up.url()).await;
+    let resp = sdk(&gw, "sk-gw")
+        .chat()
+        .create(weather_request(false))
+        .await
+        .unwrap();
+    let choice = &resp.choices[0];
+    assert_eq!(choice.finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(choice.message.content, None);
+    let calls = choice.message.tool_calls.as_ref().unwrap();
+    let ChatCompletionMessageToolCalls::Function(call) = &calls[0] else {
+        panic!("a function call: {calls:?}");
+    };
+    assert_eq!(call.function.name, "get_weather");
+    let args: serde_json::Value = serde_json::from_str(&call.function.arguments).unwrap();
+    assert!(args["city"].is_string(), "{args}");
+
+    let pieces = TOOL_CALL_STREAM
+        .iter()
+        .map(|e| e.as_bytes().to_vec())
+        .collect();
+    let up = openai_upstream(MockReply::chunked(200, "text/event-stream", pieces)).await;
+    let gw = keyed_gateway(&up.url()).await;
+    let mut stream = sdk(&gw, "sk-gw")
+        .chat()
+        .create_stream(weather_request(true))
+        .await
+        .unwrap();
+    let (mut name, mut arguments, mut finish) = (None, String::new(), None);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        for c in &chunk.choices {
+            for t in c.delta.tool_calls.iter().flatten() {
+                assert_eq!(t.index, 0);
+                if let Some(f) = &t.function {
+                    if let Some(n) = &f.name {
+                        name = Some(n.clone());
+                    }
+                    arguments.push_str(f.arguments.as_deref().unwrap_or(""));
+                }
+            }
+            if c.finish_reason.is_some() {
+                finish = c.finish_reason;
+            }
+        }
+    }
+    assert_eq!(name.as_deref(), Some("get_weather"));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&arguments).unwrap(),
+        args
+    );
+    assert_eq!(finish, Some(FinishReason::ToolCalls));
+}
