@@ -590,24 +590,7 @@ impl LlmClient {
         let key = self.cache_key(&req);
         if let Some(hit) = self.lookup(key.as_ref(), &req).await {
             span.record("llm.cache", "hit");
-            let resp = self.hit_response(hit, started);
-            let events: Vec<Result<StreamEvent, ProviderError>> = crate::types::replay_events(
-                resp.content,
-                resp.tool_calls,
-                resp.usage,
-                resp.finish_reason,
-            )
-            .into_iter()
-            .map(Ok)
-            .collect();
-            let mut s = ResponseStream::new(
-                resp.provider,
-                resp.provider_kind,
-                resp.model,
-                futures::stream::iter(events),
-            );
-            s.cached = true;
-            return Ok(s);
+            return Ok(ResponseStream::replay(self.hit_response(hit, started)));
         }
         let plan = self.plan(&req, true);
         let inner = &self.inner;

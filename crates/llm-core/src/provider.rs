@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cost::ModelPrice;
 use crate::error::ProviderError;
-use crate::types::{LlmRequest, LlmResponse, ResponseStream, StreamEvent};
+use crate::types::{LlmRequest, LlmResponse, ResponseStream};
 
 /// What the router and the cost accounting know about a provider instance.
 ///
@@ -96,22 +96,7 @@ pub trait Provider: Send + Sync {
     /// replays its result as one delta, one fragment per tool call, usage and
     /// `Done`.
     async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
-        let resp = self.generate(req).await?;
-        let events: Vec<Result<StreamEvent, ProviderError>> = crate::types::replay_events(
-            resp.content,
-            resp.tool_calls,
-            resp.usage,
-            resp.finish_reason,
-        )
-        .into_iter()
-        .map(Ok)
-        .collect();
-        Ok(ResponseStream::new(
-            resp.provider,
-            resp.provider_kind,
-            resp.model,
-            futures::stream::iter(events),
-        ))
+        Ok(ResponseStream::replay(self.generate(req).await?))
     }
 
     /// Gets the provider ready to serve: for example starts a local server or

@@ -545,6 +545,17 @@ impl LlmResponse {
     pub fn tokens_used(&self) -> u64 {
         self.usage.total_tokens
     }
+
+    /// The answer as stream events: its text as one delta (unless it is empty
+    /// and there are tool calls), one fragment per tool call, usage and `Done`.
+    pub fn into_events(self) -> Vec<StreamEvent> {
+        replay_events(
+            self.content,
+            self.tool_calls,
+            self.usage,
+            self.finish_reason,
+        )
+    }
 }
 
 /// One item of a streamed generation.
@@ -643,6 +654,35 @@ impl ResponseStream {
         self.inner
     }
 
+    /// A whole answer replayed as a stream of its
+    /// [`into_events`](LlmResponse::into_events), with its provider, model,
+    /// attempts and `cached` flag.
+    pub fn replay(resp: LlmResponse) -> Self {
+        let LlmResponse {
+            content,
+            provider,
+            provider_kind,
+            model,
+            usage,
+            finish_reason,
+            cached,
+            attempts,
+            tool_calls,
+            cost: _,
+            response_time: _,
+        } = resp;
+        let events = replay_events(content, tool_calls, usage, finish_reason);
+        let mut s = Self::new(
+            provider,
+            provider_kind,
+            model,
+            futures::stream::iter(events.into_iter().map(Ok)),
+        );
+        s.attempts = attempts;
+        s.cached = cached;
+        s
+    }
+
     /// Reads the whole stream into a response (usage and finish reason included).
     ///
     /// Fails with the stream's error, or with a [`ProviderError`] of kind
@@ -691,7 +731,7 @@ impl ResponseStream {
 
 /// The events that replay a whole answer as a stream: its text as one delta
 /// (if any), one fragment per tool call, usage and `Done`.
-pub(crate) fn replay_events(
+fn replay_events(
     content: String,
     tool_calls: Vec<ToolCall>,
     usage: Usage,

@@ -9,7 +9,7 @@ use llm_core::http::reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZAT
 use llm_core::http::{self, reqwest};
 use llm_core::{
     async_trait, ConfigError, FinishReason, LlmRequest, LlmResponse, Provider, ProviderError,
-    ProviderProfile, ProviderSpec, ResponseStream, StreamEvent,
+    ProviderProfile, ProviderSpec, ResponseStream,
 };
 use serde_json::Value;
 
@@ -163,20 +163,7 @@ impl CustomProvider {
     }
 
     async fn replay(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
-        let resp = self.generate(req).await?;
-        let events = vec![
-            Ok(StreamEvent::delta(resp.content)),
-            Ok(StreamEvent::Usage { usage: resp.usage }),
-            Ok(StreamEvent::Done {
-                finish_reason: resp.finish_reason,
-            }),
-        ];
-        Ok(ResponseStream::new(
-            resp.provider,
-            resp.provider_kind,
-            resp.model,
-            futures::stream::iter(events),
-        ))
+        Ok(ResponseStream::replay(self.generate(req).await?))
     }
 }
 

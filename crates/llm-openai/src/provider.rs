@@ -9,7 +9,7 @@ use llm_core::http::reqwest::{self, Url};
 use llm_core::http::{self as core_http};
 use llm_core::{
     ConfigError, EventStream, FinishReason, LlmRequest, LlmResponse, Provider, ProviderError,
-    ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream, StreamEvent, Usage,
+    ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream, Usage,
 };
 
 use crate::config::{matches_prefix, OpenAiConfig};
@@ -301,7 +301,7 @@ impl Provider for OpenAiProvider {
             let completion: ChatCompletion =
                 core_http::read_json(&self.name, resp, remaining).await?;
             let r = self.response(completion, model.clone(), started, request_id)?;
-            Box::pin(futures::stream::iter(replay(r).into_iter().map(Ok)))
+            Box::pin(futures::stream::iter(r.into_events().into_iter().map(Ok)))
         } else {
             let sse = core_http::sse_events(&self.name, resp, self.profile.timeout);
             Box::pin(crate::stream::decode(&self.name, sse))
@@ -333,28 +333,6 @@ impl Provider for OpenAiProvider {
         let list: ModelList = core_http::read_json(&self.name, resp, remaining).await?;
         Ok(list.data.into_iter().filter_map(|m| m.id).collect())
     }
-}
-
-/// A whole answer as stream events: its text as one delta (if any, or if
-/// there are no tool calls), one fragment per tool call, usage and `Done`.
-fn replay(r: LlmResponse) -> Vec<StreamEvent> {
-    let mut events = Vec::with_capacity(3 + r.tool_calls.len());
-    if !r.content.is_empty() || r.tool_calls.is_empty() {
-        events.push(StreamEvent::delta(r.content));
-    }
-    for (index, call) in (0u32..).zip(r.tool_calls) {
-        events.push(StreamEvent::ToolCall {
-            index,
-            id: Some(call.id),
-            name: Some(call.name),
-            arguments: call.arguments,
-        });
-    }
-    events.push(StreamEvent::Usage { usage: r.usage });
-    events.push(StreamEvent::Done {
-        finish_reason: r.finish_reason,
-    });
-    events
 }
 
 /// Checks and normalizes `base_url` (no trailing `/`).
