@@ -690,9 +690,7 @@ impl StreamState {
         let provider = self.instance.provider.clone();
         match item {
             Some(Ok(StreamEvent::Delta { text })) => {
-                if self.key.is_some() {
-                    self.text.push_str(&text);
-                }
+                self.text.push_str(&text);
                 Some((Ok(StreamEvent::Delta { text }), self))
             }
             Some(Ok(StreamEvent::ToolCall {
@@ -701,9 +699,7 @@ impl StreamState {
                 name,
                 arguments,
             })) => {
-                if self.key.is_some() {
-                    self.calls.push(index, id.clone(), name.clone(), &arguments);
-                }
+                self.calls.push(index, id.clone(), name.clone(), &arguments);
                 Some((
                     Ok(StreamEvent::ToolCall {
                         index,
@@ -721,9 +717,10 @@ impl StreamState {
             Some(Ok(StreamEvent::Done { finish_reason })) => {
                 self.finished = true;
                 let model = self.request.model.clone().unwrap_or_default();
-                let usage = self
-                    .usage
-                    .unwrap_or_else(|| tokens::estimate_usage(&self.request, &self.text));
+                let tool_calls = std::mem::take(&mut self.calls).finish();
+                let usage = self.usage.unwrap_or_else(|| {
+                    tokens::estimate_usage(&self.request, &answer_text(&self.text, &tool_calls))
+                });
                 let resp = LlmResponse {
                     content: std::mem::take(&mut self.text),
                     provider: provider.name().to_string(),
@@ -735,7 +732,7 @@ impl StreamState {
                     finish_reason: finish_reason.clone(),
                     cached: false,
                     attempts: Vec::new(),
-                    tool_calls: std::mem::take(&mut self.calls).finish(),
+                    tool_calls,
                 };
                 self.client.record_success(&resp, &model);
                 self.span.in_scope(|| record_response(&resp));
@@ -775,6 +772,22 @@ impl StreamState {
 }
 
 /// Cost of a response: prices of the model asked for, else of the model reported.
+/// What the model wrote, for a token estimate: the text and each tool call's
+/// name and arguments.
+fn answer_text<'a>(text: &'a str, calls: &[crate::types::ToolCall]) -> std::borrow::Cow<'a, str> {
+    if calls.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut all = text.to_string();
+    for c in calls {
+        all.push(' ');
+        all.push_str(&c.name);
+        all.push(' ');
+        all.push_str(&c.arguments);
+    }
+    std::borrow::Cow::Owned(all)
+}
+
 fn price(p: &dyn Provider, asked: &str, reported: &str, usage: &Usage) -> f64 {
     let profile = p.profile();
     let model = if profile.pricing.contains_key(asked) || !profile.pricing.contains_key(reported) {

@@ -86,6 +86,17 @@ pub fn estimate_usage(req: &LlmRequest, answer: &str) -> Usage {
         .map_or(0, |s| count_tokens(model, s));
     for m in &req.messages {
         prompt += count_tokens(model, &m.content);
+        for c in &m.tool_calls {
+            prompt += count_tokens(model, &c.name) + count_tokens(model, &c.arguments);
+        }
+    }
+    // Tool definitions are part of the prompt the model reads.
+    for t in &req.tools {
+        prompt += count_tokens(model, &t.name)
+            + t.description
+                .as_deref()
+                .map_or(0, |d| count_tokens(model, d))
+            + count_tokens(model, &t.parameters.to_string());
     }
     Usage::new(prompt, count_tokens(model, answer))
 }
@@ -93,6 +104,28 @@ pub fn estimate_usage(req: &LlmRequest, answer: &str) -> Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_and_tool_calls_count_toward_the_prompt() {
+        use crate::types::{Message, Tool, ToolCall};
+        let plain = LlmRequest::new("What's the weather in Paris?");
+        let with_tool = plain.clone().tool(Tool::function(
+            "get_weather",
+            "Current weather in a city",
+            serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+        ));
+        let with_call = plain.clone().message(Message::assistant_tool_calls(
+            "",
+            vec![ToolCall {
+                id: "call_1".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into(),
+            }],
+        ));
+        let base = estimate_usage(&plain, "").prompt_tokens;
+        assert!(estimate_usage(&with_tool, "").prompt_tokens > base + 10);
+        assert!(estimate_usage(&with_call, "").prompt_tokens > base + 3);
+    }
 
     #[test]
     fn chinese_chapter_is_not_one_token() {
