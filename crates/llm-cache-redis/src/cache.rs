@@ -56,14 +56,7 @@ struct Slot {
 impl RedisCache {
     pub(crate) fn new(b: RedisCacheBuilder) -> Result<Self, ConfigError> {
         let url = redact_url(&b.url);
-        let client = redis::Client::open(b.url.as_str()).map_err(|e| {
-            let scrubber = Scrubber::new(&b.url, None);
-            ConfigError::new(format!(
-                "invalid Redis URL `{url}`: {}",
-                scrubber.scrub(&e.to_string())
-            ))
-            .with_key("caching.redis_url")
-        })?;
+        let client = crate::client::open(&b.url, b.ca_file.as_deref())?;
         let password = client.get_connection_info().redis_settings().password();
         let scrubber = Scrubber::new(&b.url, password);
         let inner = Arc::new(Inner {

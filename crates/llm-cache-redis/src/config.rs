@@ -1,6 +1,7 @@
 //! Building a [`RedisCache`]: from the `[caching]` section or by hand.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use llm_core::config::CachingConfig;
@@ -20,22 +21,28 @@ pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 impl RedisCache {
     /// A cache configured by the `[caching]` section (`redis_url`, `key_prefix`,
-    /// `redis_timeout`). The entry TTL (`ttl`) is passed by the client on each `set`.
+    /// `redis_timeout`, `redis_ca_file`). The entry TTL (`ttl`) is passed by the
+    /// client on each `set`.
     ///
     /// Does not connect: it fails only on an invalid configuration, never
     /// because Redis is down. Called inside a Tokio runtime it starts
     /// connecting in the background at once; otherwise on first use.
     pub fn from_config(config: &CachingConfig) -> Result<Self, ConfigError> {
-        Self::builder(&config.redis_url)
+        let mut builder = Self::builder(&config.redis_url)
             .key_prefix(&config.key_prefix)
-            .timeout(config.redis_timeout.0)
-            .build()
+            .timeout(config.redis_timeout.0);
+        if let Some(path) = &config.redis_ca_file {
+            builder = builder.ca_file(path);
+        }
+        builder.build()
     }
 
-    /// A builder for a cache on `url` (`redis://[[user]:password@]host[:port][/db]`).
+    /// A builder for a cache on `url`: `redis://[[user]:password@]host[:port][/db]`,
+    /// or `rediss://…` for TLS.
     pub fn builder(url: impl Into<String>) -> RedisCacheBuilder {
         RedisCacheBuilder {
             url: url.into(),
+            ca_file: None,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -60,6 +67,7 @@ impl RedisCache {
 #[derive(Clone)]
 pub struct RedisCacheBuilder {
     pub(crate) url: String,
+    pub(crate) ca_file: Option<PathBuf>,
     pub(crate) key_prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
@@ -87,14 +95,25 @@ impl RedisCacheBuilder {
         self
     }
 
+    /// PEM file of the certificate authority (or authorities) that signed the
+    /// server certificate of a `rediss://` URL, for a private CA. These CAs are
+    /// then trusted instead of the public roots (webpki-roots). Read by
+    /// [`build`](Self::build); only valid with a `rediss://` URL.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// Pause between reconnection attempts while Redis is down (default 1 s).
     pub fn retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
         self
     }
 
-    /// The cache. Fails only on an invalid URL or a zero timeout; never
-    /// connects, so it succeeds with Redis down.
+    /// The cache. Fails only on an invalid configuration (a URL that does not
+    /// parse, a zero timeout, a CA file that cannot be read or holds no valid
+    /// certificate, a CA file with a non-TLS URL); never connects, so it
+    /// succeeds with Redis down.
     pub fn build(self) -> Result<RedisCache, ConfigError> {
         if self.timeout.is_zero() {
             return Err(
@@ -109,6 +128,7 @@ impl fmt::Debug for RedisCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCacheBuilder")
             .field("url", &redact_url(&self.url))
+            .field("ca_file", &self.ca_file)
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)

@@ -15,6 +15,17 @@
 //! redis_timeout = 0.05    # per-operation timeout in seconds, default
 //! ```
 //!
+//! TLS: a `rediss://` URL connects over TLS (rustls). The server certificate
+//! is checked against the public roots (Mozilla's, from `webpki-roots`), or,
+//! for a private CA, against the CAs of `redis_ca_file` (PEM) instead:
+//!
+//! ```toml
+//! [caching]
+//! backend = "redis"
+//! redis_url = "rediss://:password@redis.internal:6380/0"
+//! redis_ca_file = "/etc/llm-router/redis-ca.pem"   # optional
+//! ```
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use llm_cache_redis::RedisCache;
@@ -27,7 +38,13 @@
 //!
 //! Behaviour when Redis misbehaves:
 //! - Construction never connects, so it succeeds with Redis down; inside a
-//!   Tokio runtime it starts connecting in the background at once.
+//!   Tokio runtime it starts connecting in the background at once. It fails
+//!   only on an invalid configuration ([`ConfigError`](llm_core::ConfigError)):
+//!   a bad URL, a zero timeout, a CA file that cannot be read or holds no
+//!   certificate, a CA file with a plain `redis://` URL.
+//! - A TLS failure (untrusted or expired certificate, wrong host name) is an
+//!   outage like a refused connection: lookups are misses, one warning names
+//!   the certificate problem.
 //! - Every `get`/`set` is bounded by the operation timeout (connection wait
 //!   included). Redis down, slow or holding garbage under a key gives a
 //!   [`CacheError`], which the client turns into a miss.
@@ -38,6 +55,7 @@
 //! - The URL's password never appears in `Debug` output, logs or errors.
 
 mod cache;
+mod client;
 mod config;
 mod health;
 mod redact;

@@ -66,6 +66,23 @@ pub fn own_server_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
     Some(RedisServer::start(extra))
 }
 
+/// Whether `bin` (another tool a test needs, e.g. `openssl`) is on `PATH`.
+/// Missing: a failure when `LLM_TEST_REDIS_URL` is set (CI installs it), else
+/// `false` after a skip notice.
+pub fn tool(test: &str, bin: &str) -> bool {
+    if on_path(bin) {
+        return true;
+    }
+    if std::env::var_os(ENV).is_some() {
+        panic!("{test}: {ENV} is set (CI) but `{bin}` is not on PATH");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: `{bin}` is not on PATH (apt-get install {bin})"
+    );
+    false
+}
+
 fn on_path(bin: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))

@@ -228,6 +228,10 @@ impl Config {
         if caching.enabled {
             caching.redis_url = expand_in(&["caching"], "redis_url", &caching.redis_url)?;
             caching.key_prefix = expand_in(&["caching"], "key_prefix", &caching.key_prefix)?;
+            if let Some(path) = caching.redis_ca_file.as_ref().and_then(|p| p.to_str()) {
+                caching.redis_ca_file =
+                    Some(expand_in(&["caching"], "redis_ca_file", path)?.into());
+            }
         }
         gateway.addr = expand_in(&["gateway"], "addr", &gateway.addr)?;
         gateway.expand_keys(|v| expand_in(&["gateway"], "api_keys", v))?;

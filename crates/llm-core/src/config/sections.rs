@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -296,6 +297,9 @@ pub struct CachingConfig {
     pub mode: CacheMode,
     /// Per-operation timeout of the `redis` backend (default 0.05 s).
     pub redis_timeout: Secs,
+    /// PEM file of the CA(s) that sign the `rediss://` server's certificate,
+    /// trusted instead of the public roots (default none: public roots).
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 impl Default for CachingConfig {
@@ -310,6 +314,7 @@ impl Default for CachingConfig {
             max_temperature: None,
             mode: CacheMode::ReadWrite,
             redis_timeout: Secs::from_millis(50),
+            redis_ca_file: None,
         }
     }
 }
@@ -326,6 +331,7 @@ impl fmt::Debug for CachingConfig {
             .field("max_temperature", &self.max_temperature)
             .field("mode", &self.mode)
             .field("redis_timeout", &self.redis_timeout)
+            .field("redis_ca_file", &self.redis_ca_file)
             .finish()
     }
 }
@@ -462,5 +468,21 @@ mod tests {
             ..CachingConfig::default()
         };
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn redis_ca_file_is_optional() {
+        let c: CachingConfig = toml::from_str("").unwrap();
+        assert_eq!(c.redis_ca_file, None);
+        let c: CachingConfig = toml::from_str(
+            "redis_url = \"rediss://:s3cret@h:6380/0\"\nredis_ca_file = \"certs/ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.redis_ca_file, Some(PathBuf::from("certs/ca.pem")));
+        let dbg = format!("{c:?}");
+        assert!(
+            dbg.contains("certs/ca.pem") && !dbg.contains("s3cret"),
+            "{dbg}"
+        );
     }
 }

@@ -167,6 +167,14 @@ fn unset_variable_in_used_sections_is_an_error() {
     assert!(e.message.contains("NOPE_REDIS"), "{e}");
     assert_eq!(e.line, Some(2), "{e}");
     assert!(parse("[caching]\nenabled = false\nredis_url = \"${NOPE_REDIS}\"\n").is_ok());
+    let e = err("[caching]\nredis_ca_file = \"${NOPE_CA}/ca.pem\"\n");
+    assert!(e.message.contains("NOPE_CA"), "{e}");
+    assert_eq!(e.key.as_deref(), Some("caching.redis_ca_file"), "{e}");
+    let c = parse("[caching]\nredis_ca_file = \"${NOPE_CA:-/etc/ssl}/ca.pem\"\n").unwrap();
+    assert_eq!(
+        c.caching.redis_ca_file,
+        Some(std::path::PathBuf::from("/etc/ssl/ca.pem"))
+    );
 }
 
 #[test]
