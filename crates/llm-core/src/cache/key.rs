@@ -58,11 +58,9 @@ impl CacheKey {
         {
             field(&mut h, b"role", role.as_str().as_bytes());
             field(&mut h, b"content", content.as_bytes());
-            field(
-                &mut h,
-                b"tool_calls",
-                &(tool_calls.len() as u64).to_le_bytes(),
-            );
+            // Tool fields only when present: every field is tagged, so
+            // leaving out absent ones keeps the encoding unambiguous and
+            // requests without tools pay nothing for them.
             for ToolCall {
                 id,
                 name,
@@ -73,11 +71,9 @@ impl CacheKey {
                 field(&mut h, b"call_name", name.as_bytes());
                 field(&mut h, b"call_arguments", arguments.as_bytes());
             }
-            opt_field(
-                &mut h,
-                b"tool_call_id",
-                tool_call_id.as_deref().map(str::as_bytes),
-            );
+            if let Some(id) = tool_call_id {
+                field(&mut h, b"tool_call_id", id.as_bytes());
+            }
         }
         opt_field(
             &mut h,
@@ -109,7 +105,6 @@ impl CacheKey {
         );
         opt_field(&mut h, b"model", model.as_deref().map(str::as_bytes));
         opt_field(&mut h, b"provider", provider.as_deref().map(str::as_bytes));
-        field(&mut h, b"tools", &(tools.len() as u64).to_le_bytes());
         for Tool {
             name,
             description,
@@ -130,13 +125,15 @@ impl CacheKey {
                 parameters.to_string().as_bytes(),
             );
         }
-        let choice = tool_choice.as_ref().map(|c| match c {
-            ToolChoice::Auto => "auto".to_string(),
-            ToolChoice::None => "none".to_string(),
-            ToolChoice::Required => "required".to_string(),
-            ToolChoice::Function(name) => format!("function:{name}"),
-        });
-        opt_field(&mut h, b"tool_choice", choice.as_deref().map(str::as_bytes));
+        match tool_choice {
+            None => {}
+            Some(ToolChoice::Auto) => field(&mut h, b"tool_choice", b"auto"),
+            Some(ToolChoice::None) => field(&mut h, b"tool_choice", b"none"),
+            Some(ToolChoice::Required) => field(&mut h, b"tool_choice", b"required"),
+            Some(ToolChoice::Function(name)) => {
+                field(&mut h, b"tool_choice_function", name.as_bytes());
+            }
+        }
         CacheKey(hex::encode(h.finalize()))
     }
 
@@ -170,13 +167,16 @@ fn field(h: &mut Sha256, tag: &[u8], bytes: &[u8]) {
 }
 
 fn opt_field(h: &mut Sha256, tag: &[u8], bytes: Option<&[u8]>) {
+    const SOME: &[u8] = b"\x01some";
     match bytes {
         None => field(h, tag, b"\x00none"),
+        // `field(tag, SOME ++ b)`, without building the concatenation.
         Some(b) => {
-            let mut v = Vec::with_capacity(b.len() + 5);
-            v.extend_from_slice(b"\x01some");
-            v.extend_from_slice(b);
-            field(h, tag, &v);
+            h.update((tag.len() as u64).to_le_bytes());
+            h.update(tag);
+            h.update(((SOME.len() + b.len()) as u64).to_le_bytes());
+            h.update(SOME);
+            h.update(b);
         }
     }
 }
