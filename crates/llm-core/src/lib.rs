@@ -39,4 +39,4 @@ pub use types::{
     Message, ResponseStream, Role, StreamEvent, Tool, ToolCall, ToolCallAssembler, ToolChoice,
     Usage, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE,
 };
-pub use validate::validate;
+pub use validate::{validate, MAX_TOOLS};

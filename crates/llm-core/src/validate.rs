@@ -1,5 +1,7 @@
 //! Request validation, before any provider sees a request.
 
+use std::collections::HashSet;
+
 use crate::error::ValidationError;
 use crate::types::{LlmRequest, Role, ToolChoice};
 
@@ -57,7 +59,17 @@ fn valid_tool_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Most tools one request may offer (OpenAI's limit; the others' are higher).
+pub const MAX_TOOLS: usize = 128;
+
 fn validate_tools(req: &LlmRequest) -> Result<(), ValidationError> {
+    if req.tools.len() > MAX_TOOLS {
+        return Err(invalid(
+            "tools",
+            format!("at most {MAX_TOOLS} tools, got {}", req.tools.len()),
+        ));
+    }
+    let mut names = HashSet::with_capacity(req.tools.len());
     for (i, tool) in req.tools.iter().enumerate() {
         if !valid_tool_name(&tool.name) {
             return Err(invalid(
@@ -68,7 +80,7 @@ fn validate_tools(req: &LlmRequest) -> Result<(), ValidationError> {
                 ),
             ));
         }
-        if req.tools[..i].iter().any(|t| t.name == tool.name) {
+        if !names.insert(tool.name.as_str()) {
             return Err(invalid(
                 "tools",
                 format!("tool {i}: name {:?} is declared twice", tool.name),
@@ -85,17 +97,53 @@ fn validate_tools(req: &LlmRequest) -> Result<(), ValidationError> {
         }
     }
     match &req.tool_choice {
-        Some(ToolChoice::Function(name)) if !req.tools.iter().any(|t| &t.name == name) => {
+        Some(ToolChoice::Function(name)) if !names.contains(name.as_str()) => {
             return Err(invalid(
                 "tool_choice",
                 format!("names {name:?}, which is not among the request's tools"),
             ));
         }
-        Some(ToolChoice::Required | ToolChoice::Function(_)) if req.tools.is_empty() => {
+        Some(ToolChoice::Required) if req.tools.is_empty() => {
             return Err(invalid("tool_choice", "requires at least one tool"));
         }
         _ => {}
     }
+    validate_tool_turns(req)
+}
+
+/// The tool calls of one assistant message and which are answered yet.
+struct OpenCalls<'a> {
+    message: usize,
+    unanswered: HashSet<&'a str>,
+    ids: HashSet<&'a str>,
+}
+
+impl OpenCalls<'_> {
+    /// An error unless every call has its result.
+    fn all_answered(&self, before: &str) -> Result<(), ValidationError> {
+        if self.unanswered.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<&str> = self.unanswered.iter().copied().collect();
+        ids.sort_unstable();
+        Err(invalid(
+            "messages",
+            format!(
+                "message {}: tool call(s) {} have no result {before}; each call is answered \
+                 by a tool message right after the assistant message that made it",
+                self.message,
+                ids.join(", ")
+            ),
+        ))
+    }
+}
+
+/// The conversation's tool turns are well formed, as OpenAI and Anthropic
+/// require: an assistant message's tool calls have unique ids and are each
+/// answered by a tool message that follows it directly (only tool messages in
+/// between), before any other message and before the conversation ends.
+fn validate_tool_turns(req: &LlmRequest) -> Result<(), ValidationError> {
+    let mut open: Option<OpenCalls<'_>> = None;
     for (i, m) in req.messages.iter().enumerate() {
         if !m.tool_calls.is_empty() && m.role != Role::Assistant {
             return Err(invalid(
@@ -106,33 +154,79 @@ fn validate_tools(req: &LlmRequest) -> Result<(), ValidationError> {
                 ),
             ));
         }
-        if let Some(c) = m
-            .tool_calls
-            .iter()
-            .find(|c| c.id.is_empty() || c.name.is_empty())
-        {
+        if m.role != Role::Tool && m.tool_call_id.is_some() {
             return Err(invalid(
                 "messages",
-                format!("message {i}: a tool call needs an id and a name, got {c:?}"),
+                format!(
+                    "message {i}: only tool messages answer a call, not {}",
+                    m.role
+                ),
             ));
         }
-        match (&m.role, &m.tool_call_id) {
-            (Role::Tool, None) => {
+        if m.role == Role::Tool {
+            let Some(id) = m.tool_call_id.as_deref().filter(|id| !id.is_empty()) else {
                 return Err(invalid(
                     "messages",
                     format!("message {i}: a tool message needs the id of the call it answers"),
-                ))
-            }
-            (Role::Tool, Some(_)) | (_, None) => {}
-            (role, Some(_)) => {
+                ));
+            };
+            let Some(calls) = open.as_mut() else {
                 return Err(invalid(
                     "messages",
-                    format!("message {i}: only tool messages answer a call, not {role}"),
-                ))
+                    format!(
+                        "message {i}: a tool message must follow the assistant message that \
+                         made call {id:?}"
+                    ),
+                ));
+            };
+            if !calls.ids.contains(id) {
+                return Err(invalid(
+                    "messages",
+                    format!(
+                        "message {i}: answers call {id:?}, which message {} did not make",
+                        calls.message
+                    ),
+                ));
+            }
+            if !calls.unanswered.remove(id) {
+                return Err(invalid(
+                    "messages",
+                    format!("message {i}: call {id:?} is answered twice"),
+                ));
+            }
+            continue;
+        }
+        if let Some(calls) = open.take() {
+            calls.all_answered(&format!("before message {i}"))?;
+        }
+        if m.tool_calls.is_empty() {
+            continue;
+        }
+        let mut ids = HashSet::with_capacity(m.tool_calls.len());
+        for c in &m.tool_calls {
+            if c.id.is_empty() || c.name.is_empty() {
+                return Err(invalid(
+                    "messages",
+                    format!("message {i}: a tool call needs an id and a name, got {c:?}"),
+                ));
+            }
+            if !ids.insert(c.id.as_str()) {
+                return Err(invalid(
+                    "messages",
+                    format!("message {i}: two tool calls have the id {:?}", c.id),
+                ));
             }
         }
+        open = Some(OpenCalls {
+            message: i,
+            unanswered: ids.clone(),
+            ids,
+        });
     }
-    Ok(())
+    match open {
+        Some(calls) => calls.all_answered("at the end of the conversation"),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -242,5 +336,74 @@ mod tests {
             assert!(err.to_string().contains(text), "{err}");
         }
         assert!(validate(&LlmRequest::new("x").tool_choice(ToolChoice::None)).is_ok());
+    }
+
+    #[test]
+    fn tool_turns_must_pair_calls_with_results() {
+        use crate::types::{Message, ToolCall};
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+        };
+        let calls =
+            |ids: &[&str]| Message::assistant_tool_calls("", ids.iter().map(|i| call(i)).collect());
+        let q = || Message::user("q");
+        let result = |id: &str| Message::tool_result(id, "r");
+        let ok = [
+            vec![q(), calls(&["a", "b"]), result("b"), result("a"), q()],
+            vec![q(), calls(&["a"]), result("a"), calls(&["a"]), result("a")],
+        ];
+        for messages in ok {
+            let req = LlmRequest::from_messages(messages.clone());
+            assert!(validate(&req).is_ok(), "{messages:?}: {:?}", validate(&req));
+        }
+        let bad = [
+            (
+                vec![q(), calls(&["a", "b"]), result("a"), q()],
+                "call(s) b have no result before message 3",
+            ),
+            (vec![q(), calls(&["a"])], "have no result at the end"),
+            (
+                vec![q(), calls(&["a"]), result("x")],
+                "answers call \"x\", which message 1 did not make",
+            ),
+            (
+                vec![q(), calls(&["a"]), result("a"), result("a")],
+                "answered twice",
+            ),
+            (vec![q(), result("a")], "must follow the assistant message"),
+            (
+                vec![q(), calls(&["a"]), q(), result("a")],
+                "have no result before message 2",
+            ),
+            (
+                vec![q(), calls(&["a", "a"])],
+                "two tool calls have the id \"a\"",
+            ),
+            (vec![q(), calls(&["a"]), result("")], "needs the id"),
+        ];
+        for (messages, text) in bad {
+            let err = validate(&LlmRequest::from_messages(messages.clone())).unwrap_err();
+            assert_eq!(err.field, "messages", "{err}");
+            assert!(err.to_string().contains(text), "{messages:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn many_tools_are_refused_quickly() {
+        use crate::types::Tool;
+        let schema = serde_json::json!({"type": "object"});
+        let mut req = LlmRequest::new("x");
+        for i in 0..MAX_TOOLS {
+            req = req.tool(Tool::function(format!("t{i}"), "d", schema.clone()));
+        }
+        assert!(validate(&req).is_ok());
+        let err = validate(&req.tool(Tool::function("one_more", "d", schema))).unwrap_err();
+        assert_eq!(err.field, "tools");
+        assert!(
+            err.to_string().contains("at most 128 tools, got 129"),
+            "{err}"
+        );
     }
 }
