@@ -213,10 +213,10 @@ impl OpenAiProvider {
             .into_iter()
             .enumerate()
             .map(|(i, call)| {
-                call.into_call().map_err(|missing| {
+                call.into_call().ok_or_else(|| {
                     ProviderError::decode(
                         &self.name,
-                        format!("tool call {i} of the answer has no {missing}"),
+                        format!("tool call {i} of the answer has no `function.name`"),
                     )
                     .with_request_id(request_id.clone())
                 })

@@ -8,12 +8,15 @@
 //! an end of stream without `[DONE]` is an incomplete-answer error.
 //!
 //! Tool-call deltas become [`StreamEvent::ToolCall`] fragments: the delta
-//! that starts a call (it must carry `id` and `function.name`) gives the
-//! fragment with id and name, later deltas of the same `index` give argument
-//! fragments. Calls are numbered 0, 1, … in the order they start. Leniently,
-//! a delta without `index` continues the latest call, and a delta whose `id`
-//! differs from that of the call at its `index` starts a new call (for
-//! servers that number every call 0).
+//! that starts a call (it must carry `function.name`) gives the fragment with
+//! id and name, later deltas of the same `index` give argument fragments.
+//! Calls are numbered 0, 1, … in the order they start. Leniently, a delta
+//! without `index` continues the latest call, a delta whose `id` differs
+//! from that of the call at its `index` starts a new call (for servers that
+//! number every call 0), and a call that starts without an `id` (or with an
+//! empty one; some compatible servers omit it) gets a synthesized unique id
+//! (`call_` and 24 random alphanumerics). A delta without `id` that continues
+//! a known `index` is always a continuation, never a new call.
 
 use std::collections::VecDeque;
 
@@ -22,7 +25,7 @@ use llm_core::http::{decode_frames, FrameDecoder, SseEvent};
 use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
 
 use crate::error::payload_error;
-use crate::wire::{finish_reason, tool_finish, ChatChunk, ToolCallDelta};
+use crate::wire::{call_id, finish_reason, tool_finish, ChatChunk, ToolCallDelta};
 
 type Item = Result<StreamEvent, ProviderError>;
 
@@ -132,21 +135,15 @@ impl Decoder {
                 arguments,
             });
         }
-        let (id, name) = match (id, function.name.filter(|n| !n.is_empty())) {
-            (Some(id), Some(name)) => (id, name),
-            (id, _) => {
-                let missing = if id.is_none() {
-                    "an `id`"
-                } else {
-                    "a `function.name`"
-                };
-                let index = wire_index.map_or_else(|| "none".to_string(), |i| i.to_string());
-                return Err(ProviderError::decode(
-                    &self.provider,
-                    format!("a streamed tool call (index {index}) starts without {missing}"),
-                ));
-            }
+        // A new call: it needs a name; a missing id is made up.
+        let Some(name) = function.name.filter(|n| !n.is_empty()) else {
+            let index = wire_index.map_or_else(|| "none".to_string(), |i| i.to_string());
+            return Err(ProviderError::decode(
+                &self.provider,
+                format!("a streamed tool call (index {index}) starts without a `function.name`"),
+            ));
         };
+        let id = call_id(id);
         let index = u32::try_from(self.calls.len()).unwrap_or(u32::MAX);
         self.calls.push((wire_index, id.clone()));
         Ok(StreamEvent::ToolCall {
@@ -278,6 +275,72 @@ mod tests {
         let out = run(&["not json"]).await;
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].as_ref().unwrap_err().kind, ProviderErrorKind::Decode);
+    }
+
+    #[tokio::test]
+    async fn calls_starting_without_an_id_get_distinct_synthesized_ids() {
+        let out = run(&[
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"a","arguments":"{\"x\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"","function":{"name":"b","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#,
+            "[DONE]",
+        ])
+        .await;
+        let events: Vec<StreamEvent> = out.into_iter().map(Result::unwrap).collect();
+        let id = |e: &StreamEvent| match e {
+            StreamEvent::ToolCall { id, .. } => id.clone(),
+            other => panic!("{other:?}"),
+        };
+        let (a, b) = (id(&events[0]).unwrap(), id(&events[2]).unwrap());
+        for synthesized in [&a, &b] {
+            assert_eq!(synthesized.len(), 29, "{synthesized}");
+            assert!(synthesized.starts_with("call_"), "{synthesized}");
+            assert!(synthesized[5..].chars().all(|c| c.is_ascii_alphanumeric()));
+        }
+        assert_ne!(a, b);
+        // Deltas without id continuing a known index (or the latest call) are continuations.
+        assert_eq!(
+            events[1],
+            StreamEvent::ToolCall {
+                index: 0,
+                id: None,
+                name: None,
+                arguments: "1}".into()
+            }
+        );
+        assert_eq!(
+            events[3],
+            StreamEvent::ToolCall {
+                index: 1,
+                id: None,
+                name: None,
+                arguments: "{}".into()
+            }
+        );
+        assert_eq!(
+            events[4],
+            StreamEvent::Done {
+                finish_reason: FinishReason::ToolCalls
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_starting_without_a_name_is_an_error_item() {
+        let out = run(&[
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"arguments":"{}"}}]}}]}"#,
+            "[DONE]",
+        ])
+        .await;
+        assert_eq!(out.len(), 1);
+        let e = out[0].as_ref().unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Decode);
+        assert!(
+            e.message.contains("without a `function.name`"),
+            "{}",
+            e.message
+        );
     }
 
     #[tokio::test]

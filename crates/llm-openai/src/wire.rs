@@ -209,22 +209,35 @@ impl FunctionCall {
 }
 
 impl ResponseToolCall {
-    /// The call, or what is missing: a call needs a non-empty `id` and
-    /// `function.name` (a tool result must name the call it answers).
-    pub fn into_call(self) -> Result<ToolCall, &'static str> {
-        let id = self.id.filter(|id| !id.is_empty()).ok_or("an `id`")?;
+    /// The call, or `None` when it has no non-empty `function.name` (nothing
+    /// sensible can be made up for it). A missing or empty `id` (some
+    /// compatible servers omit it) is replaced by a [`synthesized_call_id`],
+    /// so that a tool result can still name the call it answers.
+    pub fn into_call(self) -> Option<ToolCall> {
         let mut function = self.function.unwrap_or_default();
-        let name = function
-            .name
-            .take()
-            .filter(|n| !n.is_empty())
-            .ok_or("a `function.name`")?;
-        Ok(ToolCall {
-            id,
+        let name = function.name.take().filter(|n| !n.is_empty())?;
+        Some(ToolCall {
+            id: call_id(self.id),
             name,
             arguments: function.arguments_text(),
         })
     }
+}
+
+/// The id the server sent, or a [`synthesized_call_id`] when it sent none or
+/// an empty one.
+pub(crate) fn call_id(id: Option<String>) -> String {
+    id.filter(|id| !id.is_empty())
+        .unwrap_or_else(synthesized_call_id)
+}
+
+/// A fresh, unique id for a tool call the server sent without one: `call_`
+/// and 24 random ASCII alphanumerics (the shape of OpenAI's own ids).
+pub(crate) fn synthesized_call_id() -> String {
+    let mut id = String::with_capacity(5 + 24);
+    id.push_str("call_");
+    id.extend(std::iter::repeat_with(fastrand::alphanumeric).take(24));
+    id
 }
 
 /// Message content: a string, or (from some compatible servers) an array of parts.
@@ -457,6 +470,44 @@ mod tests {
         assert_eq!(c.into_text(), "你好!");
         let c: Content = serde_json::from_str("42").unwrap();
         assert_eq!(c.into_text(), "");
+    }
+
+    fn is_synthesized(id: &str) -> bool {
+        id.len() == 29
+            && id.starts_with("call_")
+            && id[5..].chars().all(|c| c.is_ascii_alphanumeric())
+    }
+
+    #[test]
+    fn calls_without_an_id_get_a_synthesized_one() {
+        let call = |json: &str| serde_json::from_str::<ResponseToolCall>(json).unwrap();
+        let kept = call(r#"{"id":"call_x","function":{"name":"f"}}"#)
+            .into_call()
+            .unwrap();
+        assert_eq!(kept.id, "call_x");
+        let mut ids = Vec::new();
+        for json in [
+            r#"{"function":{"name":"f","arguments":"{}"}}"#,
+            r#"{"id":"","function":{"name":"f"}}"#,
+            r#"{"id":null,"function":{"name":"f"}}"#,
+        ] {
+            let c = call(json).into_call().unwrap();
+            assert!(is_synthesized(&c.id), "{}", c.id);
+            assert_eq!(c.name, "f");
+            ids.push(c.id);
+        }
+        assert_ne!(ids[0], ids[1]);
+        assert_ne!(ids[1], ids[2]);
+        assert_ne!(ids[0], ids[2]);
+
+        for json in [
+            r#"{"id":"call_x","function":{"arguments":"{}"}}"#,
+            r#"{"id":"call_x","function":{"name":""}}"#,
+            r#"{"id":"call_x"}"#,
+            r#"{}"#,
+        ] {
+            assert!(call(json).into_call().is_none(), "{json}");
+        }
     }
 
     #[test]

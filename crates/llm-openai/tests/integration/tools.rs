@@ -411,30 +411,77 @@ async fn lenient_tool_data_is_mapped() {
     assert_eq!(r.finish_reason, FinishReason::Stop);
 }
 
+/// `call_` and 24 ASCII alphanumerics: the shape of a synthesized call id.
+fn assert_synthesized(id: &str) {
+    assert_eq!(id.len(), 29, "{id}");
+    assert!(id.starts_with("call_"), "{id}");
+    assert!(id[5..].chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+}
+
 #[tokio::test]
-async fn a_tool_call_without_id_or_name_is_a_decode_error() {
+async fn a_tool_call_without_an_id_gets_a_synthesized_one() {
     let server = MockServer::start().await.unwrap();
     let p = provider(&server);
     let req = LlmRequest::new("Weather?").tool(weather_tool());
-    for (message, missing) in [
-        (
-            r#"{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"get_weather","arguments":"{}"}}]}"#,
-            "`id`",
+    // No `id`, then an empty one, then a real one (kept as sent).
+    server.on_times(
+        "POST",
+        CHAT,
+        answer(
+            r#"{"role":"assistant","content":null,"tool_calls":[
+                {"type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+                {"id":"","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}},
+                {"id":"call_abc123","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}"#,
+            "tool_calls",
         ),
-        (
-            r#"{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"arguments":"{}"}}]}"#,
-            "`function.name`",
-        ),
-        (
-            r#"{"role":"assistant","content":null,"tool_calls":[{"id":"","type":"function"}]}"#,
-            "`id`",
-        ),
+        1,
+    );
+    let r = p.generate(&req).await.unwrap();
+    assert_eq!(r.tool_calls.len(), 3);
+    assert_synthesized(&r.tool_calls[0].id);
+    assert_synthesized(&r.tool_calls[1].id);
+    assert_ne!(r.tool_calls[0].id, r.tool_calls[1].id);
+    assert_eq!(r.tool_calls[2].id, "call_abc123");
+    assert_eq!(r.tool_calls[0].name, "get_weather");
+    assert_eq!(r.tool_calls[0].arguments, r#"{"city":"Paris"}"#);
+    assert_eq!(r.tool_calls[1].arguments, r#"{"city":"Rome"}"#);
+    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+
+    // The synthesized id round-trips: a tool result naming it is sent as is.
+    let call = r.tool_calls[0].clone();
+    server.on_times(
+        "POST",
+        CHAT,
+        answer(r#"{"role":"assistant","content":"Sunny."}"#, "stop"),
+        1,
+    );
+    let follow_up = LlmRequest::from_messages(vec![
+        Message::user("Weather?"),
+        Message::assistant_tool_calls("", vec![call.clone()]),
+        Message::tool_result(call.id.clone(), "18 °C"),
+    ])
+    .tool(weather_tool());
+    p.generate(&follow_up).await.unwrap();
+    let body = last_post(&server).json();
+    assert_eq!(body["messages"][1]["tool_calls"][0]["id"], json!(call.id));
+    assert_eq!(body["messages"][2]["tool_call_id"], json!(call.id));
+}
+
+#[tokio::test]
+async fn a_tool_call_without_a_name_is_a_decode_error() {
+    let server = MockServer::start().await.unwrap();
+    let p = provider(&server);
+    let req = LlmRequest::new("Weather?").tool(weather_tool());
+    for message in [
+        r#"{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"arguments":"{}"}}]}"#,
+        r#"{"role":"assistant","content":null,"tool_calls":[{"id":"","type":"function"}]}"#,
+        r#"{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"","arguments":"{}"}}]}"#,
     ] {
         server.on_times("POST", CHAT, answer(message, "tool_calls"), 1);
         let e = p.generate(&req).await.unwrap_err();
         assert_eq!(e.kind, ProviderErrorKind::Decode, "{message}");
         assert!(e.message.contains("tool call 0"), "{}", e.message);
-        assert!(e.message.contains(missing), "{}", e.message);
+        assert!(e.message.contains("`function.name`"), "{}", e.message);
     }
 
     // `tool_calls` of the wrong type: the body does not decode.
@@ -452,7 +499,56 @@ async fn a_tool_call_without_id_or_name_is_a_decode_error() {
 }
 
 #[tokio::test]
-async fn a_streamed_call_that_starts_without_an_id_is_an_error_item() {
+async fn streamed_calls_without_an_id_get_distinct_synthesized_ids() {
+    // Shaped like the §2.6 tool-call stream, but with the `id`s left out (as
+    // some compatible servers send it) and a second call: two calls, each
+    // continued by id-less deltas.
+    let stream = [
+        chunk(
+            r#"[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":""}}],"refusal":null},"logprobs":null,"finish_reason":null}]"#,
+            "null",
+        ),
+        chunk(
+            r#"[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":\"Paris\"}"}}]},"logprobs":null,"finish_reason":null}]"#,
+            "null",
+        ),
+        chunk(
+            r#"[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]},"logprobs":null,"finish_reason":null}]"#,
+            "null",
+        ),
+        chunk(
+            r#"[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\"Rome\"}"}}]},"logprobs":null,"finish_reason":null}]"#,
+            "null",
+        ),
+        chunk(
+            r#"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]"#,
+            "null",
+        ),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let server = MockServer::start().await.unwrap();
+    let refs: Vec<&str> = stream.iter().map(String::as_str).collect();
+    server.on("POST", CHAT, sse(&refs));
+    let p = provider(&server);
+    let events = events(&p, &LlmRequest::new("Weather?").tool(weather_tool())).await;
+    assert_eq!(
+        events.last(),
+        Some(&StreamEvent::Done {
+            finish_reason: FinishReason::ToolCalls
+        })
+    );
+    let calls = assemble(&events);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_synthesized(&calls[0].id);
+    assert_synthesized(&calls[1].id);
+    assert_ne!(calls[0].id, calls[1].id);
+    assert_eq!(calls[0].name, "get_weather");
+    assert_eq!(calls[0].arguments, r#"{"city":"Paris"}"#);
+    assert_eq!(calls[1].arguments, r#"{"city":"Rome"}"#);
+}
+
+#[tokio::test]
+async fn a_streamed_call_that_starts_without_a_name_is_an_error_item() {
     let stream = [
         chunk(
             r#"[{"index":0,"delta":{"content":"Hm."},"logprobs":null,"finish_reason":null}]"#,
@@ -478,7 +574,11 @@ async fn a_streamed_call_that_starts_without_an_id_is_an_error_item() {
     assert_eq!(items[0], Ok(StreamEvent::delta("Hm.")));
     let e = items[1].as_ref().unwrap_err();
     assert_eq!(e.kind, ProviderErrorKind::Decode);
-    assert!(e.message.contains("without an `id`"), "{}", e.message);
+    assert!(
+        e.message.contains("without a `function.name`"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
