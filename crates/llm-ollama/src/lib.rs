@@ -45,8 +45,9 @@
 //! [`StreamEvent::ToolCall`](llm_core::StreamEvent::ToolCall) per call when
 //! streaming; `done_reason` `stop` → `ToolCalls`). Ollama has no
 //! `tool_choice`: `None` sends no tools, `Function(name)` only that tool, and
-//! `Required` / `Function` cannot force a call. Calls without an id get
-//! `call_0`, `call_1`, … by position. `api = "generate"` cannot carry tools.
+//! `Required` / `Function` cannot force a call. Calls without an id get a
+//! random unique one, `call_` and 24 ASCII alphanumerics (OpenAI's format).
+//! `api = "generate"` cannot carry tools.
 //!
 //! # Service manager and pulls
 //!

@@ -188,15 +188,17 @@ pub(crate) fn chat_messages<'a>(
     if let Some(s) = req.system_prompt.as_deref() {
         out.push(ChatMessage::text(Role::System.as_str(), s));
     }
+    let mut names = tools::CallNames::default();
     for (i, m) in req.messages.iter().enumerate() {
         let mut msg = ChatMessage::text(m.role.as_str(), &m.content);
         msg.tool_calls = tools::calls_out(provider, i, m)?;
         if m.role == Role::Tool {
             if let Some(id) = m.tool_call_id.as_deref() {
-                msg.tool_name = tools::call_name(&req.messages[..i], id);
+                msg.tool_name = names.get(id);
                 msg.tool_call_id = Some(id);
             }
         }
+        names.record(m);
         out.push(msg);
     }
     Ok(out)

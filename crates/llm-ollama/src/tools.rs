@@ -10,20 +10,31 @@
 //!   tool call sent upstream has its text parsed (empty text is `{}`; anything
 //!   but an object is an error naming the call), and a received object is
 //!   written out as compact JSON (keys in sorted order).
-//! - Calls the server sends without an `id` get `call_<n>`, `n` being the
-//!   call's position in the response (0, 1, …), in `generate` and `stream` alike.
+//! - Calls the server sends without an `id` get a random one in OpenAI's
+//!   format, `call_` and 24 ASCII alphanumerics, made once per call (so
+//!   `generate` and `stream` alike), unique across turns and providers.
 //! - A tool result carries `tool_call_id` and, when an earlier assistant
-//!   message made that call, its `tool_name` (the nearest such message wins,
-//!   so positional ids repeated across turns still resolve correctly).
+//!   message made that call, its `tool_name` (the nearest such message wins
+//!   should an id repeat). The id → name map is built in one pass over the
+//!   request ([`CallNames`]).
+
+use std::collections::HashMap;
 
 use llm_core::{LlmRequest, Message, ProviderError, Role, ToolCall, ToolChoice};
 use serde_json::Value;
 
 use crate::wire::{FunctionCallOut, FunctionDef, ToolCallIn, ToolCallOut, ToolDef};
 
-/// The id given to the `index`-th call of a response that came without one.
-pub(crate) fn synthetic_id(index: u32) -> String {
-    format!("call_{index}")
+/// Number of random alphanumerics after `call_` in a synthesized id.
+const SYNTHETIC_ID_LEN: usize = 24;
+
+/// A fresh id for a call that came without one: `call_` and 24 random ASCII
+/// alphanumerics, like OpenAI's ids.
+pub(crate) fn synthetic_id() -> String {
+    let mut id = String::with_capacity(5 + SYNTHETIC_ID_LEN);
+    id.push_str("call_");
+    id.extend(std::iter::repeat_with(fastrand::alphanumeric).take(SYNTHETIC_ID_LEN));
+    id
 }
 
 /// The `tools` of a request, after its `tool_choice`.
@@ -111,19 +122,36 @@ fn arguments_out(provider: &str, position: usize, call: &ToolCall) -> Result<Val
     ))
 }
 
-/// The name of the call `id` in the nearest assistant message before `before`.
-pub(crate) fn call_name<'a>(before: &'a [Message], id: &str) -> Option<&'a str> {
-    before
-        .iter()
-        .rev()
-        .filter(|m| m.role == Role::Assistant)
-        .find_map(|m| m.tool_calls.iter().find(|c| c.id == id))
-        .map(|c| c.name.as_str())
+/// Call id → tool name over the assistant messages seen so far.
+///
+/// Walk the conversation in order, asking [`CallNames::get`] for a tool
+/// result before [`CallNames::record`]ing each message: an id then names the
+/// call in the nearest earlier assistant message that made it (within one
+/// message, its first call with that id). Linear in the conversation length.
+#[derive(Debug, Default)]
+pub(crate) struct CallNames<'a>(HashMap<&'a str, &'a str>);
+
+impl<'a> CallNames<'a> {
+    /// Takes note of the tool calls of `message` if it is an assistant message.
+    pub fn record(&mut self, message: &'a Message) {
+        if message.role != Role::Assistant {
+            return;
+        }
+        // Reversed, so that the first call with a repeated id wins.
+        for call in message.tool_calls.iter().rev() {
+            self.0.insert(&call.id, &call.name);
+        }
+    }
+
+    /// The tool name of call `id`, if a recorded message made it.
+    pub fn get(&self, id: &str) -> Option<&'a str> {
+        self.0.get(id).copied()
+    }
 }
 
 /// A received call, the `index`-th of its response.
 ///
-/// A missing or empty `id` becomes [`synthetic_id`]; missing or `null`
+/// A missing or empty `id` becomes a fresh [`synthetic_id`]; missing or `null`
 /// arguments are `{}`; string arguments (JSON text, as OpenAI-style proxies
 /// send) are kept as they are. A call without a function name, or with
 /// arguments that are neither an object nor a string, is a decode error.
@@ -132,15 +160,18 @@ pub(crate) fn call_in(
     index: u32,
     call: ToolCallIn,
 ) -> Result<ToolCall, ProviderError> {
-    let id = call
-        .id
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| synthetic_id(index));
+    let given = call.id.filter(|id| !id.is_empty());
+    // Errors name the server's id; a synthesized one would mean nothing.
+    let which = |name: Option<&str>| match (given.as_deref(), name) {
+        (Some(id), Some(name)) => format!("tool call {index} (`{id}`, `{name}`)"),
+        (Some(one), None) | (None, Some(one)) => format!("tool call {index} (`{one}`)"),
+        (None, None) => format!("tool call {index}"),
+    };
     let function = call.function.unwrap_or_default();
     let Some(name) = function.name.filter(|n| !n.is_empty()) else {
         return Err(ProviderError::decode(
             provider,
-            format!("tool call {index} (`{id}`) has no `function.name`"),
+            format!("{} has no `function.name`", which(None)),
         ));
     };
     let arguments = match function.arguments {
@@ -152,14 +183,15 @@ pub(crate) fn call_in(
             return Err(ProviderError::decode(
                 provider,
                 format!(
-                    "tool call {index} (`{id}`, `{name}`): `function.arguments` must be a JSON \
-                     object, got {}: {}",
+                    "{}: `function.arguments` must be a JSON object, got {}: {}",
+                    which(Some(&name)),
                     json_type(&other),
                     abbreviate(&other.to_string(), 80)
                 ),
             ))
         }
     };
+    let id = given.unwrap_or_else(synthetic_id);
     Ok(ToolCall {
         id,
         name,
@@ -229,9 +261,11 @@ mod tests {
             }),
         };
         let got = call_in("p", 2, c(None, Some("f"), None)).unwrap();
-        assert_eq!(got, call("call_2", "f", "{}"));
+        assert_synthetic(&got.id);
+        assert_eq!(got, call(&got.id, "f", "{}"));
         let got = call_in("p", 0, c(Some(""), Some("f"), Some(json!("{\"a\":1}")))).unwrap();
-        assert_eq!(got, call("call_0", "f", "{\"a\":1}"));
+        assert_synthetic(&got.id);
+        assert_eq!(got, call(&got.id, "f", "{\"a\":1}"));
         let got = call_in(
             "p",
             0,
@@ -240,7 +274,9 @@ mod tests {
         .unwrap();
         assert_eq!(got, call("x", "f", r#"{"a":"<","b":1}"#));
         let e = call_in("p", 1, c(None, None, None)).unwrap_err();
-        assert!(e.message.contains("tool call 1 (`call_1`)"), "{e}");
+        assert!(e.message.contains("tool call 1 has no"), "{e}");
+        let e = call_in("p", 1, c(None, Some("f"), Some(json!([])))).unwrap_err();
+        assert!(e.message.contains("tool call 1 (`f`): "), "{e}");
         let e = call_in("p", 0, c(Some("x"), Some("f"), Some(json!(5)))).unwrap_err();
         assert!(
             e.message.contains("must be a JSON object, got a number"),
@@ -250,16 +286,48 @@ mod tests {
         assert!(e.message.contains("no `function.name`"), "{e}");
     }
 
+    fn assert_synthetic(id: &str) {
+        let rest = id.strip_prefix("call_").unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(rest.len(), 24, "{id}");
+        assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+    }
+
+    #[test]
+    fn synthetic_ids_are_random_and_openai_shaped() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| synthetic_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        ids.iter().for_each(|id| assert_synthetic(id));
+    }
+
+    /// The name of each tool result as `chat_messages` resolves it.
+    fn names(msgs: &[Message]) -> Vec<Option<&str>> {
+        let mut names = CallNames::default();
+        let mut out = Vec::new();
+        for m in msgs {
+            if let Some(id) = m.tool_call_id.as_deref() {
+                out.push(names.get(id));
+            }
+            names.record(m);
+        }
+        out
+    }
+
     #[test]
     fn the_nearest_call_names_a_result() {
         let msgs = vec![
-            Message::assistant_tool_calls("", vec![call("call_0", "first", "{}")]),
-            Message::tool_result("call_0", "r"),
-            Message::assistant_tool_calls("", vec![call("call_0", "second", "{}")]),
+            Message::assistant_tool_calls(
+                "",
+                vec![call("c0", "first", "{}"), call("c0", "shadowed", "{}")],
+            ),
+            Message::tool_result("c0", "r"),
+            Message::assistant_tool_calls("", vec![call("c0", "second", "{}")]),
+            Message::tool_result("c0", "r"),
+            Message::tool_result("nope", "r"),
+            // A later call does not name an earlier result.
+            Message::tool_result("c1", "r"),
+            Message::assistant_tool_calls("", vec![call("c1", "late", "{}")]),
         ];
-        assert_eq!(call_name(&msgs, "call_0"), Some("second"));
-        assert_eq!(call_name(&msgs[..2], "call_0"), Some("first"));
-        assert_eq!(call_name(&msgs, "nope"), None);
+        assert_eq!(names(&msgs), [Some("first"), Some("second"), None, None]);
     }
 
     #[test]

@@ -52,6 +52,29 @@ fn time() -> Tool {
     }
 }
 
+/// An id made for a call the server sent without one: OpenAI's format,
+/// `call_` and 24 ASCII alphanumerics.
+fn assert_synthetic(id: &str) {
+    let rest = id.strip_prefix("call_").unwrap_or_else(|| panic!("{id}"));
+    assert_eq!(rest.len(), 24, "{id}");
+    assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+}
+
+/// `calls` with their synthesized ids checked and all different, then
+/// replaced by `call_<n>` (n = position) for comparison.
+fn positional(calls: &[ToolCall]) -> Vec<ToolCall> {
+    let ids: std::collections::HashSet<&str> = calls.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), calls.len(), "ids are unique: {calls:?}");
+    calls
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            assert_synthetic(&c.id);
+            call(&format!("call_{n}"), &c.name, &c.arguments)
+        })
+        .collect()
+}
+
 fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
     ToolCall {
         id: id.into(),
@@ -219,7 +242,7 @@ async fn non_streamed_tool_call_is_mapped() {
 }
 
 #[tokio::test]
-async fn missing_ids_are_synthesized_by_position_in_generate_and_stream() {
+async fn missing_ids_are_random_and_unique_in_generate_and_stream() {
     let server = MockServer::start().await.unwrap();
     server.on(
         "POST",
@@ -234,21 +257,31 @@ async fn missing_ids_are_synthesized_by_position_in_generate_and_stream() {
         call("call_0", "get_weather", r#"{"city":"Tokyo"}"#),
         call("call_1", "get_time", r#"{"timezone":"Asia/Tokyo"}"#),
     ];
-    let r = p.generate(&req).await.unwrap();
-    assert_eq!(r.tool_calls, want);
-    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+    let first = p.generate(&req).await.unwrap();
+    assert_eq!(positional(&first.tool_calls), want);
+    assert_eq!(first.finish_reason, FinishReason::ToolCalls);
+    // The same answer again (a later turn) gets other ids.
+    let again = p.generate(&req).await.unwrap();
+    assert_eq!(positional(&again.tool_calls), want);
 
     server.reset();
     server.on("POST", "/api/chat", chunked(&[CALLS_WITHOUT_IDS]));
-    let r = p
+    let streamed = p
         .stream(&req)
         .await
         .unwrap()
         .collect_response()
         .await
         .unwrap();
-    assert_eq!(r.tool_calls, want);
-    assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(positional(&streamed.tool_calls), want);
+    assert_eq!(streamed.finish_reason, FinishReason::ToolCalls);
+
+    let all: Vec<&ToolCall> = [&first, &again, &streamed]
+        .iter()
+        .flat_map(|r| &r.tool_calls)
+        .collect();
+    let ids: std::collections::HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 6, "no id repeats across responses: {all:?}");
 }
 
 #[tokio::test]
@@ -267,6 +300,12 @@ async fn streamed_tool_calls_are_one_fragment_each_and_keep_text_and_usage() {
         .collect()
         .await;
     assert_eq!(server.requests()[0].json()["stream"], true);
+    // The second call came without an id.
+    let Some(StreamEvent::ToolCall { id: Some(made), .. }) = events.get(2) else {
+        panic!("{events:?}");
+    };
+    let made = made.clone();
+    assert_synthetic(&made);
     assert_eq!(
         events,
         vec![
@@ -279,7 +318,7 @@ async fn streamed_tool_calls_are_one_fragment_each_and_keep_text_and_usage() {
             },
             StreamEvent::ToolCall {
                 index: 1,
-                id: Some("call_1".into()),
+                id: Some(made.clone()),
                 name: Some("get_time".into()),
                 arguments: r#"{"timezone":"Asia/Tokyo"}"#.into(),
             },
@@ -299,7 +338,7 @@ async fn streamed_tool_calls_are_one_fragment_each_and_keep_text_and_usage() {
         assembler.finish(),
         vec![
             call("call_a1b2c3d4", "get_weather", r#"{"city":"Tokyo"}"#),
-            call("call_1", "get_time", r#"{"timezone":"Asia/Tokyo"}"#),
+            call(&made, "get_time", r#"{"timezone":"Asia/Tokyo"}"#),
         ]
     );
 }
@@ -346,9 +385,12 @@ async fn round_trip_user_call_result_answer() {
         first.content.clone(),
         first.tool_calls.clone(),
     ));
+    let (weather_id, time_id) = (&first.tool_calls[0].id, &first.tool_calls[1].id);
+    assert_synthetic(weather_id);
+    assert_synthetic(time_id);
     req.messages
-        .push(Message::tool_result("call_0", "11 degrees celsius"));
-    req.messages.push(Message::tool_result("call_1", "19:05"));
+        .push(Message::tool_result(weather_id, "11 degrees celsius"));
+    req.messages.push(Message::tool_result(time_id, "19:05"));
     let second = p.generate(&req).await.unwrap();
     assert_eq!(second.content, "It is 11 °C in Tokyo at 19:05.");
     assert_eq!(second.finish_reason, FinishReason::Stop);
@@ -361,17 +403,17 @@ async fn round_trip_user_call_result_answer() {
         json!([
             {"role": "user", "content": "Weather and time in Tokyo?"},
             {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_0", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}},
-                {"id": "call_1", "function": {"index": 1, "name": "get_time", "arguments": {"timezone": "Asia/Tokyo"}}}
+                {"id": weather_id, "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}},
+                {"id": time_id, "function": {"index": 1, "name": "get_time", "arguments": {"timezone": "Asia/Tokyo"}}}
             ]},
-            {"role": "tool", "content": "11 degrees celsius", "tool_name": "get_weather", "tool_call_id": "call_0"},
-            {"role": "tool", "content": "19:05", "tool_name": "get_time", "tool_call_id": "call_1"}
+            {"role": "tool", "content": "11 degrees celsius", "tool_name": "get_weather", "tool_call_id": weather_id},
+            {"role": "tool", "content": "19:05", "tool_name": "get_time", "tool_call_id": time_id}
         ])
     );
 }
 
 #[tokio::test]
-async fn repeated_positional_ids_name_the_nearest_call() {
+async fn repeated_ids_name_the_nearest_call() {
     let server = MockServer::start().await.unwrap();
     server.on("POST", "/api/chat", MockReply::new(200, JSON, TEXT));
     let req = LlmRequest::from_messages(vec![
@@ -469,7 +511,7 @@ async fn lenient_tool_call_shapes_are_mapped() {
         .await
         .unwrap();
     assert_eq!(
-        r.tool_calls,
+        positional(&r.tool_calls),
         vec![
             call("call_0", "get_weather", r#"{"city":"Tokyo"}"#),
             call("call_1", "get_time", "{}"),
