@@ -31,8 +31,12 @@
 //! an assistant message's tool calls become `tool_use` blocks (their JSON
 //! arguments parsed into `input`; arguments that are not a JSON object fail
 //! the request locally) and tool results become `tool_result` blocks in a
-//! user turn. Answers' `tool_use` blocks become `tool_calls`, streamed as
-//! fragments numbered among tool calls only.
+//! user turn. A request without `tools` whose history calls tools declares
+//! those tool names (schema `{"type":"object"}`) with `tool_choice`
+//! `{"type":"none"}`, as Anthropic refuses tool blocks without tools.
+//! Answers' `tool_use` blocks become `tool_calls`, streamed as fragments
+//! numbered among tool calls only; an answer cut by `max_tokens` keeps its
+//! partial call and finishes with `Length`.
 //!
 //! Building an instance in code (normally the configuration does this):
 //!

@@ -145,6 +145,7 @@ impl AnthropicProvider {
             .profile
             .max_tokens
             .map_or(req.max_tokens, |limit| req.max_tokens.min(limit));
+        let (tools, tool_choice) = request::map_tools(req);
         Ok(MessagesRequest {
             model,
             max_tokens,
@@ -154,8 +155,8 @@ impl AnthropicProvider {
             top_p: req.top_p,
             stop_sequences: &req.stop,
             stream,
-            tools: request::map_tools(&req.tools),
-            tool_choice: request::map_tool_choice(req),
+            tools,
+            tool_choice,
         })
     }
 
@@ -200,7 +201,9 @@ impl Provider for AnthropicProvider {
             let id = header_id.or(message.request_id);
             return Err(error::from_event(&self.name, message.error, id));
         }
-        let tool_calls = message.tool_calls().map_err(|e| {
+        // A cut answer (e.g. `max_tokens`) keeps whatever tool calls it has.
+        let cut = wire::is_cut(message.stop_reason.as_deref());
+        let tool_calls = message.tool_calls(cut).map_err(|e| {
             let id = header_id.or_else(|| message.request_id.clone());
             ProviderError::decode(&self.name, e).with_request_id(id)
         })?;

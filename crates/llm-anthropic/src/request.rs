@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use llm_core::{LlmRequest, Message, Role, Tool, ToolChoice};
+use llm_core::{LlmRequest, Message, Role, ToolChoice};
 
 use crate::wire::{truncate, RequestBlock, WireContent, WireMessage, WireTool, WireToolChoice};
 
@@ -175,36 +175,72 @@ pub(crate) fn map_messages(
     Ok((system, turns.into_iter().map(Turn::finish).collect()))
 }
 
-/// `tools`: `{"name","description","input_schema"}` each.
-pub(crate) fn map_tools(tools: &[Tool]) -> Vec<WireTool<'_>> {
-    tools
+/// `tools` and `tool_choice`.
+///
+/// Declared tools → `{"name","description","input_schema"}` each, and the
+/// request's `tool_choice` (not sent when unset).
+///
+/// Without declared tools, a conversation whose history calls tools still
+/// needs `tools` (Anthropic answers 400 "Requests which include tool_use or
+/// tool_result blocks must define tools"): each tool name called in the
+/// history is declared with `{"type":"object"}` as its schema and no
+/// description, and `tool_choice` is `{"type":"none"}` so that the model
+/// cannot call them. With neither, neither field is sent (the API only takes
+/// `tool_choice` with tools).
+pub(crate) fn map_tools(req: &LlmRequest) -> (Vec<WireTool<'_>>, Option<WireToolChoice<'_>>) {
+    if req.tools.is_empty() {
+        let tools = history_tools(req);
+        let choice = (!tools.is_empty()).then_some(WireToolChoice::None);
+        return (tools, choice);
+    }
+    let tools = req
+        .tools
         .iter()
         .map(|t| WireTool {
             name: &t.name,
             description: t.description.as_deref().filter(|d| !d.is_empty()),
-            input_schema: &t.parameters,
+            input_schema: Cow::Borrowed(&t.parameters),
         })
-        .collect()
-}
-
-/// `tool_choice`; not sent without tools (the API only takes it with tools).
-pub(crate) fn map_tool_choice<'a>(req: &'a LlmRequest) -> Option<WireToolChoice<'a>> {
-    if req.tools.is_empty() {
-        return None;
-    }
-    Some(match req.tool_choice.as_ref()? {
+        .collect();
+    let choice = req.tool_choice.as_ref().map(|c| match c {
         ToolChoice::Auto => WireToolChoice::Auto,
         ToolChoice::Required => WireToolChoice::Any,
         ToolChoice::Function(name) => WireToolChoice::Tool { name },
         ToolChoice::None => WireToolChoice::None,
-    })
+    });
+    (tools, choice)
+}
+
+/// The tools called in the history (the `tool_use` blocks `map_messages`
+/// writes), by name in order of first use, each with an any-object schema.
+fn history_tools(req: &LlmRequest) -> Vec<WireTool<'_>> {
+    let mut names: Vec<&str> = Vec::new();
+    let calls = req
+        .messages
+        .iter()
+        .filter(|m| matches!(m.role, Role::User | Role::Assistant))
+        .flat_map(|m| &m.tool_calls);
+    for call in calls {
+        let name = call.name.as_str();
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| WireTool {
+            name,
+            description: None,
+            input_schema: Cow::Owned(serde_json::json!({"type": "object"})),
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use llm_core::ToolCall;
+    use llm_core::{Tool, ToolCall};
     use serde_json::json;
 
     fn call(id: &str, args: &str) -> ToolCall {
@@ -304,7 +340,7 @@ mod tests {
         let tool = Tool::function("f", "", json!({"type": "object"}));
         let with = |c: ToolChoice| {
             let req = LlmRequest::new("x").tool(tool.clone()).tool_choice(c);
-            serde_json::to_value(map_tool_choice(&req)).unwrap()
+            serde_json::to_value(map_tools(&req).1).unwrap()
         };
         assert_eq!(with(ToolChoice::Auto), json!({"type": "auto"}));
         assert_eq!(with(ToolChoice::Required), json!({"type": "any"}));
@@ -314,11 +350,48 @@ mod tests {
         );
         assert_eq!(with(ToolChoice::None), json!({"type": "none"}));
         let none = LlmRequest::new("x").tool_choice(ToolChoice::None);
-        assert_eq!(map_tool_choice(&none), None);
-        let tools = [tool];
+        assert_eq!(map_tools(&none), (vec![], None));
+        let req = LlmRequest::new("x").tool(tool);
+        let (tools, choice) = map_tools(&req);
         assert_eq!(
-            serde_json::to_value(map_tools(&tools)).unwrap(),
+            serde_json::to_value(tools).unwrap(),
             json!([{"name": "f", "input_schema": {"type": "object"}}])
         );
+        assert_eq!(choice, None);
+    }
+
+    #[test]
+    fn undeclared_tools_of_the_history_are_declared_and_not_callable() {
+        let mut other = call("t3", "{}");
+        other.name = "now".into();
+        let mut system = Message::system("s");
+        system.tool_calls.push(ToolCall {
+            id: "t9".into(),
+            name: "never_written".into(),
+            arguments: "{}".into(),
+        });
+        let req = LlmRequest::from_messages(vec![
+            system,
+            Message::user("q"),
+            Message::assistant_tool_calls("", vec![call("t1", "{}"), other]),
+            Message::tool_result("t1", "a"),
+            Message::tool_result("t3", "b"),
+            Message::assistant_tool_calls("", vec![call("t4", "{}")]),
+            Message::tool_result("t4", "c"),
+        ])
+        .tool_choice(ToolChoice::Required);
+        let (tools, choice) = map_tools(&req);
+        assert_eq!(
+            serde_json::to_value(tools).unwrap(),
+            json!([
+                {"name": "get_weather", "input_schema": {"type": "object"}},
+                {"name": "now", "input_schema": {"type": "object"}}
+            ])
+        );
+        assert_eq!(choice, Some(WireToolChoice::None));
+
+        // Results without their calls: nothing to declare.
+        let req = LlmRequest::from_messages(vec![Message::tool_result("t1", "a")]);
+        assert_eq!(map_tools(&req), (vec![], None));
     }
 }

@@ -11,9 +11,14 @@
 //! first fragment (id, name, no arguments) of call *n*, where *n* counts
 //! `tool_use` blocks only (0, 1, …), not Anthropic's block index; each
 //! `input_json_delta` of that block yields a fragment with its
-//! `partial_json`; at `content_block_stop` the joined arguments must be a JSON
-//! object (else a `Decode` error item). A tool block with no argument text
-//! yields `{}` (or the block's non-empty start `input`) at its stop.
+//! `partial_json`. A tool block with no argument text yields `{}` (or the
+//! block's non-empty start `input`) at its stop. Whether the joined arguments
+//! form a JSON object is noted at the block's stop and judged at
+//! `message_stop`: an answer cut short (`stop_reason` `max_tokens`,
+//! `model_context_window_exceeded` or `refusal`) ends normally (its `Done`
+//! says e.g. `Length`), its partial arguments already streamed as fragments;
+//! any other end with such arguments is a `Decode` error item instead of
+//! `Done`.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -47,6 +52,9 @@ pub(crate) struct Decoder {
     tools: BTreeMap<u64, ToolBlock>,
     /// Ordinal of the next `tool_use` block.
     next_tool: u32,
+    /// What is wrong with the first closed tool call whose arguments are
+    /// not a JSON object; an error at `message_stop` unless the answer was cut.
+    bad_tool: Option<String>,
     done: bool,
 }
 
@@ -75,6 +83,7 @@ impl Decoder {
             stop_reason: None,
             tools: BTreeMap::new(),
             next_tool: 0,
+            bad_tool: None,
             done: false,
         }
     }
@@ -164,7 +173,7 @@ impl Decoder {
             }
             "content_block_stop" => {
                 if let Some(block) = payload.index.and_then(|i| self.tools.remove(&i)) {
-                    out.extend(self.finish_tool(block)?);
+                    out.extend(self.finish_tool(block));
                 }
             }
             "message_delta" => {
@@ -179,7 +188,15 @@ impl Decoder {
                 // Blocks the server never closed are closed here.
                 let open = std::mem::take(&mut self.tools);
                 for block in open.into_values() {
-                    out.extend(self.finish_tool(block)?);
+                    out.extend(self.finish_tool(block));
+                }
+                if let Some(problem) = &self.bad_tool {
+                    if !wire::is_cut(self.stop_reason.as_deref()) {
+                        let reason = self.stop_reason.as_deref().unwrap_or("none");
+                        return Err(self.decode_error(format!(
+                            "{problem} (the answer claims a complete end, `stop_reason` `{reason}`)"
+                        )));
+                    }
                 }
                 self.done = true;
                 if let Some(usage) = self.usage() {
@@ -228,30 +245,38 @@ impl Decoder {
         })
     }
 
-    /// Closes a `tool_use` block: checks its arguments; a block that streamed
-    /// none gets one fragment with its start `input` (`{}` normally).
-    fn finish_tool(&self, block: ToolBlock) -> Result<Option<StreamEvent>, ProviderError> {
-        if block.arguments.trim().is_empty() {
-            let arguments = wire::input_text(&block.id, block.start_input.as_ref())
-                .map_err(|e| self.decode_error(e))?;
-            return Ok(Some(StreamEvent::ToolCall {
-                index: block.ordinal,
-                id: None,
-                name: None,
-                arguments,
-            }));
-        }
-        let problem = match serde_json::from_str::<serde_json::Value>(&block.arguments) {
-            Ok(serde_json::Value::Object(_)) => return Ok(None),
-            Ok(_) => "not a JSON object".to_string(),
-            Err(e) => format!("not valid JSON ({e})"),
+    /// Closes a `tool_use` block: a block that streamed no arguments gets one
+    /// fragment with its start `input` (`{}` normally). Arguments that are not
+    /// a JSON object are noted in `bad_tool`, not failed on: a cut answer
+    /// legitimately ends with partial arguments.
+    fn finish_tool(&mut self, block: ToolBlock) -> Option<StreamEvent> {
+        let problem = if block.arguments.trim().is_empty() {
+            match wire::input_text(&block.id, block.start_input.as_ref()) {
+                Ok(arguments) => {
+                    return Some(StreamEvent::ToolCall {
+                        index: block.ordinal,
+                        id: None,
+                        name: None,
+                        arguments,
+                    })
+                }
+                Err(e) => e,
+            }
+        } else {
+            let problem = match serde_json::from_str::<serde_json::Value>(&block.arguments) {
+                Ok(serde_json::Value::Object(_)) => return None,
+                Ok(_) => "not a JSON object".to_string(),
+                Err(e) => format!("not valid JSON ({e})"),
+            };
+            format!(
+                "the streamed arguments of tool call `{}` (`{}`) are {problem}: {}",
+                block.id,
+                block.name,
+                wire::truncate(&block.arguments)
+            )
         };
-        Err(self.decode_error(format!(
-            "the streamed arguments of tool call `{}` (`{}`) are {problem}: {}",
-            block.id,
-            block.name,
-            wire::truncate(&block.arguments)
-        )))
+        self.bad_tool.get_or_insert(problem);
+        None
     }
 
     fn decode_error(&self, message: String) -> ProviderError {
@@ -455,6 +480,101 @@ mod tests {
         assert_eq!(err.kind, llm_core::ProviderErrorKind::Decode);
         assert!(err.message.contains("no `index`"), "{err}");
         assert_eq!(err.request_id.as_deref(), Some("req_1"));
+    }
+
+    #[tokio::test]
+    async fn partial_arguments_are_an_error_only_when_the_answer_claims_a_complete_end() {
+        let events = |reason: &str| {
+            vec![
+                ev(
+                    "content_block_start",
+                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}"#,
+                ),
+                ev(
+                    "content_block_delta",
+                    r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a\": \"b"}}"#,
+                ),
+                ev(
+                    "content_block_stop",
+                    r#"{"type":"content_block_stop","index":0}"#,
+                ),
+                // A later block with a start `input` that is not an object.
+                ev(
+                    "content_block_start",
+                    r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t2","name":"f","input":"x"}}"#,
+                ),
+                ev(
+                    "message_delta",
+                    &format!(
+                        r#"{{"type":"message_delta","delta":{{"stop_reason":"{reason}","stop_sequence":null}},"usage":{{"output_tokens":7}}}}"#
+                    ),
+                ),
+                ev("message_stop", r#"{"type":"message_stop"}"#),
+            ]
+        };
+        for (reason, finish) in [
+            ("max_tokens", FinishReason::Length),
+            ("refusal", FinishReason::ContentFilter),
+            (
+                "model_context_window_exceeded",
+                FinishReason::Other("model_context_window_exceeded".into()),
+            ),
+        ] {
+            let out: Vec<StreamEvent> = run(events(reason))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(
+                out,
+                vec![
+                    StreamEvent::ToolCall {
+                        index: 0,
+                        id: Some("t1".into()),
+                        name: Some("f".into()),
+                        arguments: String::new(),
+                    },
+                    StreamEvent::ToolCall {
+                        index: 0,
+                        id: None,
+                        name: None,
+                        arguments: r#"{"a": "b"#.into(),
+                    },
+                    StreamEvent::ToolCall {
+                        index: 1,
+                        id: Some("t2".into()),
+                        name: Some("f".into()),
+                        arguments: String::new(),
+                    },
+                    StreamEvent::Usage {
+                        usage: Usage::new(0, 7)
+                    },
+                    StreamEvent::Done {
+                        finish_reason: finish
+                    },
+                ],
+                "{reason}"
+            );
+        }
+        for reason in ["tool_use", "end_turn", "stop_sequence", "pause_turn"] {
+            let out = run(events(reason)).await;
+            let (last, before) = out.split_last().unwrap();
+            assert_eq!(before.len(), 3, "{reason}: {out:?}");
+            assert!(before.iter().all(Result::is_ok), "{reason}: {out:?}");
+            let err = last.clone().unwrap_err();
+            assert_eq!(err.kind, llm_core::ProviderErrorKind::Decode);
+            assert_eq!(err.request_id.as_deref(), Some("req_1"));
+            // The first bad call is named, with the claimed end.
+            assert!(
+                err.message
+                    .contains("tool call `t1` (`f`) are not valid JSON"),
+                "{err}"
+            );
+            assert!(
+                err.message.contains(&format!("`stop_reason` `{reason}`")),
+                "{err}"
+            );
+        }
     }
 
     #[tokio::test]

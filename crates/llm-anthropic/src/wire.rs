@@ -84,7 +84,7 @@ pub(crate) struct WireTool<'a> {
     pub name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<&'a str>,
-    pub input_schema: &'a serde_json::Value,
+    pub input_schema: Cow<'a, serde_json::Value>,
 }
 
 /// `tool_choice`: `{"type":"auto"}`, `{"type":"any"}`,
@@ -127,10 +127,17 @@ impl MessageResponse {
 
     /// Every `tool_use` block as a call, in order; the error describes the
     /// first malformed block (no id or name, `input` not an object).
-    pub fn tool_calls(&self) -> Result<Vec<ToolCall>, String> {
-        self.content
-            .iter()
-            .filter(|b| b.is_tool_use())
+    ///
+    /// When `cut` (the answer was cut short, see [`is_cut`]) nothing fails:
+    /// what is there is mapped. A block without id or name is left out, and
+    /// an `input` that is not an object becomes the arguments as is (a
+    /// string's own text, anything else as JSON text).
+    pub fn tool_calls(&self, cut: bool) -> Result<Vec<ToolCall>, String> {
+        let blocks = self.content.iter().filter(|b| b.is_tool_use());
+        if cut {
+            return Ok(blocks.filter_map(ContentBlock::partial_call).collect());
+        }
+        blocks
             .map(|b| {
                 let (id, name) = b.tool_id_and_name()?;
                 let arguments = input_text(&id, b.input.as_ref())?;
@@ -178,6 +185,22 @@ impl ContentBlock {
             )),
             (Some(id), None) => Err(format!("`tool_use` block `{id}` has no `name`")),
         }
+    }
+
+    /// A `tool_use` block of a cut answer as a call, without any check but
+    /// that it has an id and a name.
+    fn partial_call(&self) -> Option<ToolCall> {
+        let (id, name) = self.tool_id_and_name().ok()?;
+        let arguments = match &self.input {
+            None | Some(serde_json::Value::Null) => "{}".to_string(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        };
+        Some(ToolCall {
+            id,
+            name,
+            arguments,
+        })
     }
 }
 
@@ -299,6 +322,16 @@ pub(crate) struct ModelPage {
 #[serde(default)]
 pub(crate) struct ModelInfo {
     pub id: Option<String>,
+}
+
+/// Whether a `stop_reason` says the answer was cut short (`max_tokens`,
+/// `model_context_window_exceeded`, `refusal`): its last tool call may then
+/// have incomplete arguments, which is not a decoding error.
+pub(crate) fn is_cut(stop_reason: Option<&str>) -> bool {
+    matches!(
+        stop_reason,
+        Some("max_tokens" | "model_context_window_exceeded" | "refusal")
+    )
 }
 
 /// Maps a `stop_reason`.

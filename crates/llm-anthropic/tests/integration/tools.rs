@@ -460,7 +460,7 @@ async fn malformed_streamed_tool_data_ends_the_stream_with_a_decode_error() {
             ],
             "invalid `content_block_delta` event",
         ),
-        // Arguments that do not form an object by the block's end.
+        // Arguments that do not form an object, yet `stop_reason` `tool_use`.
         (
             vec![
                 start.to_string(),
@@ -492,5 +492,227 @@ async fn malformed_streamed_tool_data_ends_the_stream_with_a_decode_error() {
         assert!(!items
             .iter()
             .any(|i| matches!(i, Ok(StreamEvent::Done { .. }))));
+    }
+}
+
+/// The round trip's second turn without `tools`, as clients often send it.
+fn history_without_tools() -> LlmRequest {
+    LlmRequest::from_messages(vec![
+        Message::user("What is the S&P 500 at?"),
+        Message::assistant_tool_calls("Checking the index.", vec![stock_call()]),
+        Message::tool_result("toolu_01D7FLrfh4GYq7yT1ULFeyMV", "259.75 USD"),
+    ])
+    .max_tokens(256)
+    .temperature(0.2)
+}
+
+#[tokio::test]
+async fn tool_history_without_declared_tools_declares_the_called_tools_as_not_callable() {
+    let s = server(completion()).await;
+    let p = provider(&s);
+    // A tool_choice the client set is overridden: the tools are not callable.
+    let req = history_without_tools().tool_choice(ToolChoice::Auto);
+    assert_eq!(p.generate(&req).await.unwrap().content, "Hello!");
+    let sent = String::from_utf8(posts(&s)[0].body.clone()).unwrap();
+    assert_eq!(
+        sent,
+        concat!(
+            r#"{"model":"claude-sonnet-4-5-20250929","max_tokens":256,"messages":["#,
+            r#"{"role":"user","content":"What is the S&P 500 at?"},"#,
+            r#"{"role":"assistant","content":[{"type":"text","text":"Checking the index."},"#,
+            r#"{"type":"tool_use","id":"toolu_01D7FLrfh4GYq7yT1ULFeyMV","name":"get_stock_price","input":{"ticker":"^GSPC"}}]},"#,
+            r#"{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01D7FLrfh4GYq7yT1ULFeyMV","content":"259.75 USD"}]}],"#,
+            r#""temperature":0.2,"#,
+            r#""tools":[{"name":"get_stock_price","input_schema":{"type":"object"}}],"#,
+            r#""tool_choice":{"type":"none"}}"#
+        )
+    );
+
+    // Streamed too; several tools, each declared once, in order of first use.
+    let s = server(stream()).await;
+    let mut req = history_without_tools();
+    req.messages.push(Message::assistant_tool_calls(
+        "",
+        vec![
+            ToolCall {
+                id: "toolu_B".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"location":"Paris"}"#.into(),
+            },
+            ToolCall {
+                id: "toolu_C".into(),
+                name: "get_stock_price".into(),
+                arguments: r#"{"ticker":"AAPL"}"#.into(),
+            },
+        ],
+    ));
+    req.messages.push(Message::tool_result("toolu_B", "18°C"));
+    req.messages
+        .push(Message::tool_result("toolu_C", "230 USD"));
+    let r = provider(&s)
+        .stream(&req)
+        .await
+        .unwrap()
+        .collect_response()
+        .await
+        .unwrap();
+    assert_eq!(r.content, "Hello!");
+    let body = posts(&s)[0].json();
+    assert_eq!(body["stream"], json!(true));
+    assert_eq!(
+        body["tools"],
+        json!([
+            {"name": "get_stock_price", "input_schema": {"type": "object"}},
+            {"name": "get_weather", "input_schema": {"type": "object"}}
+        ])
+    );
+    assert_eq!(body["tool_choice"], json!({"type": "none"}));
+
+    // Declared tools are sent unchanged, with the client's tool_choice.
+    let s = server(completion()).await;
+    let req = history_without_tools()
+        .tool(stock_tool())
+        .tool_choice(ToolChoice::Auto);
+    provider(&s).generate(&req).await.unwrap();
+    let body = posts(&s)[0].json();
+    assert_eq!(
+        body["tools"],
+        json!([{
+            "name": "get_stock_price",
+            "description": "Current price of a stock",
+            "input_schema": {"type": "object", "properties": {"ticker": {"type": "string"}}, "required": ["ticker"]}
+        }])
+    );
+    assert_eq!(body["tool_choice"], json!({"type": "auto"}));
+}
+
+/// [`STREAM_TOOL_EVENTS`] cut by `max_tokens` after its second argument
+/// fragment (constructed: the block closes normally and the documented
+/// `message_delta` carries `max_tokens`, as Anthropic ends a cut answer).
+fn stream_cut_mid_arguments(stop_reason: &str) -> Vec<String> {
+    let mut events: Vec<String> = STREAM_TOOL_EVENTS[..8]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    events.push(STREAM_TOOL_EVENTS[10].to_string());
+    let delta = STREAM_TOOL_EVENTS[11].replace(
+        r#""stop_reason":"tool_use""#,
+        &format!(r#""stop_reason":"{stop_reason}""#),
+    );
+    if stop_reason != "tool_use" {
+        assert_ne!(delta, STREAM_TOOL_EVENTS[11], "the fixture was changed");
+    }
+    events.push(delta);
+    events.push(STREAM_TOOL_EVENTS[12].to_string());
+    events
+}
+
+#[tokio::test]
+async fn a_stream_cut_by_max_tokens_mid_arguments_ends_with_length() {
+    let events = stream_cut_mid_arguments("max_tokens");
+    let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+    let s = server(sse(&refs)).await;
+    let p = provider(&s);
+    let req = LlmRequest::new("Weather in Paris?").tool(weather_tool());
+    let items = collect(&p, &req).await;
+    let events: Vec<StreamEvent> = items.into_iter().map(Result::unwrap).collect();
+    let fragment = |id: Option<&str>, args: &str| StreamEvent::ToolCall {
+        index: 0,
+        id: id.map(Into::into),
+        name: id.map(|_| "get_weather".into()),
+        arguments: args.into(),
+    };
+    assert_eq!(
+        events,
+        vec![
+            StreamEvent::delta("Let me check."),
+            fragment(Some("toolu_01NRLabsLyVHZPKxbKvkfSMn"), ""),
+            fragment(None, "{\"locati"),
+            fragment(None, "on\": \"P"),
+            StreamEvent::Usage {
+                usage: Usage::new(16, 65)
+            },
+            StreamEvent::Done {
+                finish_reason: FinishReason::Length
+            },
+        ]
+    );
+
+    // The partial call is kept as streamed, as OpenAI-style providers do.
+    let r = p
+        .stream(&req)
+        .await
+        .unwrap()
+        .collect_response()
+        .await
+        .unwrap();
+    assert_eq!(r.finish_reason, FinishReason::Length);
+    assert_eq!(
+        r.tool_calls,
+        vec![ToolCall {
+            id: "toolu_01NRLabsLyVHZPKxbKvkfSMn".into(),
+            name: "get_weather".into(),
+            arguments: r#"{"location": "P"#.into(),
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_stream_claiming_a_normal_end_with_partial_arguments_is_a_decode_error() {
+    for reason in ["tool_use", "end_turn"] {
+        let events = stream_cut_mid_arguments(reason);
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        let s = server(sse(&refs).header("request-id", "req_cut")).await;
+        let items = collect(&provider(&s), &LlmRequest::new("Weather?")).await;
+        let (last, before) = items.split_last().unwrap();
+        // The text and the three fragments came through before the error.
+        assert_eq!(before.len(), 4, "{items:?}");
+        assert!(before.iter().all(Result::is_ok), "{items:?}");
+        let e = last.as_ref().unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Decode, "{e}");
+        assert!(e.message.contains("not valid JSON"), "{e}");
+        assert!(e.message.contains(&format!("`{reason}`")), "{e}");
+        assert_eq!(e.request_id.as_deref(), Some("req_cut"));
+    }
+}
+
+#[tokio::test]
+async fn a_non_streamed_answer_cut_by_max_tokens_keeps_what_it_has() {
+    // Constructed from TOOL_COMPLETION: `max_tokens`, and the tool block's
+    // input empty, a (non-object) string, or the block without its id.
+    let cut = TOOL_COMPLETION.replace(
+        r#""stop_reason":"tool_use""#,
+        r#""stop_reason":"max_tokens""#,
+    );
+    assert_ne!(cut, TOOL_COMPLETION);
+    let cases = [
+        (cut.replace(r#"{"ticker":"^GSPC"}"#, "{}"), Some("{}")),
+        (
+            cut.replace(r#"{"ticker":"^GSPC"}"#, r#""{\"tick""#),
+            Some(r#"{"tick"#),
+        ),
+        (cut.replace(r#"{"ticker":"^GSPC"}"#, "7"), Some("7")),
+        (
+            cut.replace(r#""id":"toolu_01D7FLrfh4GYq7yT1ULFeyMV","#, ""),
+            None,
+        ),
+    ];
+    for (body, arguments) in cases {
+        assert_ne!(body, cut);
+        let s = server(MockReply::json(200, body)).await;
+        let r = provider(&s)
+            .generate(&LlmRequest::new("S&P?"))
+            .await
+            .unwrap();
+        assert_eq!(r.finish_reason, FinishReason::Length);
+        assert_eq!(r.content, "Checking the index.");
+        let expected: Vec<ToolCall> = arguments
+            .map(|a| ToolCall {
+                arguments: a.into(),
+                ..stock_call()
+            })
+            .into_iter()
+            .collect();
+        assert_eq!(r.tool_calls, expected);
     }
 }
