@@ -114,6 +114,10 @@ impl RedisCacheBuilder {
     /// parse, a zero timeout, a CA file that cannot be read or holds no valid
     /// certificate, a CA file with a non-TLS URL); never connects, so it
     /// succeeds with Redis down.
+    ///
+    /// For a `rediss://` URL it installs rustls' `ring` crypto provider as the
+    /// process default when none is installed yet: an application that wants
+    /// another provider installs it before building the cache.
     pub fn build(self) -> Result<RedisCache, ConfigError> {
         if self.timeout.is_zero() {
             return Err(
