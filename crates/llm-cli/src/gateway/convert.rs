@@ -221,11 +221,42 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
 
     resolve_model(&model, client, &mut req)?;
     llm_router::validate(&req).map_err(|v| ApiError::invalid(Some(v.field), v.to_string()))?;
+    check_tool_support(&req, client)?;
     Ok(Parsed {
         request: req,
         stream,
         include_usage,
     })
+}
+
+/// A request using tools needs a configured provider that supports them;
+/// otherwise it is a 400 now rather than a "no provider available" later.
+fn check_tool_support(req: &LlmRequest, client: &LlmClient) -> Result<(), ApiError> {
+    if !req.uses_tools() {
+        return Ok(());
+    }
+    let providers = client.providers();
+    if providers.iter().any(|p| p.supports_tools()) {
+        return Ok(());
+    }
+    let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
+    let (param, what) = if req.tools.is_empty() {
+        (
+            "messages",
+            "This conversation carries tool calls or results",
+        )
+    } else {
+        ("tools", "This request uses tools")
+    };
+    let mut err = ApiError::invalid(
+        Some(param),
+        format!(
+            "{what}, but none of the gateway's providers supports tools ({}).",
+            names.join(", ")
+        ),
+    );
+    err.code = Some("tools_not_supported");
+    Err(err)
 }
 
 /// `tools`: function tools only; absent parameters mean "no arguments".
@@ -380,6 +411,7 @@ mod tests {
             .otherwise(Reply::text("x"));
         let b = ScriptedProvider::new("cloud")
             .kind("openai")
+            .tools(true)
             .models(["gpt-4o", "qwen"])
             .otherwise(Reply::text("x"));
         LlmClient::builder()

@@ -164,7 +164,24 @@ async fn tools_with_no_provider_that_supports_them_are_a_400() {
     assert_eq!(v["error"]["param"], "tools");
     let message = v["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("private") && message.contains("does not support tools"),
+        message.contains("(private)") && message.contains("supports tools"),
         "{message}"
     );
+
+    // Tool history without tools: the conversation is what cannot be served.
+    let r = gw
+        .chat(json!({
+            "model": "auto",
+            "messages": [
+                {"role": "user", "content": "What's the weather in Paris?"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
+                    "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "18°C"}
+            ]
+        }))
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "tools_not_supported");
+    assert_eq!(v["error"]["param"], "messages");
 }
