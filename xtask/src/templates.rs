@@ -30,12 +30,16 @@ pub(crate) const PROVIDER_FILES: &[(&str, &str)] = &[
         include_str!("../templates/provider/src/error.rs.tmpl"),
     ),
     (
-        "tests/provider.rs",
-        include_str!("../templates/provider/tests/provider.rs.tmpl"),
+        "tests/integration/main.rs",
+        include_str!("../templates/provider/tests/integration/main.rs.tmpl"),
     ),
     (
-        "tests/conformance.rs",
-        include_str!("../templates/provider/tests/conformance.rs.tmpl"),
+        "tests/integration/provider.rs",
+        include_str!("../templates/provider/tests/integration/provider.rs.tmpl"),
+    ),
+    (
+        "tests/integration/conformance.rs",
+        include_str!("../templates/provider/tests/integration/conformance.rs.tmpl"),
     ),
 ];
 

@@ -103,8 +103,9 @@ fn the_scaffolded_crate_passes_its_own_tests() {
         "src/provider.rs",
         "src/wire.rs",
         "src/error.rs",
-        "tests/conformance.rs",
-        "tests/provider.rs",
+        "tests/integration/main.rs",
+        "tests/integration/conformance.rs",
+        "tests/integration/provider.rs",
     ] {
         assert!(dir.join(file).is_file(), "{file} is generated");
     }
@@ -235,7 +236,7 @@ fn inside_a_workspace_the_crate_is_wired_into_the_facade() {
     assert!(manifest.contains("[lints]\nworkspace = true"));
     assert!(root
         .path()
-        .join("crates/llm-acme/tests/conformance.rs")
+        .join("crates/llm-acme/tests/integration/conformance.rs")
         .is_file());
     assert!(!root.path().join("crates/llm-acme/clippy.toml").exists());
 
