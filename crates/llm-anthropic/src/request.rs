@@ -202,12 +202,25 @@ pub(crate) fn map_tools(req: &LlmRequest) -> (Vec<WireTool<'_>>, Option<WireTool
             input_schema: Cow::Borrowed(&t.parameters),
         })
         .collect();
-    let choice = req.tool_choice.as_ref().map(|c| match c {
-        ToolChoice::Auto => WireToolChoice::Auto,
-        ToolChoice::Required => WireToolChoice::Any,
-        ToolChoice::Function(name) => WireToolChoice::Tool { name },
-        ToolChoice::None => WireToolChoice::None,
-    });
+    // `parallel_tool_calls: false` is a flag of the choice; without a choice
+    // it rides on `auto`, the API's default.
+    let disable_parallel_tool_use = (req.parallel_tool_calls == Some(false)).then_some(true);
+    let choice = match (&req.tool_choice, disable_parallel_tool_use) {
+        (None, None) => None,
+        (None | Some(ToolChoice::Auto), disable_parallel_tool_use) => Some(WireToolChoice::Auto {
+            disable_parallel_tool_use,
+        }),
+        (Some(ToolChoice::Required), disable_parallel_tool_use) => Some(WireToolChoice::Any {
+            disable_parallel_tool_use,
+        }),
+        (Some(ToolChoice::Function(name)), disable_parallel_tool_use) => {
+            Some(WireToolChoice::Tool {
+                name,
+                disable_parallel_tool_use,
+            })
+        }
+        (Some(ToolChoice::None), _) => Some(WireToolChoice::None),
+    };
     (tools, choice)
 }
 
@@ -358,6 +371,42 @@ mod tests {
             json!([{"name": "f", "input_schema": {"type": "object"}}])
         );
         assert_eq!(choice, None);
+    }
+
+    #[test]
+    fn forbidding_parallel_calls_flags_the_choice() {
+        let tool = Tool::function("f", "", json!({"type": "object"}));
+        let choice = |req: LlmRequest| serde_json::to_value(map_tools(&req).1).unwrap();
+        let base = LlmRequest::new("x").tool(tool);
+        assert_eq!(
+            choice(base.clone().parallel_tool_calls(false)),
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(
+            choice(
+                base.clone()
+                    .tool_choice(ToolChoice::Function("f".into()))
+                    .parallel_tool_calls(false)
+            ),
+            json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(
+            choice(
+                base.clone()
+                    .tool_choice(ToolChoice::Required)
+                    .parallel_tool_calls(false)
+            ),
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+        // Allowed is the API's default: nothing to send.
+        assert_eq!(choice(base.clone().parallel_tool_calls(true)), json!(null));
+        assert_eq!(
+            choice(
+                base.tool_choice(ToolChoice::None)
+                    .parallel_tool_calls(false)
+            ),
+            json!({"type": "none"})
+        );
     }
 
     #[test]

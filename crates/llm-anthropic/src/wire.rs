@@ -88,13 +88,24 @@ pub(crate) struct WireTool<'a> {
 }
 
 /// `tool_choice`: `{"type":"auto"}`, `{"type":"any"}`,
-/// `{"type":"tool","name":"…"}` or `{"type":"none"}`.
+/// `{"type":"tool","name":"…"}` or `{"type":"none"}`; the first three with
+/// `"disable_parallel_tool_use": true` when parallel calls are forbidden.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum WireToolChoice<'a> {
-    Auto,
-    Any,
-    Tool { name: &'a str },
+    Auto {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
+    Any {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
+    Tool {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disable_parallel_tool_use: Option<bool>,
+    },
     None,
 }
 

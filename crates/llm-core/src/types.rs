@@ -237,6 +237,10 @@ pub struct LlmRequest {
     /// Whether and which tool the model must call (`None`: the provider's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools in one answer (`None`: the
+    /// provider's default, which is yes for OpenAI and Anthropic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
 }
 
 impl Default for LlmRequest {
@@ -254,6 +258,7 @@ impl Default for LlmRequest {
             cache: CacheDirective::Use,
             tools: Vec::new(),
             tool_choice: None,
+            parallel_tool_calls: None,
         }
     }
 }
@@ -281,6 +286,12 @@ impl LlmRequest {
     /// Sets whether and which tool the model must call.
     pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
         self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Allows or forbids several tool calls in one answer.
+    pub fn parallel_tool_calls(mut self, allowed: bool) -> Self {
+        self.parallel_tool_calls = Some(allowed);
         self
     }
 

@@ -166,6 +166,8 @@ impl OpenAiProvider {
                 .as_ref()
                 .filter(|_| !req.tools.is_empty())
                 .map(WireToolChoice::from),
+            // Likewise only with tools.
+            parallel_tool_calls: req.parallel_tool_calls.filter(|_| !req.tools.is_empty()),
         }
     }
 

@@ -206,6 +206,7 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
 
     req.tools = tools(raw.tools)?;
     req.tool_choice = raw.tool_choice.map(tool_choice).transpose()?;
+    req.parallel_tool_calls = raw.parallel_tool_calls;
 
     let stream = raw.stream.unwrap_or(false);
     if raw.stream_options.is_some() && !stream {
@@ -486,6 +487,7 @@ mod tests {
             serde_json::json!({"type": "object", "properties": {}})
         );
         assert_eq!(r.tool_choice, Some(ToolChoice::Function("now".into())));
+        assert_eq!(r.parallel_tool_calls, Some(false));
         for (choice, expected) in [
             ("\"none\"", ToolChoice::None),
             ("\"auto\"", ToolChoice::Auto),

@@ -36,7 +36,7 @@ pub struct ChatRequest {
     pub tools: Option<Vec<WireTool>>,
     /// `none`, `auto`, `required` or `{"type":"function","function":{"name":…}}`.
     pub tool_choice: Option<WireToolChoice>,
-    /// Accepted for compatibility; whether calls come in parallel is the model's.
+    /// Whether the model may call several tools in one answer.
     pub parallel_tool_calls: Option<bool>,
 }
 

@@ -53,7 +53,9 @@ fn upstream_body(up: &llm_core::testing::MockServer) -> Value {
 #[tokio::test]
 async fn a_tool_call_comes_back_in_openai_shape() {
     let (up, gw) = tool_gateway(MockReply::json(200, TOOL_CALL_COMPLETION)).await;
-    let r = gw.chat(ask_weather()).await;
+    let mut ask = ask_weather();
+    ask["parallel_tool_calls"] = json!(false);
+    let r = gw.chat(ask).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     let choice = &v["choices"][0];
@@ -74,6 +76,7 @@ async fn a_tool_call_comes_back_in_openai_shape() {
     let sent = upstream_body(&up);
     assert_eq!(sent["tools"], json!([weather_tool()]));
     assert_eq!(sent["tool_choice"], "auto");
+    assert_eq!(sent["parallel_tool_calls"], false);
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ impl CacheKey {
             cache: _,
             tools,
             tool_choice,
+            parallel_tool_calls,
         } = req;
         let _: &CacheDirective = &req.cache;
         let mut h = Sha256::new();
@@ -133,6 +134,9 @@ impl CacheKey {
             Some(ToolChoice::Function(name)) => {
                 field(&mut h, b"tool_choice_function", name.as_bytes());
             }
+        }
+        if let Some(allowed) = parallel_tool_calls {
+            field(&mut h, b"parallel_tool_calls", &[u8::from(*allowed)]);
         }
         CacheKey(hex::encode(h.finalize()))
     }
@@ -236,6 +240,8 @@ mod tests {
             )),
             base.clone().tool_choice(ToolChoice::Auto),
             base.clone().tool_choice(ToolChoice::Function("f".into())),
+            base.clone().parallel_tool_calls(true),
+            base.clone().parallel_tool_calls(false),
             base.clone()
                 .message(Message::assistant_tool_calls("", vec![call("c1", "{}")])),
             base.clone()

@@ -151,6 +151,25 @@ async fn tools_and_tool_choice_are_sent_in_the_documented_shape() {
         .unwrap();
     let body = last_post(&server).json();
     assert!(body.get("tools").is_none() && body.get("tool_choice").is_none());
+
+    // `parallel_tool_calls` as set, with tools only.
+    assert!(last_post(&server)
+        .json()
+        .get("parallel_tool_calls")
+        .is_none());
+    for allowed in [false, true] {
+        p.generate(&req.clone().parallel_tool_calls(allowed))
+            .await
+            .unwrap();
+        assert_eq!(last_post(&server).json()["parallel_tool_calls"], allowed);
+    }
+    p.generate(&LlmRequest::new("hi").parallel_tool_calls(false))
+        .await
+        .unwrap();
+    assert!(last_post(&server)
+        .json()
+        .get("parallel_tool_calls")
+        .is_none());
 }
 
 #[tokio::test]
