@@ -172,6 +172,7 @@ pub struct Harness {
     reply: Arc<Mutex<Reply>>,
     openai: Arc<dyn Provider>,
     ollama: Arc<dyn Provider>,
+    anthropic: Arc<dyn Provider>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -211,7 +212,10 @@ impl Harness {
                 timeout: Duration::from_secs(10),
                 ..ProviderProfile::default()
             };
-            let spec = ProviderSpec::new(name, kind, profile).option("base_url", base);
+            let mut spec = ProviderSpec::new(name, kind, profile).option("base_url", base);
+            if kind == "anthropic" {
+                spec = spec.option("api_key", "sk-ant-fuzz");
+            }
             llm_core::registry::build_spec(&spec).map_err(|e| e.to_string())
         };
         let openai = build(
@@ -221,11 +225,18 @@ impl Harness {
             "gpt-4o-mini",
         )?;
         let ollama = build("ollama", "ollama", format!("http://{addr}"), "llama3.2")?;
+        let anthropic = build(
+            "anthropic",
+            "anthropic",
+            format!("http://{addr}"),
+            "claude-sonnet-4-5-20250929",
+        )?;
         Ok(Self {
             runtime,
             reply,
             openai,
             ollama,
+            anthropic,
         })
     }
 
@@ -315,6 +326,28 @@ impl Harness {
             body: vec![data.to_vec()],
         });
         self.generate(&self.ollama)
+    }
+
+    /// A `200` JSON answer of the Anthropic kind (`generate`).
+    pub fn anthropic_json(&self, data: &[u8]) -> Decoded {
+        self.set(Reply {
+            status: 200,
+            content_type: "application/json",
+            chunked: false,
+            body: vec![data.to_vec()],
+        });
+        self.generate(&self.anthropic)
+    }
+
+    /// A `200` event stream of the Anthropic kind (`stream`), cut as the control byte says.
+    pub fn anthropic_sse(&self, data: &[u8]) -> Result<Decoded, String> {
+        self.set(Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            chunked: true,
+            body: chunks(data),
+        });
+        self.stream(&self.anthropic)
     }
 
     /// A `200` NDJSON stream of the Ollama kind (`stream`), cut as the control byte says.

@@ -20,6 +20,8 @@ const TARGETS: &[&str] = &[
     "openai_error",
     "ollama_json",
     "ollama_ndjson",
+    "anthropic_json",
+    "anthropic_sse",
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -56,6 +58,11 @@ fn replay(h: &Harness, target: &str, data: &[u8]) -> Result<(), String> {
             Ok(())
         }
         "ollama_ndjson" => h.ollama_ndjson(data).map(drop),
+        "anthropic_json" => {
+            h.anthropic_json(data);
+            Ok(())
+        }
+        "anthropic_sse" => h.anthropic_sse(data).map(drop),
         other => Err(format!("unknown target {other}")),
     }
 }
@@ -107,6 +114,20 @@ fn seeds_decode_to_what_the_protocol_says() {
         h.ollama_json(&read("ollama_json", "doc-3.10-chat.json")),
         decode::Decoded::Answer("Hello!".into())
     );
+    assert_eq!(
+        h.anthropic_sse(&read("anthropic_sse", "doc-4.6-stream.sse"))
+            .unwrap(),
+        decode::Decoded::Answer("Hello!".into())
+    );
+    assert_eq!(
+        h.anthropic_json(&read("anthropic_json", "doc-4.6-message.json")),
+        decode::Decoded::Answer("Hello!".into())
+    );
+    assert!(matches!(
+        h.anthropic_sse(&read("anthropic_sse", "fixture-error-event.sse"))
+            .unwrap(),
+        decode::Decoded::Error(e) if e.contains("Overloaded")
+    ));
     let mut cut = read("openai_sse", "doc-2.6-stream-usage.sse");
     cut.truncate(cut.len() - "data: [DONE]\n\n".len());
     assert!(matches!(
