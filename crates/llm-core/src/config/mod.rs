@@ -5,7 +5,7 @@
 //!
 //! let cfg = Config::from_toml_str(r#"
 //!     [llm_providers.openai]
-//!     enabled = false                  # disabled sections are not built or checked
+//!     enabled = false                  # checked (keys, types), not built
 //!     api_key = "${OPENAI_API_KEY}"
 //!
 //!     [routing]
@@ -22,9 +22,11 @@
 //! # }
 //! ```
 //!
-//! Every error names the file, line and key; unknown keys are errors; `${VAR}`
-//! and `${VAR:-default}` are expanded in strings (an unset `${VAR}` is an error
-//! only in an enabled provider or in a section in use).
+//! Every error names the file, line and key; unknown keys are errors, in
+//! disabled provider sections too; `${VAR}` and `${VAR:-default}` (defaults
+//! may nest: `${A:-${B}}`) are expanded in strings (an unset `${VAR}` is an
+//! error only in an enabled provider or in a section in use; a malformed
+//! reference is an error everywhere).
 
 mod env;
 mod sections;
@@ -215,13 +217,15 @@ impl Config {
         }
 
         let expand_in = |section: &[&str], key: &str, value: &str| {
-            env::expand(value, lookup).map_err(|env::UnsetVar(var)| {
+            env::expand(value, lookup).map_err(|e| {
+                let message = match e {
+                    env::ExpandError::Unset(var) => {
+                        format!("environment variable `{var}` is not set")
+                    }
+                    env::ExpandError::Malformed(why) => why,
+                };
                 source
-                    .error(
-                        section,
-                        Some(key),
-                        format!("environment variable `{var}` is not set"),
-                    )
+                    .error(section, Some(key), message)
                     .with_key(format!("{}.{key}", section.join(".")))
             })
         };
@@ -335,6 +339,7 @@ fn provider_entry(
         }
     };
     if !enabled {
+        check_disabled(name, &kind, table, source)?;
         return Ok(ProviderEntry {
             name: name.to_string(),
             kind,
@@ -344,15 +349,19 @@ fn provider_entry(
         });
     }
     for (key, v) in table.iter_mut() {
-        env::expand_value(v, lookup).map_err(|env::UnsetVar(var)| {
-            let line = source.line_of_text(&section, &format!("${{{var}"));
-            ConfigError::new(format!(
+        env::expand_value(v, lookup).map_err(|e| match e {
+            env::ExpandError::Unset(var) => ConfigError::new(format!(
                 "environment variable `{var}` is not set (needed by enabled provider `{name}`; \
                  set it, or set `enabled = false`)"
             ))
             .with_file(source.file.clone())
-            .with_line(line.or_else(|| source.line_of(&section, Some(key))))
-            .with_key(format!("llm_providers.{name}.{key}"))
+            .with_line(
+                source
+                    .line_of_var(&section, &var)
+                    .or_else(|| source.line_of(&section, Some(key))),
+            )
+            .with_key(format!("llm_providers.{name}.{key}")),
+            env::ExpandError::Malformed(why) => malformed(name, key, why, source),
         })?;
     }
     let spec = spec_from_table(name, table, source.clone())?;
@@ -364,6 +373,69 @@ fn provider_entry(
         spec: Some(spec),
         instance: Some(instance),
     })
+}
+
+/// A located error about a malformed `${…}` in provider `name`'s `key`.
+fn malformed(name: &str, key: &str, why: String, source: &SourceMap) -> ConfigError {
+    source
+        .error(&["llm_providers", name], Some(key), why)
+        .with_key(format!("llm_providers.{name}.{key}"))
+}
+
+/// Checks a disabled provider section as far as it can be checked without its
+/// environment variables: `${…}` syntax, the kind, unknown keys and value
+/// types. The kind's own keys are checked when it is compiled in; a built-in
+/// kind that is not compiled in gets the common keys checked only.
+fn check_disabled(
+    name: &str,
+    kind: &str,
+    table: toml::Table,
+    source: &Arc<SourceMap>,
+) -> Result<(), ConfigError> {
+    let compiled = registry::plugin(kind).is_some();
+    if !compiled && registry::feature_for(kind).is_none() {
+        return Err(source
+            .error(
+                &["llm_providers", name],
+                Some("kind"),
+                registry::unknown_kind_message(kind),
+            )
+            .with_key(format!("llm_providers.{name}.kind")));
+    }
+    for (key, v) in &table {
+        // Every variable set (and empty): only the syntax can fail.
+        env::expand_value(&mut v.clone(), &|_| Some(String::new())).map_err(|e| match e {
+            env::ExpandError::Malformed(why) => malformed(name, key, why, source),
+            env::ExpandError::Unset(var) => {
+                malformed(name, key, format!("`{var}` is not set"), source)
+            }
+        })?;
+    }
+    // Complaints about values (not about keys or types) wait until the section
+    // is enabled: a value may still be an unexpanded `${VAR}`.
+    let spec = match spec_from_table(name, table, source.clone()) {
+        Ok(spec) => spec,
+        Err(e) if is_key_or_type_error(&e.message) => return Err(e),
+        Err(_) => return Ok(()),
+    };
+    if !compiled {
+        return Ok(());
+    }
+    // The factory checks the kind's keys; its other complaints (a missing key,
+    // a value) wait too.
+    match registry::build_spec(&spec) {
+        Err(e) if is_key_or_type_error(&e.message) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A deserialization error about the keys or value types themselves (serde's
+/// wording), as opposed to one about a value's content.
+fn is_key_or_type_error(message: &str) -> bool {
+    message.starts_with("unknown field")
+        || message.starts_with("invalid type")
+        || (message.starts_with("unknown variant")
+            && registry::first_backticked(message).is_some_and(|v| !v.contains('$')))
 }
 
 /// Splits a provider section into its common profile and kind-specific options.

@@ -300,6 +300,9 @@ pub struct CachingConfig {
     /// PEM file of the CA(s) that sign the `rediss://` server's certificate,
     /// trusted instead of the public roots (default none: public roots).
     pub redis_ca_file: Option<PathBuf>,
+    /// Largest entry the `redis` backend stores or reads, in encoded bytes
+    /// (default 1 MiB); larger answers are not cached.
+    pub max_entry_bytes: u64,
 }
 
 impl Default for CachingConfig {
@@ -315,6 +318,7 @@ impl Default for CachingConfig {
             mode: CacheMode::ReadWrite,
             redis_timeout: Secs::from_millis(50),
             redis_ca_file: None,
+            max_entry_bytes: 1024 * 1024,
         }
     }
 }
@@ -332,6 +336,7 @@ impl fmt::Debug for CachingConfig {
             .field("mode", &self.mode)
             .field("redis_timeout", &self.redis_timeout)
             .field("redis_ca_file", &self.redis_ca_file)
+            .field("max_entry_bytes", &self.max_entry_bytes)
             .finish()
     }
 }

@@ -64,15 +64,21 @@ impl SourceMap {
         header_line
     }
 
-    /// Line of the first occurrence of `needle` after the header of `section`.
-    pub(crate) fn line_of_text(&self, section: &[&str], needle: &str) -> Option<usize> {
-        let start = self.line_of(section, None).unwrap_or(1);
-        self.text
-            .lines()
-            .enumerate()
-            .skip(start.saturating_sub(1))
-            .find(|(_, l)| l.contains(needle))
-            .map(|(i, _)| i + 1)
+    /// Line of the first reference to the variable `var` (`${var}` or
+    /// `${var:-…`, the whole name: `${API}` is not found in `${API_URL}`)
+    /// inside the table `section` or one of its sub-tables.
+    pub(crate) fn line_of_var(&self, section: &[&str], var: &str) -> Option<usize> {
+        let mut in_section = section.is_empty();
+        for (idx, raw) in self.text.lines().enumerate() {
+            if let Some(current) = parse_header(raw.trim_start()) {
+                in_section = starts_with(&current, section);
+                continue;
+            }
+            if in_section && refers_to(raw, var) {
+                return Some(idx + 1);
+            }
+        }
+        None
     }
 
     /// A located error about `key` in `section`.
@@ -90,6 +96,17 @@ impl SourceMap {
                 self.line_of(section, key)
             })
     }
+}
+
+/// Whether `line` holds a reference to `var`: `${var}` or `${var:-`, not
+/// escaped as `$${var}`.
+fn refers_to(line: &str, var: &str) -> bool {
+    let needle = format!("${{{var}");
+    line.match_indices(&needle).any(|(at, _)| {
+        let after = &line[at + needle.len()..];
+        let dollars_before = line[..at].bytes().rev().take_while(|b| *b == b'$').count();
+        (after.starts_with('}') || after.starts_with(":-")) && dollars_before % 2 == 0
+    })
 }
 
 fn starts_with(path: &[String], prefix: &[&str]) -> bool {
@@ -144,5 +161,22 @@ mod tests {
         assert_eq!(s.line_of(&["routing"], Some("simple_max_chars")), Some(9));
         assert_eq!(s.line_of(&[], Some("top")), Some(1));
         assert_eq!(s.line_of_offset(9), 2);
+    }
+
+    #[test]
+    fn variables_are_found_by_their_whole_name_inside_their_section() {
+        let s = SourceMap::new(
+            None,
+            "[a]\nurl = \"${API_URL}\"\nkey = \"${API}\"\n\
+             alt = \"$${B} ${B:-x}\"\n[b]\nk = \"${C}\"\n[a.sub]\nk = \"${C}\"\n",
+        );
+        assert_eq!(s.line_of_var(&["a"], "API"), Some(3));
+        assert_eq!(s.line_of_var(&["a"], "API_URL"), Some(2));
+        assert_eq!(s.line_of_var(&["a"], "AP"), None);
+        assert_eq!(s.line_of_var(&["a"], "B"), Some(4));
+        assert_eq!(s.line_of_var(&["a"], "C"), Some(8), "not the one of [b]");
+        assert_eq!(s.line_of_var(&["b"], "C"), Some(6));
+        let escaped = SourceMap::new(None, "[a]\nk = \"$${B}\"\n");
+        assert_eq!(escaped.line_of_var(&["a"], "B"), None);
     }
 }

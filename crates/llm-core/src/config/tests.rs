@@ -152,13 +152,137 @@ fn unset_variable_in_enabled_provider_names_variable_provider_and_line() {
     assert!(e.message.contains("`x`"), "{e}");
     assert_eq!(e.line, Some(3), "{e}");
     assert_eq!(e.key.as_deref(), Some("llm_providers.x.api_key"));
-    // A disabled provider is not checked, nor is its kind.
+    // A disabled provider does not need its variables.
     let c = parse(
-        "[llm_providers.x]\nkind = \"mystery\"\nenabled = false\napi_key = \"${NOPE_KEY}\"\n",
+        "[llm_providers.x]\nkind = \"cfgtest\"\nenabled = false\napi_key = \"${NOPE_KEY}\"\n",
     )
     .unwrap();
     assert!(!c.providers[0].enabled);
     assert!(c.build_providers().unwrap().is_empty());
+}
+
+#[test]
+fn unset_variable_line_matches_the_whole_name() {
+    // `${API` occurs first inside `${API_URL:-…}`; the unset one is `${API}`.
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\n\
+         base_url = \"${API_URL:-http://localhost:1}\"\napi_key = \"${API}\"\n");
+    assert!(e.message.contains("`API`"), "{e}");
+    assert_eq!(e.line, Some(4), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.api_key"), "{e}");
+    // Nor a reference in another section further down.
+    let e = err(
+        "[llm_providers.x]\nkind = \"cfgtest\"\napi_key = \"k-${NOPE}\"\n\
+         [llm_providers.y]\nkind = \"cfgtest\"\napi_key = \"${NOPE}\"\n",
+    );
+    assert_eq!(e.line, Some(3), "{e}");
+}
+
+#[test]
+fn nested_defaults_expand() {
+    let c = parse(
+        "[llm_providers.x]\nkind = \"cfgtest\"\n\
+         api_key = \"${NOPE_KEY:-${TEST_KEY}}\"\n\
+         base_url = \"${NOPE_URL:-${NOPE_HOST:-http://localhost:2}}/v1\"\n\
+         [caching]\nredis_url = \"${NOPE_REDIS:-${NOPE_R2:-redis://h:1}}\"\n",
+    )
+    .unwrap();
+    let spec = c.providers[0].spec.as_ref().unwrap();
+    assert_eq!(spec.options["api_key"].as_str(), Some("sk-secret-123"));
+    assert_eq!(
+        spec.options["base_url"].as_str(),
+        Some("http://localhost:2/v1")
+    );
+    assert_eq!(c.caching.redis_url, "redis://h:1");
+    // Every variable of the chain unset: the innermost one is named, on its line.
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\n\
+         api_key = \"${NOPE_KEY:-${NOPE_TOO}}\"\n");
+    assert!(e.message.contains("`NOPE_TOO` is not set"), "{e}");
+    assert_eq!(e.line, Some(3), "{e}");
+}
+
+#[test]
+fn malformed_references_are_errors_naming_file_line_and_key() {
+    for (text, line, key, what) in [
+        (
+            "[llm_providers.x]\nkind = \"cfgtest\"\napi_key = \"${TEST_KEY\"\n",
+            3,
+            "llm_providers.x.api_key",
+            "closing `}`",
+        ),
+        (
+            "[llm_providers.x]\nkind = \"cfgtest\"\n\
+             base_url = \"${NOPE:-${NOPE_HOST:-http://h}\"\n",
+            3,
+            "llm_providers.x.base_url",
+            "closing `}`",
+        ),
+        (
+            "[llm_providers.x]\nkind = \"cfgtest\"\nenabled = false\n\
+             base_url = \"${NOPE-http://h}\"\n",
+            4,
+            "llm_providers.x.base_url",
+            "`NOPE-http://h` is not a variable name",
+        ),
+        (
+            "[caching]\nttl = 5\nredis_url = \"${REDIS_URL:-${}}\"\n",
+            3,
+            "caching.redis_url",
+            "names no variable",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.message.contains(what), "{text}: {e}");
+        assert_eq!(e.line, Some(line), "{text}: {e}");
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert!(
+            e.to_string().starts_with(&format!("test.toml:{line}:")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn disabled_provider_sections_are_checked_without_their_variables() {
+    // Unknown key of the kind, common key of the wrong type, unknown kind.
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\nenabled = false\n\
+         api_key = \"${NOPE_KEY}\"\nbase_ulr = \"http://x\"\n");
+    assert!(e.message.contains("unknown field `base_ulr`"), "{e}");
+    assert_eq!(e.line, Some(5), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.base_ulr"), "{e}");
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\nenabled = false\nmax_tokens = \"many\"\n");
+    assert!(e.message.contains("invalid type"), "{e}");
+    assert_eq!(e.line, Some(4), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.max_tokens"), "{e}");
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\nenabled = false\nbase_url = 5\n");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.base_url"), "{e}");
+    let e = err("[llm_providers.x]\nkind = \"mystery\"\nenabled = false\n");
+    assert!(e.message.contains("unknown provider kind `mystery`"), "{e}");
+    assert_eq!(e.line, Some(2), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.kind"), "{e}");
+
+    // What needs the variables waits until the section is enabled: unset
+    // variables, values that are still `${…}`, missing keys.
+    let c = parse(
+        "[llm_providers.x]\nkind = \"cfgtest\"\nenabled = false\n\
+         api_key = \"${NOPE_KEY}\"\nbase_url = \"${NOPE_URL:-${NOPE_HOST}}\"\n\
+         models = [\"a\"]\ndefault_model = \"${NOPE_MODEL}\"\n",
+    )
+    .unwrap();
+    assert!(!c.providers[0].enabled && c.providers[0].spec.is_none());
+    // A built-in kind that is not compiled in: its common keys are checked,
+    // its own keys cannot be.
+    if registry::plugin("anthropic").is_none() {
+        assert!(parse(
+            "[llm_providers.anthropic]\nenabled = false\napi_key = \"${NOPE}\"\nversion = \"x\"\n"
+        )
+        .is_ok());
+        let e = err("[llm_providers.anthropic]\nenabled = false\ntimeout = \"soon\"\n");
+        assert_eq!(
+            e.key.as_deref(),
+            Some("llm_providers.anthropic.timeout"),
+            "{e}"
+        );
+    }
 }
 
 #[test]
