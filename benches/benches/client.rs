@@ -85,6 +85,7 @@ impl InstantProvider {
                 cached: false,
                 attempts: Vec::new(),
                 tool_calls: Vec::new(),
+                logprobs: Vec::new(),
             },
         }
     }
@@ -133,8 +134,10 @@ struct DirectMessage<'a> {
 struct DirectRequest<'a> {
     model: &'a str,
     messages: Vec<DirectMessage<'a>>,
-    max_tokens: u32,
-    temperature: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
     stream: bool,
 }
 

@@ -26,6 +26,9 @@ const MODELS_PAGE: &str = "1000";
 const MAX_MODEL_PAGES: usize = 100;
 /// Anthropic's temperature range ends at 1.
 const MAX_TEMPERATURE: f32 = 1.0;
+/// `max_tokens` sent when neither the request nor the instance's `max_tokens`
+/// sets one (Anthropic requires it).
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// A provider instance talking to the Anthropic Messages API.
 pub struct AnthropicProvider {
@@ -141,17 +144,21 @@ impl AnthropicProvider {
                 "Anthropic needs at least one user or assistant message",
             ));
         }
-        let max_tokens = self
-            .profile
-            .max_tokens
-            .map_or(req.max_tokens, |limit| req.max_tokens.min(limit));
+        // Anthropic requires a limit: the request's, else the instance's
+        // configured output limit, else the documented default.
+        let max_tokens = match (req.max_tokens, self.profile.max_tokens) {
+            (Some(n), Some(limit)) => n.min(limit),
+            (Some(n), None) => n,
+            (None, Some(limit)) => limit,
+            (None, None) => DEFAULT_MAX_TOKENS,
+        };
         let (tools, tool_choice) = request::map_tools(req);
         Ok(MessagesRequest {
             model,
             max_tokens,
             system,
             messages,
-            temperature: req.temperature.min(MAX_TEMPERATURE),
+            temperature: req.temperature.map(|t| t.min(MAX_TEMPERATURE)),
             top_p: req.top_p,
             stop_sequences: &req.stop,
             stream,
@@ -226,6 +233,7 @@ impl Provider for AnthropicProvider {
             cached: false,
             attempts: Vec::new(),
             tool_calls,
+            logprobs: Vec::new(),
         })
     }
 

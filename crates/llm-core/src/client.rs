@@ -386,6 +386,28 @@ impl LlmClient {
 
     fn check(&self, req: &LlmRequest) -> Result<(), LlmError> {
         validate(req)?;
+        // A field no configured instance can honour is refused before routing,
+        // naming the field, rather than silently dropped or sent nowhere.
+        let needs = req.needs();
+        if !needs.is_empty() {
+            for need in &needs {
+                let served = self.inner.instances.iter().any(|i| {
+                    router::missing_capability(
+                        &self.inner.routing,
+                        i.provider.as_ref(),
+                        req,
+                        std::slice::from_ref(need),
+                    )
+                    .is_none()
+                });
+                if !served {
+                    return Err(LlmError::Unsupported {
+                        field: unsupported_field(*need, req),
+                        capability: *need,
+                    });
+                }
+            }
+        }
         if let Some(name) = &req.provider {
             if self.provider(name).is_none() {
                 return Err(LlmError::UnknownProvider {
@@ -407,7 +429,10 @@ impl LlmClient {
         if req.cache == CacheDirective::Bypass {
             return None;
         }
-        if layer.max_temperature.is_some_and(|t| req.temperature > t) {
+        if layer
+            .max_temperature
+            .is_some_and(|t| req.temperature.is_some_and(|r| r > t))
+        {
             return None;
         }
         Some(CacheKey::for_request(req))
@@ -489,6 +514,7 @@ impl LlmClient {
             cached: true,
             attempts: Vec::new(),
             tool_calls: hit.tool_calls,
+            logprobs: hit.logprobs,
         }
     }
 
@@ -638,6 +664,7 @@ impl LlmClient {
             inner: rest.into_inner(),
             text: String::new(),
             calls: ToolCallAssembler::default(),
+            logprobs: Vec::new(),
             usage: None,
             started,
             reported_model: reported_model.clone(),
@@ -663,6 +690,7 @@ struct StreamState {
     inner: crate::types::EventStream,
     text: String,
     calls: ToolCallAssembler,
+    logprobs: Vec<crate::types::TokenLogprob>,
     usage: Option<Usage>,
     started: Instant,
     reported_model: String,
@@ -714,6 +742,10 @@ impl StreamState {
                 self.usage = Some(usage);
                 Some((Ok(StreamEvent::Usage { usage }), self))
             }
+            Some(Ok(StreamEvent::Logprobs { logprobs })) => {
+                self.logprobs.extend(logprobs.iter().cloned());
+                Some((Ok(StreamEvent::Logprobs { logprobs }), self))
+            }
             Some(Ok(StreamEvent::Done { finish_reason })) => {
                 self.finished = true;
                 let model = self.request.model.clone().unwrap_or_default();
@@ -733,6 +765,7 @@ impl StreamState {
                     cached: false,
                     attempts: Vec::new(),
                     tool_calls,
+                    logprobs: std::mem::take(&mut self.logprobs),
                 };
                 self.client.record_success(&resp, &model);
                 self.span.in_scope(|| record_response(&resp));
@@ -771,7 +804,23 @@ impl StreamState {
     }
 }
 
-/// Cost of a response: prices of the model asked for, else of the model reported.
+/// The request field to name when `need` is served by no instance.
+fn unsupported_field(need: crate::types::Capability, req: &LlmRequest) -> String {
+    use crate::types::Capability;
+    match need {
+        Capability::Passthrough => req
+            .extra
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| need.field().to_string()),
+        Capability::Penalties if req.frequency_penalty.is_some() => "frequency_penalty".into(),
+        Capability::Penalties => "presence_penalty".into(),
+        Capability::Logprobs if !req.logprobs => "top_logprobs".into(),
+        _ => need.field().to_string(),
+    }
+}
+
 /// What the model wrote, for a token estimate: the text and each tool call's
 /// name and arguments.
 fn answer_text<'a>(text: &'a str, calls: &[crate::types::ToolCall]) -> std::borrow::Cow<'a, str> {
@@ -788,6 +837,7 @@ fn answer_text<'a>(text: &'a str, calls: &[crate::types::ToolCall]) -> std::borr
     std::borrow::Cow::Owned(all)
 }
 
+/// Cost of a response: prices of the model asked for, else of the model reported.
 fn price(p: &dyn Provider, asked: &str, reported: &str, usage: &Usage) -> f64 {
     let profile = p.profile();
     let model = if profile.pricing.contains_key(asked) || !profile.pricing.contains_key(reported) {
@@ -805,7 +855,7 @@ fn client_span(op: &'static str, req: &LlmRequest) -> tracing::Span {
         gen_ai.operation.name = "chat",
         gen_ai.request.model = req.model.as_deref().unwrap_or("auto"),
         gen_ai.request.max_tokens = req.max_tokens,
-        gen_ai.request.temperature = f64::from(req.temperature),
+        gen_ai.request.temperature = req.temperature.map(f64::from),
         gen_ai.system = tracing::field::Empty,
         gen_ai.response.model = tracing::field::Empty,
         gen_ai.usage.input_tokens = tracing::field::Empty,

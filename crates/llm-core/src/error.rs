@@ -331,6 +331,15 @@ pub enum LlmError {
         /// The configured instance names.
         known: Vec<String>,
     },
+    /// The request needs something no configured provider (or model) can do,
+    /// e.g. images with no vision model configured: the field is named.
+    #[error("`{field}` is not supported by any configured provider: none supports {}", capability.describe())]
+    Unsupported {
+        /// The request field that cannot be honoured.
+        field: String,
+        /// The capability it needs.
+        capability: crate::types::Capability,
+    },
     /// No provider could be tried (none configured, all disabled, all circuits open).
     #[error("no provider available{}", list_attempts(attempts))]
     NoProviderAvailable {

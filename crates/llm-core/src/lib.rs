@@ -35,8 +35,9 @@ pub use provider::{Provider, ProviderProfile};
 pub use registry::{ProviderPlugin, ProviderSpec};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use types::{
-    Attempt, AttemptOutcome, CacheDirective, EventStream, FinishReason, LlmRequest, LlmResponse,
-    Message, ResponseStream, Role, StreamEvent, Tool, ToolCall, ToolCallAssembler, ToolChoice,
-    Usage, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE,
+    Attempt, AttemptOutcome, CacheDirective, Capability, EventStream, FinishReason, ImageData,
+    ImageInput, LlmRequest, LlmResponse, Message, ResponseFormat, ResponseStream, Role,
+    StreamEvent, TokenLogprob, Tool, ToolCall, ToolCallAssembler, ToolChoice, TopLogprob, Usage,
+    DEFAULT_TEMPERATURE,
 };
 pub use validate::{validate, MAX_TOOLS};

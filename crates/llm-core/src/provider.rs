@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cost::ModelPrice;
 use crate::error::ProviderError;
-use crate::types::{LlmRequest, LlmResponse, ResponseStream};
+use crate::types::{Capability, LlmRequest, LlmResponse, ResponseStream};
 
 /// What the router and the cost accounting know about a provider instance.
 ///
@@ -22,7 +22,11 @@ pub struct ProviderProfile {
     /// Model used when a request names none, or one this instance does not serve.
     pub default_model: Option<String>,
     /// Largest `max_tokens` this instance accepts; requests are clamped to it.
+    /// Providers that require a limit (Anthropic) send it when a request sets none.
     pub max_tokens: Option<u32>,
+    /// Models that accept images; `None`: every model of the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision_models: Option<Vec<String>>,
     /// Per-attempt timeout.
     #[serde(with = "crate::types::duration_ms")]
     pub timeout: Duration,
@@ -39,6 +43,7 @@ impl Default for ProviderProfile {
             models: Vec::new(),
             default_model: None,
             max_tokens: None,
+            vision_models: None,
             timeout: Duration::from_secs(60),
             cost_per_1k_tokens: 0.0,
             pricing: BTreeMap::new(),
@@ -47,6 +52,13 @@ impl Default for ProviderProfile {
 }
 
 impl ProviderProfile {
+    /// Whether `model` accepts images here (see [`vision_models`](Self::vision_models)).
+    pub fn has_vision(&self, model: &str) -> bool {
+        self.vision_models
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|m| m == model))
+    }
+
     /// Whether this instance serves `model` (an empty model list serves anything).
     pub fn serves(&self, model: &str) -> bool {
         self.models.is_empty() || self.models.iter().any(|m| m == model)
@@ -84,12 +96,23 @@ pub trait Provider: Send + Sync {
     /// Generates a complete answer.
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError>;
 
+    /// Whether the provider can serve requests that need `capability` with
+    /// `model` (the model the request resolved to on this instance). The
+    /// router never sends a request to a provider that lacks a capability it
+    /// needs ([`LlmRequest::needs`]), not even as a last resort. The default
+    /// has none.
+    ///
+    /// A provider with vision should answer [`Capability::Images`] with
+    /// `self.profile().has_vision(model)`, so configuration can restrict it.
+    fn supports(&self, capability: Capability, model: &str) -> bool {
+        let _ = (capability, model);
+        false
+    }
+
     /// Whether the provider maps tools, tool calls and tool results
     /// ([`LlmRequest::tools`], [`Message::tool_calls`](crate::Message::tool_calls)).
-    /// The router never sends a request that uses tools to a provider that
-    /// does not (the default).
     fn supports_tools(&self) -> bool {
-        false
+        self.supports(Capability::Tools, "")
     }
 
     /// Streams an answer. The default runs [`generate`](Self::generate) and

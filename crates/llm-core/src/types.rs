@@ -59,6 +59,10 @@ pub struct Message {
     /// The call this message answers (tool messages only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Images given with the text (user messages only), in order, after the text.
+    /// Only providers (and models) with vision serve a request carrying images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageInput>,
 }
 
 impl Message {
@@ -69,7 +73,21 @@ impl Message {
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            images: Vec::new(),
         }
+    }
+
+    /// Attaches an image (a `https:` or `data:` URL) to this message.
+    ///
+    /// ```
+    /// use llm_core::{ImageInput, Message};
+    /// let m = Message::user("What is in this picture?")
+    ///     .image(ImageInput::url("data:image/png;base64,iVBORw0KGgo="));
+    /// assert_eq!(m.images[0].data().map(|d| d.media_type), Some("image/png"));
+    /// ```
+    pub fn image(mut self, image: ImageInput) -> Self {
+        self.images.push(image);
+        self
     }
 
     /// An `assistant` message that called tools, as a response reported it
@@ -109,6 +127,173 @@ impl Message {
     /// An `assistant` message.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new(Role::Assistant, content)
+    }
+}
+
+/// An image given to the model: a `https:`/`http:` URL, or a `data:` URL
+/// carrying the bytes in base64 (`data:image/png;base64,…`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageInput {
+    /// The image's URL (`https://…` or `data:<media type>;base64,<data>`).
+    pub url: String,
+    /// OpenAI's `detail` hint (`low`, `high`, `auto`); providers without one ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The parts of a base64 `data:` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageData<'a> {
+    /// The media type, e.g. `image/png`.
+    pub media_type: &'a str,
+    /// The base64 text of the bytes.
+    pub base64: &'a str,
+}
+
+impl ImageInput {
+    /// An image at `url` without a detail hint.
+    pub fn url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            detail: None,
+        }
+    }
+
+    /// The media type and base64 data of a `data:<type>;base64,<data>` URL;
+    /// `None` for any other URL.
+    pub fn data(&self) -> Option<ImageData<'_>> {
+        let rest = self.url.strip_prefix("data:")?;
+        let (meta, data) = rest.split_once(',')?;
+        let media_type = meta.strip_suffix(";base64")?;
+        Some(ImageData {
+            media_type,
+            base64: data,
+        })
+    }
+
+    /// Whether the URL is a remote `http:`/`https:` one (not inline data).
+    pub fn is_remote(&self) -> bool {
+        self.url.starts_with("https://") || self.url.starts_with("http://")
+    }
+}
+
+/// The shape the answer must take (structured output).
+///
+/// ```
+/// use llm_core::{LlmRequest, ResponseFormat};
+/// use serde_json::json;
+/// let req = LlmRequest::new("Name a city in France.").response_format(ResponseFormat::JsonSchema {
+///     name: "city".into(),
+///     schema: json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+///     strict: Some(true),
+///     description: None,
+/// });
+/// assert!(req.response_format.is_some());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// Any valid JSON object.
+    JsonObject,
+    /// JSON that matches a JSON Schema.
+    JsonSchema {
+        /// The schema's name (`a-z A-Z 0-9 _ -`, at most 64).
+        name: String,
+        /// The JSON Schema.
+        schema: serde_json::Value,
+        /// Whether the provider must follow the schema exactly (OpenAI's `strict`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+        /// What the schema is for, for the model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+/// The log probability of one generated token, with the most likely alternatives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    /// The token.
+    pub token: String,
+    /// Its log probability.
+    pub logprob: f64,
+    /// Its UTF-8 bytes, when the provider gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+    /// The most likely tokens at this position (as many as `top_logprobs` asked).
+    #[serde(default)]
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// One alternative of a [`TokenLogprob`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    /// The token.
+    pub token: String,
+    /// Its log probability.
+    pub logprob: f64,
+    /// Its UTF-8 bytes, when the provider gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// A capability a request may need and a provider (or model) may have.
+///
+/// A request is planned only onto providers that have every capability it
+/// needs ([`LlmRequest::needs`], [`Provider::supports`](crate::Provider::supports)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Tools offered, or tool calls and results in the conversation.
+    Tools,
+    /// `tool_choice` `required` or a named function: a tool call can be forced.
+    ForcedToolChoice,
+    /// `parallel_tool_calls: false` can be honoured.
+    SerialToolCalls,
+    /// `response_format` `json_object`.
+    JsonObject,
+    /// `response_format` `json_schema`.
+    JsonSchema,
+    /// Images in user messages (vision).
+    Images,
+    /// `logprobs` / `top_logprobs` returned with the answer.
+    Logprobs,
+    /// `frequency_penalty` / `presence_penalty`.
+    Penalties,
+    /// OpenAI-specific fields passed through verbatim ([`LlmRequest::extra`]).
+    Passthrough,
+}
+
+impl Capability {
+    /// The request field that needs this capability, as error messages name it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Capability::Tools => "tools",
+            Capability::ForcedToolChoice => "tool_choice",
+            Capability::SerialToolCalls => "parallel_tool_calls",
+            Capability::JsonObject | Capability::JsonSchema => "response_format",
+            Capability::Images => "image_url",
+            Capability::Logprobs => "logprobs",
+            Capability::Penalties => "frequency_penalty/presence_penalty",
+            Capability::Passthrough => "extra",
+        }
+    }
+
+    /// What a provider without it "does not support", for skip reasons.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Capability::Tools => "tools",
+            Capability::ForcedToolChoice => "forcing a tool call (tool_choice)",
+            Capability::SerialToolCalls => "parallel_tool_calls: false",
+            Capability::JsonObject => "JSON mode (response_format json_object)",
+            Capability::JsonSchema => "structured output (response_format json_schema)",
+            Capability::Images => "images",
+            Capability::Logprobs => "logprobs",
+            Capability::Penalties => "frequency/presence penalties",
+            Capability::Passthrough => "OpenAI-specific request fields",
+        }
     }
 }
 
@@ -189,12 +374,14 @@ pub enum CacheDirective {
     Refresh,
 }
 
-/// Default `max_tokens` of a request.
-pub const DEFAULT_MAX_TOKENS: u32 = 4096;
-/// Default sampling temperature of a request.
+/// Default sampling temperature of a request built with [`LlmRequest::new`].
 pub const DEFAULT_TEMPERATURE: f32 = 0.7;
 
 /// A generation request: what to ask and how.
+///
+/// Optional settings left at `None` are not sent: the provider's own default
+/// applies (a provider that requires `max_tokens`, like Anthropic, uses the
+/// instance's configured output limit).
 ///
 /// ```
 /// use llm_core::{LlmRequest, Role};
@@ -205,8 +392,10 @@ pub const DEFAULT_TEMPERATURE: f32 = 0.7;
 ///     .temperature(0.9)
 ///     .provider("ollama");
 /// assert_eq!(req.messages[0].role, Role::User);
-/// assert_eq!(req.max_tokens, 200);
-/// assert_eq!(LlmRequest::new("hi").max_tokens, 4096);
+/// assert_eq!(req.max_tokens, Some(200));
+/// assert_eq!(LlmRequest::new("hi").max_tokens, None); // no limit unless asked
+/// assert_eq!(LlmRequest::new("hi").temperature, Some(0.7));
+/// assert_eq!(LlmRequest::plain(vec![]).temperature, None); // nothing set
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmRequest {
@@ -214,16 +403,42 @@ pub struct LlmRequest {
     pub messages: Vec<Message>,
     /// A system prompt sent ahead of `messages`.
     pub system_prompt: Option<String>,
-    /// Upper bound on generated tokens (default 4096).
-    pub max_tokens: u32,
-    /// Sampling temperature, 0 to 2 (default 0.7).
-    pub temperature: f32,
+    /// Upper bound on generated tokens; `None`: the caller set no limit.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature, 0 to 2 (`None`: the provider's default; 0.7 from
+    /// [`LlmRequest::new`]).
+    pub temperature: Option<f32>,
     /// Nucleus sampling, 0 to 1.
     pub top_p: Option<f32>,
     /// Stop sequences.
     pub stop: Vec<String>,
-    /// Best-effort deterministic sampling seed.
-    pub seed: Option<u64>,
+    /// Best-effort deterministic sampling seed (signed, as OpenAI's).
+    pub seed: Option<i64>,
+    /// Penalty for tokens by how often they appeared, -2 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    /// Penalty for tokens that appeared at all, -2 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
+    /// Return the log probability of each generated token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub logprobs: bool,
+    /// With `logprobs`, how many most likely alternatives per position (0 to 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u8>,
+    /// The shape the answer must take (`None`: free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// An end-user identifier for the provider's abuse monitoring (OpenAI
+    /// `user`, Anthropic `metadata.user_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// OpenAI-specific request fields passed through verbatim to OpenAI-kind
+    /// upstreams (`logit_bias`, `service_tier`, `metadata`, `store`,
+    /// `reasoning_effort`, `prediction`, `web_search_options`, …). A request
+    /// carrying any is planned only onto providers that pass them through.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
     /// Model to use; `None` lets the provider use its default model.
     pub model: Option<String>,
     /// Provider instance (a name from the configuration) to try first.
@@ -244,21 +459,11 @@ pub struct LlmRequest {
 }
 
 impl Default for LlmRequest {
+    /// No messages, temperature 0.7, everything else unset.
     fn default() -> Self {
         Self {
-            messages: Vec::new(),
-            system_prompt: None,
-            max_tokens: DEFAULT_MAX_TOKENS,
-            temperature: DEFAULT_TEMPERATURE,
-            top_p: None,
-            stop: Vec::new(),
-            seed: None,
-            model: None,
-            provider: None,
-            cache: CacheDirective::Use,
-            tools: Vec::new(),
-            tool_choice: None,
-            parallel_tool_calls: None,
+            temperature: Some(DEFAULT_TEMPERATURE),
+            ..Self::plain(Vec::new())
         }
     }
 }
@@ -269,12 +474,96 @@ impl LlmRequest {
         Self::from_messages(vec![Message::user(prompt)])
     }
 
-    /// A request with the given conversation and the default settings.
+    /// A request with the given conversation and the default settings
+    /// (temperature 0.7, no `max_tokens`).
     pub fn from_messages(messages: Vec<Message>) -> Self {
         Self {
             messages,
             ..Self::default()
         }
+    }
+
+    /// A request with the given conversation and nothing else set: every
+    /// sampling parameter is left to the provider. A gateway builds its
+    /// requests this way, so an upstream receives only what its client sent.
+    pub fn plain(messages: Vec<Message>) -> Self {
+        Self {
+            messages,
+            system_prompt: None,
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            stop: Vec::new(),
+            seed: None,
+            frequency_penalty: None,
+            presence_penalty: None,
+            logprobs: false,
+            top_logprobs: None,
+            response_format: None,
+            user: None,
+            extra: serde_json::Map::new(),
+            model: None,
+            provider: None,
+            cache: CacheDirective::Use,
+            tools: Vec::new(),
+            tool_choice: None,
+            parallel_tool_calls: None,
+        }
+    }
+
+    /// Sets the response format (structured output).
+    pub fn response_format(mut self, format: ResponseFormat) -> Self {
+        self.response_format = Some(format);
+        self
+    }
+
+    /// Asks for the log probability of each token, with `top` alternatives.
+    pub fn logprobs(mut self, top: Option<u8>) -> Self {
+        self.logprobs = true;
+        self.top_logprobs = top;
+        self
+    }
+
+    /// The capabilities a provider needs to serve this request, each once.
+    ///
+    /// ```
+    /// use llm_core::{Capability, LlmRequest, ResponseFormat};
+    /// let req = LlmRequest::new("hi").response_format(ResponseFormat::JsonObject);
+    /// assert_eq!(req.needs(), vec![Capability::JsonObject]);
+    /// assert!(LlmRequest::new("hi").needs().is_empty());
+    /// ```
+    pub fn needs(&self) -> Vec<Capability> {
+        let mut out = Vec::new();
+        if self.uses_tools() {
+            out.push(Capability::Tools);
+        }
+        if matches!(
+            self.tool_choice,
+            Some(ToolChoice::Required | ToolChoice::Function(_))
+        ) {
+            out.push(Capability::ForcedToolChoice);
+        }
+        if self.parallel_tool_calls == Some(false) && !self.tools.is_empty() {
+            out.push(Capability::SerialToolCalls);
+        }
+        match self.response_format {
+            Some(ResponseFormat::JsonObject) => out.push(Capability::JsonObject),
+            Some(ResponseFormat::JsonSchema { .. }) => out.push(Capability::JsonSchema),
+            Some(ResponseFormat::Text) | None => {}
+        }
+        if self.messages.iter().any(|m| !m.images.is_empty()) {
+            out.push(Capability::Images);
+        }
+        if self.logprobs || self.top_logprobs.is_some() {
+            out.push(Capability::Logprobs);
+        }
+        if self.frequency_penalty.is_some() || self.presence_penalty.is_some() {
+            out.push(Capability::Penalties);
+        }
+        if !self.extra.is_empty() {
+            out.push(Capability::Passthrough);
+        }
+        out
     }
 
     /// Offers a tool to the model (call once per tool).
@@ -319,13 +608,13 @@ impl LlmRequest {
 
     /// Sets `max_tokens`.
     pub fn max_tokens(mut self, max_tokens: u32) -> Self {
-        self.max_tokens = max_tokens;
+        self.max_tokens = Some(max_tokens);
         self
     }
 
     /// Sets the temperature.
     pub fn temperature(mut self, temperature: f32) -> Self {
-        self.temperature = temperature;
+        self.temperature = Some(temperature);
         self
     }
 
@@ -342,7 +631,7 @@ impl LlmRequest {
     }
 
     /// Sets the sampling seed.
-    pub fn seed(mut self, seed: u64) -> Self {
+    pub fn seed(mut self, seed: i64) -> Self {
         self.seed = Some(seed);
         self
     }
@@ -400,16 +689,39 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Sum of both.
     pub total_tokens: u64,
+    /// Of `prompt_tokens`, those read from the provider's prompt cache
+    /// (OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`), priced
+    /// at the cached-input price.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_tokens: u64,
+    /// Of `prompt_tokens`, those written to the provider's prompt cache
+    /// (Anthropic `cache_creation_input_tokens`), priced at the cache-write price.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
-    /// Usage from input and output counts; the total is their sum.
+    /// Usage from input and output counts; the total is their sum (saturating:
+    /// counts come from servers).
     pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
         Self {
             prompt_tokens,
             completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
         }
+    }
+
+    /// Records prompt-cache reads and writes (both part of `prompt_tokens`).
+    pub fn with_cache(mut self, read: u64, write: u64) -> Self {
+        self.cache_read_tokens = read.min(self.prompt_tokens);
+        self.cache_write_tokens = write.min(self.prompt_tokens - self.cache_read_tokens);
+        self
     }
 }
 
@@ -549,6 +861,10 @@ pub struct LlmResponse {
     /// Tools the model called (then `finish_reason` is usually `ToolCalls`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// Log probabilities of the generated tokens, when the request asked for
+    /// them and the provider gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 impl LlmResponse {
@@ -563,6 +879,7 @@ impl LlmResponse {
         replay_events(
             self.content,
             self.tool_calls,
+            self.logprobs,
             self.usage,
             self.finish_reason,
         )
@@ -593,6 +910,11 @@ pub enum StreamEvent {
         name: Option<String>,
         /// A piece of the JSON arguments.
         arguments: String,
+    },
+    /// Log probabilities of the tokens of the text deltas before it.
+    Logprobs {
+        /// One entry per token.
+        logprobs: Vec<TokenLogprob>,
     },
     /// Token counts; sent once, near the end.
     Usage {
@@ -679,10 +1001,11 @@ impl ResponseStream {
             cached,
             attempts,
             tool_calls,
+            logprobs,
             cost: _,
             response_time: _,
         } = resp;
-        let events = replay_events(content, tool_calls, usage, finish_reason);
+        let events = replay_events(content, tool_calls, logprobs, usage, finish_reason);
         let mut s = Self::new(
             provider,
             provider_kind,
@@ -705,9 +1028,11 @@ impl ResponseStream {
         let mut calls = ToolCallAssembler::default();
         let mut usage = None;
         let mut finish = None;
+        let mut logprobs = Vec::new();
         while let Some(item) = self.inner.next().await {
             match item? {
                 StreamEvent::Delta { text } => content.push_str(&text),
+                StreamEvent::Logprobs { logprobs: l } => logprobs.extend(l),
                 StreamEvent::ToolCall {
                     index,
                     id,
@@ -736,6 +1061,7 @@ impl ResponseStream {
             cached: self.cached,
             attempts: self.attempts,
             tool_calls: calls.finish(),
+            logprobs,
         })
     }
 }
@@ -745,12 +1071,16 @@ impl ResponseStream {
 fn replay_events(
     content: String,
     tool_calls: Vec<ToolCall>,
+    logprobs: Vec<TokenLogprob>,
     usage: Usage,
     finish_reason: FinishReason,
 ) -> Vec<StreamEvent> {
-    let mut events = Vec::with_capacity(3 + tool_calls.len());
+    let mut events = Vec::with_capacity(4 + tool_calls.len());
     if !content.is_empty() || tool_calls.is_empty() {
         events.push(StreamEvent::delta(content));
+    }
+    if !logprobs.is_empty() {
+        events.push(StreamEvent::Logprobs { logprobs });
     }
     for (index, call) in (0u32..).zip(tool_calls) {
         events.push(StreamEvent::ToolCall {
@@ -868,8 +1198,8 @@ mod tests {
     #[test]
     fn builder_defaults_match_the_original_design() {
         let r = LlmRequest::new("Hello");
-        assert_eq!(r.max_tokens, 4096);
-        assert!((r.temperature - 0.7).abs() < f32::EPSILON);
+        assert_eq!(r.max_tokens, None);
+        assert_eq!(r.temperature, Some(0.7));
         assert_eq!(r.messages, vec![Message::user("Hello")]);
         assert_eq!(r.cache, CacheDirective::Use);
         assert!(r.model.is_none() && r.provider.is_none() && r.system_prompt.is_none());
@@ -889,7 +1219,7 @@ mod tests {
             .cache(CacheDirective::Bypass)
             .message(Message::assistant("b"));
         assert_eq!(r.system_prompt.as_deref(), Some("s"));
-        assert_eq!(r.max_tokens, 10);
+        assert_eq!(r.max_tokens, Some(10));
         assert_eq!(r.top_p, Some(0.5));
         assert_eq!(r.stop, vec!["END".to_string()]);
         assert_eq!(r.seed, Some(7));

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use crate::error::ValidationError;
-use crate::types::{LlmRequest, Role, ToolChoice};
+use crate::types::{LlmRequest, ResponseFormat, Role, ToolChoice};
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
     ValidationError {
@@ -13,7 +13,9 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
 }
 
 /// Checks a request: at least one message, `max_tokens` above 0, `temperature`
-/// within 0..=2, `top_p` within 0..=1, and tools that a provider can take
+/// within 0..=2, `top_p` within 0..=1, penalties within -2..=2,
+/// `top_logprobs` at most 20, a well-formed `response_format`, images only on
+/// user messages as `https:`/`data:` URLs, and tools that a provider can take
 /// (valid unique names, object schemas, a `tool_choice` naming a declared
 /// tool, tool calls only on assistant messages, results naming their call).
 /// The error names the field.
@@ -28,14 +30,64 @@ pub fn validate(req: &LlmRequest) -> Result<(), ValidationError> {
     if req.messages.is_empty() {
         return Err(invalid("messages", "must contain at least one message"));
     }
-    if req.max_tokens == 0 {
+    if req.max_tokens == Some(0) {
         return Err(invalid("max_tokens", "must be at least 1"));
     }
-    if !(0.0..=2.0).contains(&req.temperature) {
-        return Err(invalid(
-            "temperature",
-            format!("must be between 0 and 2, got {}", req.temperature),
-        ));
+    if let Some(t) = req.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(invalid(
+                "temperature",
+                format!("must be between 0 and 2, got {t}"),
+            ));
+        }
+    }
+    for (field, value) in [
+        ("frequency_penalty", req.frequency_penalty),
+        ("presence_penalty", req.presence_penalty),
+    ] {
+        if let Some(v) = value {
+            if !(-2.0..=2.0).contains(&v) {
+                return Err(invalid(field, format!("must be between -2 and 2, got {v}")));
+            }
+        }
+    }
+    if let Some(n) = req.top_logprobs {
+        if n > 20 {
+            return Err(invalid(
+                "top_logprobs",
+                format!("must be between 0 and 20, got {n}"),
+            ));
+        }
+    }
+    if let Some(ResponseFormat::JsonSchema { name, schema, .. }) = &req.response_format {
+        if !valid_tool_name(name) {
+            return Err(invalid(
+                "response_format",
+                format!("json_schema name {name:?} must be 1 to 64 of a-z, A-Z, 0-9, _ and -"),
+            ));
+        }
+        if !schema.is_object() {
+            return Err(invalid(
+                "response_format",
+                format!("json_schema schema must be a JSON object, got {schema}"),
+            ));
+        }
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        if !m.images.is_empty() && m.role != Role::User {
+            return Err(invalid(
+                "messages",
+                format!("message {i}: images are allowed on user messages only"),
+            ));
+        }
+        for img in &m.images {
+            if img.data().is_none() && !img.is_remote() {
+                return Err(invalid(
+                    "image_url",
+                    format!("message {i}: image URL must be https:, http: or a base64 data: URL"),
+                ));
+            }
+        }
     }
     if let Some(p) = req.top_p {
         if !(0.0..=1.0).contains(&p) {

@@ -159,6 +159,7 @@ impl CustomProvider {
             cached: false,
             attempts: Vec::new(),
             tool_calls: Vec::new(),
+            logprobs: Vec::new(),
         })
     }
 

@@ -182,8 +182,8 @@ fn value_of(var: Var, vars: &Vars<'_>) -> Option<Value> {
     match var {
         Var::Prompt => Some(Value::String(req.prompt_text())),
         Var::Model => vars.model.map(|m| Value::String(m.to_string())),
-        Var::MaxTokens => Some(Value::from(req.max_tokens)),
-        Var::Temperature => float(req.temperature),
+        Var::MaxTokens => req.max_tokens.map(Value::from),
+        Var::Temperature => req.temperature.and_then(float),
         Var::SystemPrompt => system_text(req).map(Value::String),
         Var::Messages => Some(messages(req)),
         Var::TopP => req.top_p.and_then(float),

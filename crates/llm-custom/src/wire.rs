@@ -225,9 +225,8 @@ impl ReportedUsage {
             ),
         };
         Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: self.total.unwrap_or(prompt + completion),
+            total_tokens: self.total.unwrap_or(prompt.saturating_add(completion)),
+            ..Usage::new(prompt, completion)
         }
     }
 }

@@ -169,11 +169,11 @@ impl OllamaProvider {
 /// Model parameters of a request.
 pub(crate) fn options<'a>(req: &'a LlmRequest, config: &OllamaConfig) -> Options<'a> {
     Options {
-        temperature: Some(req.temperature),
+        temperature: req.temperature,
         top_p: req.top_p,
         stop: &req.stop,
         seed: req.seed,
-        num_predict: Some(req.max_tokens),
+        num_predict: req.max_tokens,
         num_ctx: config.num_ctx,
     }
 }
@@ -310,6 +310,7 @@ impl Provider for OllamaProvider {
             cached: false,
             attempts: vec![],
             tool_calls,
+            logprobs: Vec::new(),
         })
     }
 

@@ -79,7 +79,7 @@ pub(crate) struct Options<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub stop: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+    pub seed: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub num_predict: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -139,18 +139,17 @@ impl OpenAiProvider {
             content: Some(m.content.as_str()).filter(|c| !c.is_empty() || m.tool_calls.is_empty()),
             tool_calls: m.tool_calls.iter().map(WireToolCall::from).collect(),
         }));
-        let limit = self
-            .profile
+        let limit = req
             .max_tokens
-            .map_or(req.max_tokens, |max| req.max_tokens.min(max));
+            .map(|n| self.profile.max_tokens.map_or(n, |max| n.min(max)));
         let completion_field = self.uses_max_completion_tokens(model);
         let sampling = self.sends_sampling_params(model);
         ChatRequest {
             model,
             messages,
-            max_tokens: (!completion_field).then_some(limit),
-            max_completion_tokens: completion_field.then_some(limit),
-            temperature: sampling.then_some(req.temperature),
+            max_tokens: limit.filter(|_| !completion_field),
+            max_completion_tokens: limit.filter(|_| completion_field),
+            temperature: req.temperature.filter(|_| sampling),
             top_p: req.top_p.filter(|_| sampling),
             stop: &req.stop,
             seed: req.seed,
@@ -244,6 +243,7 @@ impl OpenAiProvider {
             cached: false,
             attempts: Vec::new(),
             tool_calls,
+            logprobs: Vec::new(),
         })
     }
 

@@ -25,7 +25,7 @@ pub(crate) struct ChatRequest<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub stop: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+    pub seed: Option<i64>,
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
@@ -287,6 +287,8 @@ impl From<WireUsage> for Usage {
             } else {
                 u.total_tokens
             },
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
         }
     }
 }

@@ -62,7 +62,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 usage.prompt_tokens, usage.completion_tokens
             ),
             // Only requests that offer tools get tool calls.
-            StreamEvent::ToolCall { .. } => {}
+            StreamEvent::ToolCall { .. } | StreamEvent::Logprobs { .. } => {}
             StreamEvent::Done { finish_reason } => println!("[done: {finish_reason}]"),
         }
     }

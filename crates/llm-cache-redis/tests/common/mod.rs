@@ -257,6 +257,7 @@ pub fn entry(content: &str) -> CachedResponse {
         usage: Usage::new(12, 34),
         finish_reason: FinishReason::Stop,
         tool_calls: Vec::new(),
+        logprobs: Vec::new(),
     }
 }
 

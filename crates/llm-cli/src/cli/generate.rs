@@ -239,7 +239,7 @@ async fn stream(client: &LlmClient, req: LlmRequest, quiet: bool) -> Result<LlmR
             }
             Ok(StreamEvent::Usage { usage: u }) => usage = Some(u),
             // `llm generate` offers no tools, so no model calls one.
-            Ok(StreamEvent::ToolCall { .. }) => {}
+            Ok(StreamEvent::ToolCall { .. } | StreamEvent::Logprobs { .. }) => {}
             Ok(StreamEvent::Done { finish_reason }) => {
                 finish = finish_reason;
                 break;
@@ -277,6 +277,7 @@ async fn stream(client: &LlmClient, req: LlmRequest, quiet: bool) -> Result<LlmR
         cached: s.cached,
         attempts: std::mem::take(&mut s.attempts),
         tool_calls: Vec::new(),
+        logprobs: Vec::new(),
     })
 }
 
@@ -335,7 +336,8 @@ pub(crate) async fn route(config_path: Option<&Path>, args: RouteArgs) -> anyhow
                     (i + 1).to_string(),
                     p.provider.clone(),
                     p.model.clone(),
-                    p.max_tokens.to_string(),
+                    p.max_tokens
+                        .map_or_else(|| "unset".to_string(), |n| n.to_string()),
                     p.reason.clone(),
                 ]
             })

@@ -274,6 +274,9 @@ impl SseState {
                     return Some((out, self));
                 }
                 Some(Ok(StreamEvent::Usage { usage })) => self.usage = Some(usage),
+                // Log probabilities reach OpenAI clients through the provider's
+                // own chunk mapping; nothing to add to the text here.
+                Some(Ok(StreamEvent::Logprobs { .. })) => {}
                 Some(Ok(StreamEvent::ToolCall {
                     index,
                     id,

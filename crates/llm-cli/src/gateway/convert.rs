@@ -7,8 +7,6 @@ use super::wire::{ChatMessage, ChatRequest, Content, Stop, WireTool, WireToolCho
 
 /// Most stop sequences OpenAI accepts.
 const MAX_STOP: usize = 4;
-/// OpenAI's default temperature (used when a request sends none).
-const DEFAULT_TEMPERATURE: f32 = 1.0;
 
 /// A parsed chat request.
 #[derive(Debug)]
@@ -138,7 +136,8 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
         ));
     }
 
-    let mut req = LlmRequest::from_messages(conversation);
+    // Only what the client sent: no sampling default is invented here.
+    let mut req = LlmRequest::plain(conversation);
     let system: Vec<String> = system.into_iter().filter(|s| !s.is_empty()).collect();
     if !system.is_empty() {
         req.system_prompt = Some(system.join("\n\n"));
@@ -156,16 +155,17 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
                 format!("Invalid '{field}': integer below minimum value. Expected a value >= 1, but got 0 instead."),
             ));
         }
-        req.max_tokens = m;
+        req.max_tokens = Some(m);
     }
-    let temperature = raw.temperature.unwrap_or(DEFAULT_TEMPERATURE);
-    if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::invalid(
-            Some("temperature"),
-            format!("Invalid 'temperature': expected a value between 0 and 2, but got {temperature} instead."),
-        ));
+    if let Some(temperature) = raw.temperature {
+        if !(0.0..=2.0).contains(&temperature) {
+            return Err(ApiError::invalid(
+                Some("temperature"),
+                format!("Invalid 'temperature': expected a value between 0 and 2, but got {temperature} instead."),
+            ));
+        }
+        req.temperature = Some(temperature);
     }
-    req.temperature = temperature;
     if let Some(p) = raw.top_p {
         if !(0.0..=1.0).contains(&p) {
             return Err(ApiError::invalid(
@@ -195,8 +195,8 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
             "Invalid 'stop': stop sequences must not be empty.",
         ));
     }
-    // OpenAI takes any 64-bit integer; keep its bits.
-    req.seed = raw.seed.map(|s| u64::from_ne_bytes(s.to_ne_bytes()));
+    // OpenAI takes any 64-bit integer, negative ones too.
+    req.seed = raw.seed;
     if raw.n.is_some_and(|n| n != 1) {
         return Err(ApiError::invalid(
             Some("n"),
@@ -443,11 +443,11 @@ mod tests {
         assert_eq!(r.messages.len(), 3);
         assert_eq!(r.messages[0].content, "ab");
         assert_eq!(r.messages[1].role, Role::Assistant);
-        assert_eq!(r.max_tokens, 50);
-        assert_eq!(r.temperature, 0.2);
+        assert_eq!(r.max_tokens, Some(50));
+        assert_eq!(r.temperature, Some(0.2));
         assert_eq!(r.top_p, Some(0.5));
         assert_eq!(r.stop, vec!["END".to_string()]);
-        assert_eq!(r.seed, Some(u64::MAX));
+        assert_eq!(r.seed, Some(-1));
         assert!(p.stream && p.include_usage);
         assert_eq!(r.provider, None);
         assert_eq!(r.model, None);

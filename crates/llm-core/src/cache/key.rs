@@ -5,10 +5,12 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::types::{CacheDirective, LlmRequest, Message, Tool, ToolCall, ToolChoice};
+use crate::types::{
+    CacheDirective, ImageInput, LlmRequest, Message, ResponseFormat, Tool, ToolCall, ToolChoice,
+};
 
 /// Version of the key encoding; bumping it invalidates every stored entry.
-const KEY_VERSION: &[u8] = b"llm-cache-key/v2";
+const KEY_VERSION: &[u8] = b"llm-cache-key/v3";
 
 /// A cache key: 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,6 +40,13 @@ impl CacheKey {
             top_p,
             stop,
             seed,
+            frequency_penalty,
+            presence_penalty,
+            logprobs,
+            top_logprobs,
+            response_format,
+            user,
+            extra,
             model,
             provider,
             // How the cache is used does not change the answer.
@@ -55,10 +64,19 @@ impl CacheKey {
             content,
             tool_calls,
             tool_call_id,
+            images,
         } in messages
         {
             field(&mut h, b"role", role.as_str().as_bytes());
             field(&mut h, b"content", content.as_bytes());
+            for ImageInput { url, detail } in images {
+                field(&mut h, b"image_url", url.as_bytes());
+                opt_field(
+                    &mut h,
+                    b"image_detail",
+                    detail.as_deref().map(str::as_bytes),
+                );
+            }
             // Tool fields only when present: every field is tagged, so
             // leaving out absent ones keeps the encoding unambiguous and
             // requests without tools pay nothing for them.
@@ -81,20 +99,13 @@ impl CacheKey {
             b"system",
             system_prompt.as_deref().map(str::as_bytes),
         );
-        field(&mut h, b"max_tokens", &max_tokens.to_le_bytes());
-        field(
-            &mut h,
-            b"temperature",
-            &canonical_f32(*temperature).to_le_bytes(),
-        );
         opt_field(
             &mut h,
-            b"top_p",
-            top_p
-                .map(|p| canonical_f32(p).to_le_bytes())
-                .as_ref()
-                .map(|b| &b[..]),
+            b"max_tokens",
+            max_tokens.map(u32::to_le_bytes).as_ref().map(|b| &b[..]),
         );
+        opt_f32(&mut h, b"temperature", *temperature);
+        opt_f32(&mut h, b"top_p", *top_p);
         field(&mut h, b"stop", &(stop.len() as u64).to_le_bytes());
         for s in stop {
             field(&mut h, b"stop_item", s.as_bytes());
@@ -102,8 +113,49 @@ impl CacheKey {
         opt_field(
             &mut h,
             b"seed",
-            seed.map(u64::to_le_bytes).as_ref().map(|b| &b[..]),
+            seed.map(i64::to_le_bytes).as_ref().map(|b| &b[..]),
         );
+        // Fields most requests leave unset are tagged only when present.
+        if frequency_penalty.is_some() {
+            opt_f32(&mut h, b"frequency_penalty", *frequency_penalty);
+        }
+        if presence_penalty.is_some() {
+            opt_f32(&mut h, b"presence_penalty", *presence_penalty);
+        }
+        if *logprobs {
+            field(&mut h, b"logprobs", &[1]);
+        }
+        if let Some(n) = top_logprobs {
+            field(&mut h, b"top_logprobs", &[*n]);
+        }
+        match response_format {
+            None => {}
+            Some(ResponseFormat::Text) => field(&mut h, b"response_format", b"text"),
+            Some(ResponseFormat::JsonObject) => field(&mut h, b"response_format", b"json_object"),
+            Some(ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+                description,
+            }) => {
+                field(&mut h, b"response_format", b"json_schema");
+                field(&mut h, b"schema_name", name.as_bytes());
+                field(&mut h, b"schema", schema.to_string().as_bytes());
+                if let Some(strict) = strict {
+                    field(&mut h, b"schema_strict", &[u8::from(*strict)]);
+                }
+                if let Some(d) = description {
+                    field(&mut h, b"schema_description", d.as_bytes());
+                }
+            }
+        }
+        if let Some(user) = user {
+            field(&mut h, b"user", user.as_bytes());
+        }
+        for (k, v) in extra {
+            field(&mut h, b"extra_key", k.as_bytes());
+            field(&mut h, b"extra_value", v.to_string().as_bytes());
+        }
         opt_field(&mut h, b"model", model.as_deref().map(str::as_bytes));
         opt_field(&mut h, b"provider", provider.as_deref().map(str::as_bytes));
         for Tool {
@@ -151,6 +203,16 @@ impl fmt::Display for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+fn opt_f32(h: &mut Sha256, tag: &[u8], v: Option<f32>) {
+    opt_field(
+        h,
+        tag,
+        v.map(|p| canonical_f32(p).to_le_bytes())
+            .as_ref()
+            .map(|b| &b[..]),
+    );
 }
 
 /// `-0.0` and `0.0` hash alike.
@@ -240,6 +302,56 @@ mod tests {
             )),
             base.clone().tool_choice(ToolChoice::Auto),
             base.clone().tool_choice(ToolChoice::Function("f".into())),
+            {
+                let mut r = base.clone();
+                r.temperature = None;
+                r
+            },
+            base.clone().seed(-1),
+            {
+                let mut r = base.clone();
+                r.frequency_penalty = Some(0.5);
+                r
+            },
+            {
+                let mut r = base.clone();
+                r.presence_penalty = Some(0.5);
+                r
+            },
+            base.clone().logprobs(None),
+            base.clone().logprobs(Some(2)),
+            base.clone()
+                .response_format(crate::ResponseFormat::JsonObject),
+            base.clone().response_format(crate::ResponseFormat::Text),
+            base.clone()
+                .response_format(crate::ResponseFormat::JsonSchema {
+                    name: "a".into(),
+                    schema: serde_json::json!({"type": "object"}),
+                    strict: None,
+                    description: None,
+                }),
+            base.clone()
+                .response_format(crate::ResponseFormat::JsonSchema {
+                    name: "a".into(),
+                    schema: serde_json::json!({"type": "object"}),
+                    strict: Some(true),
+                    description: None,
+                }),
+            {
+                let mut r = base.clone();
+                r.user = Some("u".into());
+                r
+            },
+            {
+                let mut r = base.clone();
+                r.extra
+                    .insert("service_tier".into(), serde_json::json!("flex"));
+                r
+            },
+            LlmRequest::from_messages(vec![
+                Message::user("hello").image(crate::ImageInput::url("https://example.com/a.png"))
+            ])
+            .system("sys"),
             base.clone().parallel_tool_calls(true),
             base.clone().parallel_tool_calls(false),
             base.clone()
@@ -271,7 +383,7 @@ mod tests {
         let a = LlmRequest::new("hello").max_tokens(10).model("m");
         let mut b = LlmRequest::from_messages(vec![Message::user("hello")]);
         b.model = Some("m".into());
-        b.max_tokens = 10;
+        b.max_tokens = Some(10);
         b.cache = CacheDirective::Refresh;
         assert_eq!(key(&a), key(&b));
         assert_eq!(key(&a.clone().temperature(0.0)), key(&a.temperature(-0.0)));

@@ -27,7 +27,7 @@ struct Entry {
 /// let value = CachedResponse {
 ///     content: "hello".into(), provider: "ollama".into(), provider_kind: "ollama".into(),
 ///     model: "llama3:8b".into(), usage: Usage::new(1, 1), finish_reason: FinishReason::Stop,
-///     tool_calls: Vec::new(),
+///     tool_calls: Vec::new(), logprobs: Vec::new(),
 /// };
 /// cache.set(&key, &value, Duration::from_secs(60)).await.unwrap();
 /// assert_eq!(cache.get(&key).await.unwrap().unwrap().content, "hello");
@@ -139,6 +139,7 @@ mod tests {
             usage: Usage::new(1, 1),
             finish_reason: FinishReason::Stop,
             tool_calls: Vec::new(),
+            logprobs: Vec::new(),
         }
     }
 

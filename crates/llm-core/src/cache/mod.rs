@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CacheError;
-use crate::types::{FinishReason, LlmResponse, ToolCall, Usage};
+use crate::types::{FinishReason, LlmResponse, TokenLogprob, ToolCall, Usage};
 
 pub use key::CacheKey;
 pub use memory::MemoryCache;
@@ -32,6 +32,9 @@ pub struct CachedResponse {
     /// Tools the model called.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// Log probabilities of the generated tokens, when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 /// Version tag of the byte encoding; bumped whenever the encoding changes.
@@ -48,6 +51,7 @@ impl CachedResponse {
             usage: resp.usage,
             finish_reason: resp.finish_reason.clone(),
             tool_calls: resp.tool_calls.clone(),
+            logprobs: resp.logprobs.clone(),
         }
     }
 
@@ -63,6 +67,19 @@ impl CachedResponse {
                 .iter()
                 .map(|c| {
                     std::mem::size_of::<ToolCall>() + c.id.len() + c.name.len() + c.arguments.len()
+                })
+                .sum::<usize>()
+            + self
+                .logprobs
+                .iter()
+                .map(|l| {
+                    std::mem::size_of::<TokenLogprob>()
+                        + l.token.len()
+                        + l.bytes.as_ref().map_or(0, Vec::len)
+                        + l.top_logprobs
+                            .iter()
+                            .map(|t| 48 + t.token.len() + t.bytes.as_ref().map_or(0, Vec::len))
+                            .sum::<usize>()
                 })
                 .sum::<usize>()
     }
@@ -126,6 +143,7 @@ mod tests {
             usage: Usage::new(1, 2),
             finish_reason: FinishReason::Length,
             tool_calls: Vec::new(),
+            logprobs: Vec::new(),
         }
     }
 

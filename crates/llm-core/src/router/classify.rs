@@ -67,13 +67,19 @@ pub fn classify(req: &LlmRequest, rules: &RulesConfig) -> Classification {
         reason,
         prompt_chars: chars,
     };
-    if chars < rules.simple_max_chars && tokens < rules.simple_max_tokens {
+    // An unset max_tokens is no length signal.
+    let shown = tokens.map_or_else(
+        || "max_tokens unset".to_string(),
+        |t| format!("max_tokens {t}"),
+    );
+    if chars < rules.simple_max_chars && tokens.is_none_or(|t| t < rules.simple_max_tokens) {
+        let limit = match tokens {
+            Some(_) => format!("{shown} < {}", rules.simple_max_tokens),
+            None => shown.clone(),
+        };
         return make(
             TaskClass::Simple,
-            format!(
-                "{chars} chars < {}, max_tokens {tokens} < {}",
-                rules.simple_max_chars, rules.simple_max_tokens
-            ),
+            format!("{chars} chars < {}, {limit}", rules.simple_max_chars),
         );
     }
     if chars > rules.complex_min_chars {
@@ -82,7 +88,7 @@ pub fn classify(req: &LlmRequest, rules: &RulesConfig) -> Classification {
             format!("{chars} chars > {}", rules.complex_min_chars),
         );
     }
-    if tokens > rules.complex_min_tokens {
+    if let Some(tokens) = tokens.filter(|t| *t > rules.complex_min_tokens) {
         return make(
             TaskClass::Complex,
             format!("max_tokens {tokens} > {}", rules.complex_min_tokens),
@@ -96,10 +102,7 @@ pub fn classify(req: &LlmRequest, rules: &RulesConfig) -> Classification {
     {
         return make(TaskClass::Complex, format!("keyword `{k}`"));
     }
-    make(
-        TaskClass::Standard,
-        format!("{chars} chars, max_tokens {tokens}"),
-    )
+    make(TaskClass::Standard, format!("{chars} chars, {shown}"))
 }
 
 #[cfg(test)]
@@ -108,6 +111,20 @@ mod tests {
 
     fn class(req: &LlmRequest) -> TaskClass {
         classify(req, &RulesConfig::default()).class
+    }
+
+    #[test]
+    fn unset_max_tokens_is_no_length_signal() {
+        let c = classify(
+            &LlmRequest::new("用一句话介绍 Rust 语言"),
+            &RulesConfig::default(),
+        );
+        assert_eq!(c.class, TaskClass::Simple);
+        assert!(c.reason.contains("max_tokens unset"), "{}", c.reason);
+        let p1001 = "中".repeat(1001);
+        let c = classify(&LlmRequest::new(p1001), &RulesConfig::default());
+        assert_eq!(c.class, TaskClass::Standard);
+        assert!(c.reason.contains("max_tokens unset"), "{}", c.reason);
     }
 
     #[test]

@@ -11,12 +11,34 @@ pub use plan::{PlannedProvider, RoutePlan, SkippedProvider};
 
 use crate::config::RoutingConfig;
 use crate::provider::Provider;
-use crate::types::LlmRequest;
+use crate::types::{Capability, LlmRequest};
 use strategy::Candidate;
 
 /// The skip reason of a provider that cannot serve a request using tools
-/// ([`Provider::supports_tools`]); such a provider is never tried for it.
+/// ([`Provider::supports`] [`Capability::Tools`]); such a provider is never
+/// tried for it.
 pub const NO_TOOL_SUPPORT: &str = "does not support tools";
+
+/// The skip reason of a provider (with the model it would use) that lacks a
+/// capability the request needs.
+pub fn unsupported_reason(capability: Capability) -> String {
+    format!("does not support {}", capability.describe())
+}
+
+/// The first capability of `needs` that `p` lacks with the model the request
+/// resolves to there.
+pub(crate) fn missing_capability(
+    cfg: &RoutingConfig,
+    p: &dyn Provider,
+    req: &LlmRequest,
+    needs: &[Capability],
+) -> Option<Capability> {
+    if needs.is_empty() {
+        return None;
+    }
+    let model = adapt_model(cfg, p, req.model.as_deref());
+    needs.iter().copied().find(|c| !p.supports(*c, &model))
+}
 
 /// What the router sees of one configured instance.
 pub(crate) struct InstanceView<'a> {
@@ -51,11 +73,14 @@ pub(crate) fn adapt_model(
         .unwrap_or_else(|| "default".to_string())
 }
 
-/// `max_tokens` clamped to the provider's limit.
-pub(crate) fn adapt_max_tokens(p: &dyn Provider, requested: u32) -> u32 {
-    p.profile()
-        .max_tokens
-        .map_or(requested, |cap| requested.min(cap))
+/// `max_tokens` clamped to the provider's limit (unset stays unset).
+pub(crate) fn adapt_max_tokens(p: &dyn Provider, requested: Option<u32>) -> Option<u32> {
+    let requested = requested?;
+    Some(
+        p.profile()
+            .max_tokens
+            .map_or(requested, |cap| requested.min(cap)),
+    )
 }
 
 /// Builds the request a provider is sent: model and `max_tokens` adapted.
@@ -74,17 +99,17 @@ pub(crate) fn plan(
     rng: &mut fastrand::Rng,
 ) -> RoutePlan {
     let classification = classify(req, &cfg.rules);
-    let needs_tools = req.uses_tools();
+    let needs = req.needs();
     let mut skipped = Vec::new();
     let mut usable = Vec::new();
     let mut unhealthy = Vec::new();
     for (index, v) in instances.iter().enumerate() {
         // A provider that cannot serve the request at all is never tried, not
         // even as a last resort.
-        if needs_tools && !v.provider.supports_tools() {
+        if let Some(missing) = missing_capability(cfg, v.provider.as_ref(), req, &needs) {
             skipped.push(SkippedProvider {
                 provider: v.provider.name().to_string(),
-                reason: NO_TOOL_SUPPORT.into(),
+                reason: unsupported_reason(missing),
             });
             continue;
         }

@@ -14,8 +14,8 @@ pub struct PlannedProvider {
     pub provider: String,
     /// Model the request will ask it for.
     pub model: String,
-    /// Largest `max_tokens` it will be sent.
-    pub max_tokens: u32,
+    /// `max_tokens` it will be sent (`None`: the request set no limit).
+    pub max_tokens: Option<u32>,
     /// Why it is at this place.
     pub reason: String,
     /// Tried although it is unhealthy, because no healthy provider is left

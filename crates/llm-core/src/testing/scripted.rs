@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::error::ProviderError;
 use crate::provider::{Provider, ProviderProfile};
 use crate::types::{
-    FinishReason, LlmRequest, LlmResponse, ResponseStream, StreamEvent, ToolCall, Usage,
+    Capability, FinishReason, LlmRequest, LlmResponse, ResponseStream, StreamEvent, ToolCall, Usage,
 };
 
 /// One scripted answer.
@@ -69,6 +69,7 @@ pub struct ScriptedProvider {
     kind: &'static str,
     profile: ProviderProfile,
     tools: bool,
+    capabilities: Vec<Capability>,
     script: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Reply>,
     failure: Mutex<Option<(f64, ProviderError, fastrand::Rng)>>,
@@ -89,6 +90,7 @@ impl ScriptedProvider {
             name,
             kind: "scripted",
             tools: false,
+            capabilities: Vec::new(),
             script: Mutex::new(VecDeque::new()),
             fallback: Mutex::new(Reply::text("ok")),
             failure: Mutex::new(None),
@@ -101,9 +103,16 @@ impl ScriptedProvider {
         }
     }
 
-    /// Whether it claims tool support ([`Provider::supports_tools`]; default no).
+    /// Whether it claims tool support (tools, forced tool choice and serial
+    /// tool calls; default no).
     pub fn tools(mut self, supported: bool) -> Self {
         self.tools = supported;
+        self
+    }
+
+    /// Claims `capability` as well ([`Provider::supports`]; tools aside, none by default).
+    pub fn capability(mut self, capability: Capability) -> Self {
+        self.capabilities.push(capability);
         self
     }
 
@@ -291,8 +300,15 @@ impl Provider for ScriptedProvider {
         &self.profile
     }
 
-    fn supports_tools(&self) -> bool {
-        self.tools
+    fn supports(&self, capability: Capability, _model: &str) -> bool {
+        match capability {
+            Capability::Tools | Capability::ForcedToolChoice | Capability::SerialToolCalls
+                if self.tools =>
+            {
+                true
+            }
+            c => self.capabilities.contains(&c),
+        }
     }
 
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {

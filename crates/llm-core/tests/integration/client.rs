@@ -512,7 +512,7 @@ async fn model_is_adapted_and_max_tokens_clamped_on_fallback() {
     assert_eq!(r.provider, "ollama");
     let sent = f.ollama.requests().pop().unwrap();
     assert_eq!(sent.model.as_deref(), Some("qwen:7b"));
-    assert_eq!(sent.max_tokens, 2048);
+    assert_eq!(sent.max_tokens, Some(2048));
     let r = f
         .client
         .generate(

@@ -109,19 +109,24 @@ async fn without_a_provider_that_supports_tools_the_error_says_so() {
         .generate(LlmRequest::new("q").tool(weather()))
         .await
         .unwrap_err();
-    let LlmError::NoProviderAvailable { attempts } = &err else {
-        panic!("expected NoProviderAvailable, got {err:?}");
+    let LlmError::Unsupported { field, .. } = &err else {
+        panic!("expected Unsupported, got {err:?}");
     };
-    assert_eq!(attempts.len(), 2);
-    for a in attempts {
-        assert_eq!(
-            a.outcome,
-            AttemptOutcome::Skipped {
-                reason: "does not support tools".into()
-            }
+    assert_eq!(field, "tools");
+    assert!(err.to_string().contains("none supports tools"), "{err}");
+    // With one capable instance the others are skipped, with the reason.
+    let capable = Arc::new(ScriptedProvider::new("openai").tools(true));
+    capable.set_available(false);
+    let c = client(&[a.clone(), b.clone(), capable.clone()], None);
+    let plan = c.explain(&LlmRequest::new("q").tool(weather()));
+    for name in ["ollama", "custom"] {
+        assert!(
+            plan.skipped
+                .iter()
+                .any(|s| s.provider == name && s.reason == "does not support tools"),
+            "{plan}"
         );
     }
-    assert!(err.to_string().contains("does not support tools"), "{err}");
     assert_eq!(a.calls() + b.calls(), 0);
 }
 

@@ -115,7 +115,7 @@ async fn no_system_prompt_and_empty_key_send_nothing_for_them() {
     let sent = &server.requests()[0];
     assert_eq!(
         sent.json(),
-        json!({"model": "private-model", "prompt": "hi", "max_tokens": 4096, "temperature": 0.7})
+        json!({"model": "private-model", "prompt": "hi", "temperature": 0.7})
     );
     assert_eq!(sent.header("authorization"), None);
 }
