@@ -23,6 +23,13 @@
 //!   `{"error":…}` line inside the `200` stream
 //! - `FAKE_OLLAMA_IDLE_EXIT_SECS`: exit after this long without a request
 //!   (default 60), so a test that dies early leaves nothing behind for long
+//! - `FAKE_OLLAMA_SPAWN_LOG`: append `<pid> <OLLAMA_HOST>` to this file at
+//!   start, so a test can count the servers started
+//! - `FAKE_OLLAMA_READY_FILE`: listen only once this file exists
+//! - `FAKE_OLLAMA_GRANDCHILD`: start `fake-ollama linger` (which ignores
+//!   SIGTERM) in the same process group and write its pid to this file
+//!
+//! `fake-ollama linger` ignores SIGTERM and exits after 60 s (or on SIGKILL).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -85,6 +92,10 @@ fn env_u64(var: &str) -> Option<u64> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("linger") {
+        linger().await;
+        return;
+    }
     if std::env::args().nth(1).as_deref() != Some("serve") {
         eprintln!("usage: fake-ollama serve   (a test helper of llm-ollama)");
         std::process::exit(2);
@@ -99,6 +110,13 @@ async fn main() {
         last_activity: Mutex::new(Instant::now()),
     });
     tokio::spawn(watchdog(state.clone(), idle));
+    let host = std::env::var("OLLAMA_HOST").unwrap_or_else(|_| "127.0.0.1:11434".into());
+    if let Some(path) = std::env::var_os("FAKE_OLLAMA_SPAWN_LOG") {
+        append_line(&path, &format!("{} {host}", std::process::id()));
+    }
+    if let Some(path) = std::env::var_os("FAKE_OLLAMA_GRANDCHILD") {
+        start_grandchild(&path);
+    }
     match std::env::var("FAKE_OLLAMA_MODE").as_deref() {
         Ok("exit") => {
             eprintln!("fake-ollama: exiting at once (FAKE_OLLAMA_MODE=exit)");
@@ -110,7 +128,11 @@ async fn main() {
     if let Some(ms) = env_u64("FAKE_OLLAMA_READY_DELAY_MS") {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let host = std::env::var("OLLAMA_HOST").unwrap_or_else(|_| "127.0.0.1:11434".into());
+    if let Some(path) = std::env::var_os("FAKE_OLLAMA_READY_FILE") {
+        while !std::path::Path::new(&path).exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let host = host
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -131,6 +153,51 @@ async fn main() {
             }
         });
     }
+}
+
+fn append_line(path: &std::ffi::OsStr, line: &str) {
+    use std::io::Write as _;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "fake-ollama: cannot append to {}: {e}",
+            path.to_string_lossy()
+        );
+    }
+}
+
+/// Starts `fake-ollama linger` in this process group; its pid goes to `path`
+/// (written whole: a temporary file renamed into place).
+fn start_grandchild(path: &std::ffi::OsStr) {
+    let started = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg("linger")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+    });
+    match started {
+        Ok(child) => {
+            let path = std::path::PathBuf::from(path);
+            let tmp = path.with_extension("tmp");
+            let written = std::fs::write(&tmp, child.id().to_string())
+                .and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                eprintln!("fake-ollama: cannot write {}: {e}", path.display());
+            }
+        }
+        Err(e) => eprintln!("fake-ollama: cannot start a grandchild: {e}"),
+    }
+}
+
+/// Ignores SIGTERM (only SIGKILL ends it early) and exits after 60 s.
+async fn linger() {
+    #[cfg(unix)]
+    let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    tokio::time::sleep(Duration::from_secs(60)).await;
 }
 
 async fn watchdog(state: Arc<State>, idle: Duration) {

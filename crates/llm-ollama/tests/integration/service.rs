@@ -3,11 +3,14 @@
 //! also exits by itself after 30 s without requests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use llm_core::testing::{MockReply, MockServer};
-use llm_core::{LlmRequest, Provider, ProviderProfile, ProviderSpec};
+use llm_core::{
+    ErrorClass, LlmRequest, Provider, ProviderErrorKind, ProviderProfile, ProviderSpec,
+};
 use llm_ollama::{OllamaProvider, OllamaService, ServiceError, ServiceStatus};
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-ollama");
@@ -31,32 +34,131 @@ fn spec(base_url: &str) -> ProviderSpec {
         .option("start_timeout", 20)
 }
 
-fn service(spec: &ProviderSpec) -> OllamaService {
+/// A directory of its own for one test, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "llm-ollama-test-{name}-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A manager of the fake server, logging into `scratch`.
+fn service_in(spec: &ProviderSpec, scratch: &Scratch) -> OllamaService {
     OllamaService::from_spec(spec)
         .unwrap()
         .env("FAKE_OLLAMA_IDLE_EXIT_SECS", "30")
+        .log_dir(scratch.join("logs"))
+}
+
+/// A manager of the fake server whose log goes to a directory that outlives
+/// the test only when the test fails before [`stop`].
+fn service(spec: &ProviderSpec) -> OllamaService {
+    let dir = std::env::temp_dir().join(format!(
+        "llm-ollama-test-logs-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    OllamaService::from_spec(spec)
+        .unwrap()
+        .env("FAKE_OLLAMA_IDLE_EXIT_SECS", "30")
+        .log_dir(dir)
 }
 
 fn local_url() -> String {
     format!("http://127.0.0.1:{}", free_port())
 }
 
-/// Stops the server the test started and removes its log.
+/// Stops the server the test started and removes its log directory.
 async fn stop(s: &OllamaService) -> Option<String> {
     let ended = s.stop().await;
-    if let Some(log) = s.log_file() {
-        let _ = std::fs::remove_file(log);
+    if let Some(dir) = s.log_file().as_deref().and_then(Path::parent) {
+        if dir.starts_with(std::env::temp_dir()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
     ended
 }
 
-/// Whether a process (or its zombie) with this id exists.
+/// Whether a live process with this id exists (a zombie, dead but not yet
+/// reaped by its parent, counts as gone).
 fn process_exists(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
-        PathBuf::from(format!("/proc/{pid}")).exists()
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // `pid (comm) S …`: the state follows the last `)`.
+        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.trim_start());
+        !matches!(state.and_then(|s| s.chars().next()), Some('Z' | 'X') | None)
     } else {
-        false
+        let out = std::process::Command::new("ps")
+            .args(["-o", "stat=", "-p", &pid.to_string()])
+            .output()
+            .unwrap();
+        let stat = String::from_utf8_lossy(&out.stdout);
+        let stat = stat.trim();
+        !stat.is_empty() && !stat.starts_with('Z')
     }
+}
+
+/// Polls `done` every 20 ms; fails the test after 30 s.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The servers started so far (`FAKE_OLLAMA_SPAWN_LOG`): pid and `OLLAMA_HOST`.
+fn spawns(log: &Path) -> Vec<(u32, String)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (pid, host) = l.split_once(' ').unwrap();
+            (pid.parse().unwrap(), host.to_string())
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn kill(signal: &str, target: &str) {
+    let ok = std::process::Command::new("kill")
+        .args(["-s", signal, "--", target])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -s {signal} {target}");
+}
+
+#[test]
+fn process_exists_tells_live_processes_from_gone_ones() {
+    assert!(process_exists(std::process::id()));
+    let mut child = std::process::Command::new(FAKE).spawn().unwrap();
+    let pid = child.id();
+    // `fake-ollama` without `serve` exits at once with status 2.
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+    assert!(!process_exists(pid), "a reaped child is gone");
 }
 
 #[tokio::test]
@@ -72,13 +174,14 @@ async fn starts_the_server_and_polls_until_it_answers() {
     let pid = pid.unwrap();
     assert_eq!(version.as_deref(), Some("0.0.0-fake"));
     assert_eq!(s.pid(), Some(pid));
+    assert!(process_exists(pid));
     assert!(s.is_running().await);
     // A second call finds it running.
     assert!(matches!(
         s.ensure_running().await.unwrap(),
         ServiceStatus::AlreadyRunning { .. }
     ));
-    // Stopping kills and reaps it: no zombie is left.
+    // Stopping ends and reaps it: no zombie is left.
     assert!(stop(&s).await.is_some());
     assert!(!process_exists(pid), "pid {pid} still exists");
     assert_eq!(s.pid(), None);
@@ -127,28 +230,50 @@ async fn missing_binary_says_how_to_install_ollama() {
     ] {
         assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
     }
+    let pe = err.to_provider_error("ollama");
+    assert_eq!(pe.kind, ProviderErrorKind::Connect, "counts against health");
+    assert_eq!(pe.code.as_deref(), Some("ollama_not_installed"));
+    assert!(pe.message.contains("https://ollama.com/download"), "{pe}");
 }
 
 #[tokio::test]
 async fn binary_that_exits_at_once_is_reported_with_its_log() {
     let s = service(&spec(&local_url())).env("FAKE_OLLAMA_MODE", "exit");
     let err = s.ensure_running().await.unwrap_err();
-    let ServiceError::NotReady { exit, pid, log, .. } = &err else {
+    let ServiceError::NotReady {
+        exit,
+        pid,
+        log,
+        log_tail,
+        ..
+    } = &err
+    else {
         panic!("expected NotReady, got {err:?}");
     };
     assert!(exit.is_some(), "{err}");
-    assert!(log.is_some(), "{err}");
+    let log = log.clone().unwrap();
+    assert_eq!(Some(&log), s.log_file().as_ref());
     let msg = err.to_string();
     assert!(msg.contains("exited"), "{msg}");
-    assert!(
-        msg.contains("exiting at once"),
-        "the log tail is quoted: {msg}"
-    );
+    assert!(msg.contains(&log.display().to_string()), "{msg}");
+    // The log's end is kept in the error (and logged), not put in the message.
+    let tail = log_tail.as_deref().unwrap();
+    assert!(tail.contains("exiting at once"), "{tail}");
+    assert!(!msg.contains("exiting at once"), "{msg}");
     assert!(
         !process_exists(pid.unwrap()),
         "the exited process was reaped"
     );
     assert_eq!(s.pid(), None);
+
+    // As a provider error: short, without the log, and it counts against health.
+    let pe = err.to_provider_error("ollama");
+    assert_eq!(pe.kind, ProviderErrorKind::Connect);
+    assert_eq!(pe.class(), ErrorClass::Retryable);
+    assert_eq!(pe.code.as_deref(), Some("ollama_not_started"));
+    assert!(pe.message.contains("exited"), "{pe}");
+    assert!(!pe.message.contains("exiting at once"), "{pe}");
+    assert!(!pe.message.contains(".log"), "{pe}");
     assert_eq!(stop(&s).await, None);
 }
 
@@ -167,6 +292,9 @@ async fn server_that_never_answers_times_out_and_is_killed() {
         "the hung server was killed and reaped"
     );
     assert_eq!(s.pid(), None);
+    let pe = err.to_provider_error("ollama");
+    assert_eq!(pe.kind, ProviderErrorKind::Timeout);
+    assert_eq!(pe.class(), ErrorClass::Retryable);
     assert_eq!(stop(&s).await, None);
 }
 
@@ -245,6 +373,9 @@ async fn missing_models_without_auto_download_are_an_error() {
     let msg = err.to_string();
     assert!(msg.contains("`llm pull qwen:7b`"), "{msg}");
     assert!(msg.contains("auto_download"), "{msg}");
+    let pe = err.to_provider_error("ollama");
+    assert_eq!((pe.kind, pe.status), (ProviderErrorKind::Http, Some(404)));
+    assert_eq!(pe.code.as_deref(), Some("model_not_found"));
 }
 
 #[tokio::test]
@@ -299,4 +430,266 @@ async fn a_client_that_prepares_providers_starts_the_server_and_pulls_models() {
     assert_eq!(r.provider, "ollama");
     assert!(!r.content.is_empty());
     stop(manager).await;
+}
+
+#[tokio::test]
+async fn prepare_starts_the_server_and_pulls_required_models() {
+    let scratch = Scratch::new("prepare");
+    let spec = spec(&local_url())
+        .option("required_models", vec!["qwen:7b"])
+        .option("auto_download", true);
+    let s = service_in(&spec, &scratch);
+    s.prepare().await.unwrap();
+    assert!(s.pid().is_some());
+    assert!(s.missing_models().await.unwrap().is_empty());
+    stop(&s).await;
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_start() {
+    let scratch = Scratch::new("concurrent");
+    let spawn_log = scratch.join("spawns");
+    let s = service_in(&spec(&local_url()), &scratch)
+        .env("FAKE_OLLAMA_SPAWN_LOG", &spawn_log)
+        .env("FAKE_OLLAMA_READY_DELAY_MS", "200");
+    let results = futures::future::join_all((0..100).map(|_| s.ensure_running())).await;
+    let started = spawns(&spawn_log);
+    assert_eq!(started.len(), 1, "one server for 100 callers: {started:?}");
+    let pid = started[0].0;
+    for r in results {
+        match r.unwrap() {
+            ServiceStatus::Started { pid: p, .. } => assert_eq!(p, Some(pid)),
+            other => panic!("every caller waited for the same start: {other:?}"),
+        }
+    }
+    assert_eq!(s.pid(), Some(pid));
+    // While it runs, it is reused.
+    let again = futures::future::join_all((0..100).map(|_| s.ensure_running())).await;
+    assert!(again
+        .iter()
+        .all(|r| matches!(r, Ok(ServiceStatus::AlreadyRunning { .. }))));
+    assert_eq!(spawns(&spawn_log).len(), 1);
+    stop(&s).await;
+    assert!(!process_exists(pid));
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_does_not_orphan_the_start() {
+    let scratch = Scratch::new("cancel");
+    let spawn_log = scratch.join("spawns");
+    let ready = scratch.join("ready");
+    let s = service_in(&spec(&local_url()), &scratch)
+        .env("FAKE_OLLAMA_SPAWN_LOG", &spawn_log)
+        .env("FAKE_OLLAMA_READY_FILE", &ready);
+    // The first caller goes away while the server is starting.
+    tokio::select! {
+        r = s.ensure_running() => panic!("the server cannot be ready yet: {r:?}"),
+        () = wait_until("the server was started", || spawns(&spawn_log).len() == 1) => {}
+    }
+    // The next caller waits for that same server instead of starting another.
+    let s = Arc::new(s);
+    let next = tokio::spawn({
+        let s = s.clone();
+        async move { s.ensure_running().await }
+    });
+    std::fs::write(&ready, "").unwrap();
+    let status = next.await.unwrap().unwrap();
+    let started = spawns(&spawn_log);
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(
+        status,
+        ServiceStatus::Started {
+            pid: Some(started[0].0),
+            version: Some("0.0.0-fake".into())
+        }
+    );
+    assert_eq!(s.pid(), Some(started[0].0));
+    stop(&s).await;
+    assert!(!process_exists(started[0].0));
+}
+
+#[tokio::test]
+async fn a_failed_start_is_not_repeated_within_the_backoff() {
+    let scratch = Scratch::new("backoff");
+    let spawn_log = scratch.join("spawns");
+    let hour = Duration::from_secs(3600);
+    let s = service_in(&spec(&local_url()).option("start_timeout", 0.5), &scratch)
+        .env("FAKE_OLLAMA_MODE", "hang")
+        .env("FAKE_OLLAMA_SPAWN_LOG", &spawn_log)
+        .restart_backoff(hour, hour);
+    let first = s.ensure_running().await.unwrap_err();
+    let ServiceError::NotReady {
+        pid, exit: None, ..
+    } = &first
+    else {
+        panic!("expected a timeout, got {first:?}");
+    };
+    for _ in 0..5 {
+        let again = s.ensure_running().await.unwrap_err();
+        // The same failure, without starting (and waiting for) another server.
+        assert!(
+            matches!(&again, ServiceError::NotReady { pid: p, .. } if p == pid),
+            "{again:?}"
+        );
+    }
+    assert_eq!(spawns(&spawn_log).len(), 1);
+    stop(&s).await;
+
+    // Past the pause, it is tried again.
+    let spawn_log = scratch.join("spawns-2");
+    let s = service_in(&spec(&local_url()), &scratch)
+        .env("FAKE_OLLAMA_MODE", "exit")
+        .env("FAKE_OLLAMA_SPAWN_LOG", &spawn_log)
+        .restart_backoff(Duration::ZERO, Duration::ZERO);
+    s.ensure_running().await.unwrap_err();
+    s.ensure_running().await.unwrap_err();
+    assert_eq!(spawns(&spawn_log).len(), 2);
+    stop(&s).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_server_that_exits_is_started_again() {
+    let scratch = Scratch::new("restart");
+    let spawn_log = scratch.join("spawns");
+    let s = service_in(&spec(&local_url()), &scratch)
+        .env("FAKE_OLLAMA_SPAWN_LOG", &spawn_log)
+        .restart_backoff(Duration::from_millis(10), Duration::from_millis(10));
+    let ServiceStatus::Started {
+        pid: Some(first), ..
+    } = s.ensure_running().await.unwrap()
+    else {
+        panic!("expected a start");
+    };
+    kill("KILL", &first.to_string());
+    wait_until("the server was started again", || {
+        s.pid().is_some_and(|p| p != first)
+    })
+    .await;
+    let started = spawns(&spawn_log);
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(s.pid(), Some(started[1].0));
+    assert!(s.is_running().await);
+    assert!(matches!(
+        s.ensure_running().await.unwrap(),
+        ServiceStatus::AlreadyRunning { .. }
+    ));
+    stop(&s).await;
+    // A stopped server is not started again.
+    assert_eq!(s.pid(), None);
+    assert_eq!(spawns(&spawn_log).len(), 2);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn stopping_ends_the_whole_process_group() {
+    let scratch = Scratch::new("group");
+    let grandchild = scratch.join("grandchild.pid");
+    let s = service_in(&spec(&local_url()), &scratch).env("FAKE_OLLAMA_GRANDCHILD", &grandchild);
+    let ServiceStatus::Started { pid: Some(pid), .. } = s.ensure_running().await.unwrap() else {
+        panic!("expected a start");
+    };
+    let gc: u32 = std::fs::read_to_string(&grandchild)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(process_exists(gc), "the grandchild runs");
+    // It ignores SIGTERM: only the SIGKILL to the group ends it.
+    assert!(stop(&s).await.is_some());
+    assert!(!process_exists(pid));
+    wait_until("the grandchild is gone", || !process_exists(gc)).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_log_is_private_appended_and_never_follows_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("log");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let victim = scratch.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    // A link planted where the log used to go (shared temporary directory)…
+    let old = std::env::temp_dir().join(format!("llm-ollama-serve-{port}.log"));
+    let _ = std::fs::remove_file(&old);
+    std::os::unix::fs::symlink(&victim, &old).unwrap();
+    // …and one at the log's path in its directory.
+    let dir = scratch.join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = service_in(&spec(&url), &scratch)
+        .env("FAKE_OLLAMA_MODE", "exit")
+        .restart_backoff(Duration::ZERO, Duration::ZERO);
+    let log = s.log_file().unwrap();
+    assert_eq!(log.parent(), Some(dir.as_path()));
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+
+    let err = s.ensure_running().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ServiceError::NotReady {
+                log: None,
+                exit: Some(_),
+                ..
+            }
+        ),
+        "started without a log: {err:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the log directory is private");
+    std::fs::remove_file(&old).unwrap();
+
+    // Without the link, each start appends to the log; an error quotes only its own start.
+    std::fs::remove_file(&log).unwrap();
+    for round in 1..=2 {
+        let err = s.ensure_running().await.unwrap_err();
+        let ServiceError::NotReady {
+            log_tail, log: l, ..
+        } = &err
+        else {
+            panic!("expected NotReady, got {err:?}");
+        };
+        assert_eq!(l.as_ref(), Some(&log));
+        assert_eq!(
+            log_tail
+                .as_deref()
+                .unwrap()
+                .matches("exiting at once")
+                .count(),
+            1
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.matches("exiting at once").count(), round, "{text}");
+    }
+    let mode = std::fs::symlink_metadata(&log)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the log is private");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    stop(&s).await;
+}
+
+#[tokio::test]
+async fn an_unspecified_address_is_served_on_loopback_unless_exposed() {
+    let scratch = Scratch::new("loopback");
+    let spawn_log = scratch.join("spawns");
+    let port = free_port();
+    let s = service_in(&spec(&format!("http://0.0.0.0:{port}")), &scratch)
+        .env("FAKE_OLLAMA_SPAWN_LOG", &spawn_log);
+    s.ensure_running().await.unwrap();
+    assert_eq!(spawns(&spawn_log)[0].1, format!("127.0.0.1:{port}"));
+    stop(&s).await;
+
+    let spawn_log = scratch.join("spawns-exposed");
+    let port = free_port();
+    let s = service_in(&spec(&format!("http://0.0.0.0:{port}")), &scratch)
+        .env("FAKE_OLLAMA_SPAWN_LOG", &spawn_log)
+        .expose(true);
+    s.ensure_running().await.unwrap();
+    assert_eq!(spawns(&spawn_log)[0].1, format!("0.0.0.0:{port}"));
+    stop(&s).await;
 }
