@@ -127,6 +127,8 @@ mod tests {
             usage: Usage::new(1, 1),
             finish_reason: FinishReason::Stop,
             tool_calls: Vec::new(),
+            logprobs: Vec::new(),
+            route_model: None,
         }
     }
 

@@ -200,6 +200,8 @@ fn write_generated_seeds() {
         usage: Usage::new(20, 2),
         finish_reason: FinishReason::Other("eos".into()),
         tool_calls: Vec::new(),
+        logprobs: Vec::new(),
+        route_model: None,
     };
     put("cache_entry", "gen-entry.bin", &entry.encode());
     put("cache_entry", "gen-version-2.bin", b"\x02{}");

@@ -45,7 +45,11 @@ struct Inner {
     telemetry: Telemetry,
     rng: Mutex<fastrand::Rng>,
     inflight: Mutex<HashMap<CacheKey, WeakShared<CallFuture>>>,
+    cache_writes: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most cache writes to a remote backend in flight at once.
+pub const MAX_BACKGROUND_WRITES: usize = 256;
 
 /// One client for many LLM providers: routing, fallback, retries, circuit
 /// breaking, caching and metrics. Cheap to clone; clones share everything.
@@ -262,6 +266,7 @@ impl LlmClientBuilder {
                 telemetry: self.telemetry,
                 rng: Mutex::new(rng),
                 inflight: Mutex::new(HashMap::new()),
+                cache_writes: Arc::new(tokio::sync::Semaphore::new(MAX_BACKGROUND_WRITES)),
             }),
         })
     }
@@ -371,7 +376,15 @@ impl LlmClient {
             .iter()
             .map(|i| {
                 if refresh {
-                    i.health.refresh_in_background(i.provider.clone());
+                    let client = Arc::downgrade(&self.inner);
+                    i.health.refresh_in_background(i.provider.clone(), move || {
+                        // Background probes change availability: keep the gauge true.
+                        if let Some(inner) = client.upgrade() {
+                            inner
+                                .telemetry
+                                .active_providers(exec::active_count(&inner.instances));
+                        }
+                    });
                 }
                 InstanceView {
                     provider: &i.provider,
@@ -429,9 +442,10 @@ impl LlmClient {
         if req.cache == CacheDirective::Bypass {
             return None;
         }
+        // An unset temperature is the provider's default: counted as 1.0.
         if layer
             .max_temperature
-            .is_some_and(|t| req.temperature.is_some_and(|r| r > t))
+            .is_some_and(|t| req.temperature.unwrap_or(1.0) > t)
         {
             return None;
         }
@@ -461,6 +475,11 @@ impl LlmClient {
         }
     }
 
+    /// Stores an answer: inline in an in-process cache (sub-microsecond),
+    /// in the background for any other backend, at most
+    /// [`MAX_BACKGROUND_WRITES`] at a time; a write beyond that is skipped and
+    /// counted (`llm_cache_operations_total{result="write_skipped"}`), a failed
+    /// one is counted as `error`. Never delays the answer.
     async fn store(&self, key: Option<&CacheKey>, value: CachedResponse) {
         let (Some(layer), Some(key)) = (self.inner.cache.as_ref(), key) else {
             return;
@@ -468,10 +487,32 @@ impl LlmClient {
         if layer.mode == CacheMode::ReadOnly {
             return;
         }
-        if let Err(e) = layer.backend.set(key, &value, layer.ttl).await {
-            self.inner.telemetry.cache("error");
-            tracing::debug!(error = %e, "cache store failed");
+        let telemetry = self.inner.telemetry.clone();
+        if layer.backend.is_local() {
+            if let Err(e) = layer.backend.set(key, &value, layer.ttl).await {
+                telemetry.cache("error");
+                tracing::debug!(error = %e, "cache store failed");
+            }
+            return;
         }
+        let (Ok(permit), Ok(handle)) = (
+            self.inner.cache_writes.clone().try_acquire_owned(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            telemetry.cache("write_skipped");
+            tracing::debug!("cache store skipped: too many writes in flight");
+            return;
+        };
+        let backend = layer.backend.clone();
+        let ttl = layer.ttl;
+        let key = key.clone();
+        handle.spawn(async move {
+            if let Err(e) = backend.set(&key, &value, ttl).await {
+                telemetry.cache("error");
+                tracing::debug!(error = %e, "cache store failed");
+            }
+            drop(permit);
+        });
     }
 
     /// Generates an answer, routing, falling back and caching as configured.
@@ -499,9 +540,11 @@ impl LlmClient {
     }
 
     fn hit_response(&self, hit: CachedResponse, started: Instant) -> LlmResponse {
+        // The same label as the call that stored it: the configured model.
+        let label = hit.route_model.as_deref().unwrap_or(&hit.model);
         self.inner
             .telemetry
-            .request(&hit.provider, &hit.model, "cache_hit");
+            .request(&hit.provider, label, "cache_hit");
         LlmResponse {
             content: hit.content,
             provider: hit.provider,
@@ -520,6 +563,12 @@ impl LlmClient {
 
     /// Identical requests in flight share one upstream call.
     async fn coalesced(&self, key: CacheKey, req: LlmRequest) -> Result<LlmResponse, LlmError> {
+        // Declared before `call`, so it drops after it: when the last waiter
+        // goes away (finished or cancelled), the entry goes too.
+        let _entry = InflightEntry {
+            inner: &self.inner,
+            key: key.clone(),
+        };
         let call: SharedCall = {
             let mut map = lock(&self.inner.inflight);
             match map.get(&key).and_then(WeakShared::upgrade) {
@@ -536,15 +585,13 @@ impl LlmClient {
                 }
             }
         };
-        let result = call.await;
-        let mut map = lock(&self.inner.inflight);
-        if map
-            .get(&key)
-            .is_some_and(|w| w.upgrade().is_none_or(|s| s.peek().is_some()))
-        {
-            map.remove(&key);
-        }
-        result
+        call.await
+    }
+
+    /// How many distinct requests are in flight in the coalescing map (for
+    /// monitoring; entries leave when their last waiter finishes or is dropped).
+    pub fn inflight_requests(&self) -> usize {
+        lock(&self.inner.inflight).len()
     }
 
     async fn execute(
@@ -569,10 +616,7 @@ impl LlmClient {
         .await;
         let out = match out {
             Ok(o) => o,
-            Err(e) => {
-                self.record_failure(&e);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         let (mut resp, inst, adapted) = exec::finish_response(out);
         let priced_model = adapted.model.clone().unwrap_or_default();
@@ -587,7 +631,9 @@ impl LlmClient {
         );
         resp.response_time = started.elapsed();
         self.record_success(&resp, &priced_model);
-        self.store(key, CachedResponse::from_response(&resp)).await;
+        let mut entry = CachedResponse::from_response(&resp);
+        entry.route_model = Some(priced_model);
+        self.store(key, entry).await;
         Ok(resp)
     }
 
@@ -597,12 +643,6 @@ impl LlmClient {
         t.latency(&resp.provider, model, resp.response_time.as_secs_f64());
         t.tokens(&resp.provider, model, &resp.usage);
         t.cost(&resp.provider, model, resp.cost);
-    }
-
-    fn record_failure(&self, e: &LlmError) {
-        for a in e.attempts().iter().filter(|a| a.calls > 0) {
-            self.inner.telemetry.request(&a.provider, &a.model, "error");
-        }
     }
 
     /// Streams an answer. Fallback and retries apply until the first event has
@@ -634,10 +674,7 @@ impl LlmClient {
         .await;
         let out = match out {
             Ok(o) => o,
-            Err(e) => {
-                self.record_failure(&e);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         let model = out.request.model.clone().unwrap_or_default();
         let OpenedStream {
@@ -676,6 +713,26 @@ impl LlmClient {
         let mut s = ResponseStream::new(name, kind, reported_model, events);
         s.attempts = out.attempts;
         Ok(s)
+    }
+}
+
+/// Removes a coalescing entry once no waiter holds its call any more.
+struct InflightEntry<'a> {
+    inner: &'a Inner,
+    key: CacheKey,
+}
+
+impl Drop for InflightEntry<'_> {
+    fn drop(&mut self) {
+        let mut map = lock(&self.inner.inflight);
+        // Another request may have put a fresh call under the same key: only
+        // a call that is gone (every waiter dropped) or finished is removed.
+        if map
+            .get(&self.key)
+            .is_some_and(|w| w.upgrade().is_none_or(|s| s.peek().is_some()))
+        {
+            map.remove(&self.key);
+        }
     }
 }
 
@@ -771,9 +828,9 @@ impl StreamState {
                 self.span.in_scope(|| record_response(&resp));
                 if self.key.is_some() {
                     let key = self.key.take();
-                    self.client
-                        .store(key.as_ref(), CachedResponse::from_response(&resp))
-                        .await;
+                    let mut entry = CachedResponse::from_response(&resp);
+                    entry.route_model = Some(model);
+                    self.client.store(key.as_ref(), entry).await;
                 }
                 Some((Ok(StreamEvent::Done { finish_reason }), self))
             }

@@ -16,9 +16,14 @@ pub struct ModelPrice {
     pub input_per_1m: f64,
     /// USD per 1M output tokens.
     pub output_per_1m: f64,
-    /// USD per 1M cached input tokens (defaults to the input price).
+    /// USD per 1M input tokens read from the provider's prompt cache
+    /// (defaults to the input price).
     #[serde(default)]
     pub cached_input_per_1m: Option<f64>,
+    /// USD per 1M input tokens written to the provider's prompt cache
+    /// (Anthropic's cache writes; defaults to the input price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_per_1m: Option<f64>,
 }
 
 /// Pico-dollars (10⁻¹² USD) per token for a price given in USD per `per` tokens.
@@ -37,9 +42,28 @@ pub fn cost_pico(profile: &ProviderProfile, model: &str, usage: &Usage) -> u128 
         return 0;
     }
     if let Some(price) = profile.pricing.get(model) {
-        let input = pico_per_token(price.input_per_1m, 1e6) * u128::from(usage.prompt_tokens);
+        // Prompt-cache reads and writes are part of `prompt_tokens`, priced
+        // at their own rates; the rest at the input price.
+        let read = usage.cache_read_tokens.min(usage.prompt_tokens);
+        let write = usage
+            .cache_write_tokens
+            .min(usage.prompt_tokens.saturating_sub(read));
+        let plain = usage
+            .prompt_tokens
+            .saturating_sub(read)
+            .saturating_sub(write);
+        let input = pico_per_token(price.input_per_1m, 1e6);
+        let read_price = price
+            .cached_input_per_1m
+            .map_or(input, |p| pico_per_token(p, 1e6));
+        let write_price = price
+            .cache_write_per_1m
+            .map_or(input, |p| pico_per_token(p, 1e6));
         let output = pico_per_token(price.output_per_1m, 1e6) * u128::from(usage.completion_tokens);
-        return input + output;
+        return input * u128::from(plain)
+            + read_price * u128::from(read)
+            + write_price * u128::from(write)
+            + output;
     }
     pico_per_token(profile.cost_per_1k_tokens, 1e3) * u128::from(usage.total_tokens)
 }
@@ -62,6 +86,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cached_input_tokens_are_priced_at_their_own_rates() {
+        let mut p = ProviderProfile::default();
+        p.pricing.insert(
+            "claude".into(),
+            ModelPrice {
+                input_per_1m: 3.0,
+                output_per_1m: 15.0,
+                cached_input_per_1m: Some(0.30),
+                cache_write_per_1m: Some(3.75),
+            },
+        );
+        // 1M prompt tokens: 600k cache reads, 100k cache writes, 300k plain.
+        let usage = Usage::new(1_000_000, 0).with_cache(600_000, 100_000);
+        // 0.3 × 3.0 + 0.6 × 0.30 + 0.1 × 3.75 = 0.9 + 0.18 + 0.375 = 1.455 USD
+        assert_eq!(cost_pico(&p, "claude", &usage), 1_455_000_000_000);
+        // Without a cached price, reads cost the input price.
+        p.pricing.get_mut("claude").unwrap().cached_input_per_1m = None;
+        assert_eq!(cost_pico(&p, "claude", &usage), 3_075_000_000_000);
+    }
+
+    #[test]
     fn million_token_cost_is_exact_to_the_cent() {
         let mut p = ProviderProfile::default();
         p.pricing.insert(
@@ -70,6 +115,7 @@ mod tests {
                 input_per_1m: 0.15,
                 output_per_1m: 0.60,
                 cached_input_per_1m: None,
+                cache_write_per_1m: None,
             },
         );
         let usage = Usage::new(1_000_000, 1_000_000);

@@ -10,6 +10,20 @@ use crate::cost::ModelPrice;
 use crate::error::ProviderError;
 use crate::types::{Capability, LlmRequest, LlmResponse, ResponseStream};
 
+/// How an instance's availability is probed (config key `probe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeMode {
+    /// The provider's own cheap check ([`Provider::check`]; usually its model list).
+    #[default]
+    Models,
+    /// No probe: the instance counts as available; real outcomes and the
+    /// circuit breaker decide (for restricted keys, proxies without `/models`).
+    None,
+    /// A one-token generation with the default model.
+    Generate,
+}
+
 /// What the router and the cost accounting know about a provider instance.
 ///
 /// Built from the common keys of the instance's configuration section.
@@ -27,6 +41,9 @@ pub struct ProviderProfile {
     /// Models that accept images; `None`: every model of the instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vision_models: Option<Vec<String>>,
+    /// How availability is probed.
+    #[serde(default)]
+    pub probe: ProbeMode,
     /// Per-attempt timeout.
     #[serde(with = "crate::types::duration_ms")]
     pub timeout: Duration,
@@ -44,6 +61,7 @@ impl Default for ProviderProfile {
             default_model: None,
             max_tokens: None,
             vision_models: None,
+            probe: ProbeMode::Models,
             timeout: Duration::from_secs(60),
             cost_per_1k_tokens: 0.0,
             pricing: BTreeMap::new(),
@@ -134,6 +152,22 @@ pub trait Provider: Send + Sync {
 
     /// Whether the provider can take requests now (a cheap probe).
     async fn is_available(&self) -> bool;
+
+    /// The availability probe with its reason: `Err` says why the provider
+    /// cannot take requests (an HTTP 401 is reported as such, not as "down").
+    /// The default wraps [`is_available`](Self::is_available); providers that
+    /// can tell why should override it.
+    async fn check(&self) -> Result<(), ProviderError> {
+        if self.is_available().await {
+            Ok(())
+        } else {
+            Err(ProviderError::new(
+                self.name(),
+                crate::error::ProviderErrorKind::Connect,
+                "unavailable (probe failed)",
+            ))
+        }
+    }
 
     /// Models the provider offers.
     async fn models(&self) -> Result<Vec<String>, ProviderError>;

@@ -195,6 +195,7 @@ fn scripted_client() -> Result<LlmClient, Box<dyn std::error::Error>> {
                     input_per_1m: 2.5,
                     output_per_1m: 10.0,
                     cached_input_per_1m: None,
+                    cache_write_per_1m: None,
                 },
             )]),
             ..ProviderProfile::default()

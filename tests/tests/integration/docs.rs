@@ -122,6 +122,7 @@ fn common_provider_keys_are_documented() {
         input_per_1m: 1.0,
         output_per_1m: 2.0,
         cached_input_per_1m: None,
+        cache_write_per_1m: None,
     };
     assert_documented("pricing entries", &fields(&price));
 }

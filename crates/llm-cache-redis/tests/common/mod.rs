@@ -1,5 +1,9 @@
 //! Test helpers: a real Redis, either the one CI provides through
 //! `LLM_TEST_REDIS_URL` or a `redis-server` process started here.
+//!
+//! Without either, a test prints `SKIPPED …` and passes, except in CI
+//! (`CI=true`, or `LLM_TEST_REDIS_URL` set): there a missing Redis or tool
+//! fails the test, so a green run means the tests ran.
 
 #![allow(dead_code)]
 
@@ -11,10 +15,33 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use llm_core::cache::{CacheKey, CachedResponse};
-use llm_core::{FinishReason, LlmRequest, Usage};
+use llm_core::LlmRequest;
 
 /// The variable CI sets to its Redis.
 pub const ENV: &str = "LLM_TEST_REDIS_URL";
+
+/// Whether a missing Redis (or tool) must fail the test instead of skipping
+/// it: in CI (`CI` set to anything but `false`/`0`/empty, as CI services do)
+/// or when `LLM_TEST_REDIS_URL` is set.
+pub fn redis_required() -> bool {
+    let ci = std::env::var("CI")
+        .map(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+        .unwrap_or(false);
+    ci || std::env::var_os(ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// Skips the test (locally) or fails it (in CI) because `what` is missing.
+fn missing(test: &str, what: &str, hint: &str) {
+    if redis_required() {
+        panic!(
+            "{test}: {what}; in CI (CI=true or {ENV} set) the Redis tests must run, \
+             not skip ({hint})"
+        );
+    }
+    // Straight to the stderr handle: the test harness hides `eprintln!`
+    // output of passing tests, and this notice must be seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {what} ({hint})");
+}
 
 /// Bound on every wait in these tests (readiness, expiry, recovery).
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -42,8 +69,8 @@ pub async fn redis(test: &str) -> Option<TestRedis> {
 }
 
 /// A `redis-server` process of this test's own (to stop, pause and restart).
-/// Missing binary: a failure when `LLM_TEST_REDIS_URL` is set (CI installs
-/// it), else `None` after a skip notice.
+/// Missing binary: a failure in CI (see [`redis_required`]), else `None`
+/// after a skip notice.
 pub fn own_server(test: &str) -> Option<RedisServer> {
     own_server_with(test, &[])
 }
@@ -51,15 +78,13 @@ pub fn own_server(test: &str) -> Option<RedisServer> {
 /// [`own_server`] with extra `redis-server` arguments.
 pub fn own_server_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
     if !on_path("redis-server") {
-        if std::env::var_os(ENV).is_some() {
-            panic!("{test}: {ENV} is set (CI) but `redis-server` is not on PATH");
-        }
-        // Straight to the stderr handle: the test harness hides `eprintln!`
-        // output of passing tests, and this notice must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: no Redis to test against; set {ENV}=redis://host:port \
-             or install redis-server (apt-get install redis-server)"
+        missing(
+            test,
+            "no Redis to test against: `redis-server` is not on PATH",
+            &format!(
+                "install redis-server (apt-get install redis-server) \
+                 or set {ENV}=redis://host:port"
+            ),
         );
         return None;
     }
@@ -67,18 +92,16 @@ pub fn own_server_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
 }
 
 /// Whether `bin` (another tool a test needs, e.g. `openssl`) is on `PATH`.
-/// Missing: a failure when `LLM_TEST_REDIS_URL` is set (CI installs it), else
-/// `false` after a skip notice.
+/// Missing: a failure in CI (see [`redis_required`]), else `false` after a
+/// skip notice.
 pub fn tool(test: &str, bin: &str) -> bool {
     if on_path(bin) {
         return true;
     }
-    if std::env::var_os(ENV).is_some() {
-        panic!("{test}: {ENV} is set (CI) but `{bin}` is not on PATH");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: `{bin}` is not on PATH (apt-get install {bin})"
+    missing(
+        test,
+        &format!("`{bin}` is not on PATH"),
+        &format!("apt-get install {bin}"),
     );
     false
 }
@@ -247,18 +270,20 @@ pub fn key(text: &str) -> CacheKey {
     CacheKey::for_request(&LlmRequest::new(text))
 }
 
-/// A stored answer, with non-ASCII text.
+/// A stored answer (read from its stored form, so fields added later keep
+/// their defaults).
 pub fn entry(content: &str) -> CachedResponse {
-    CachedResponse {
-        content: content.into(),
-        provider: "openai-main".into(),
-        provider_kind: "openai".into(),
-        model: "gpt-4o-mini".into(),
-        usage: Usage::new(12, 34),
-        finish_reason: FinishReason::Stop,
-        tool_calls: Vec::new(),
-        logprobs: Vec::new(),
-    }
+    let json = serde_json::json!({
+        "content": content,
+        "provider": "openai-main",
+        "provider_kind": "openai",
+        "model": "gpt-4o-mini",
+        "usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46},
+        "finish_reason": "stop",
+    });
+    let mut bytes = vec![1u8];
+    bytes.extend_from_slice(json.to_string().as_bytes());
+    CachedResponse::decode(&bytes).expect("a valid stored entry")
 }
 
 /// A plain connection for looking at Redis behind the cache's back.

@@ -27,7 +27,7 @@ struct Entry {
 /// let value = CachedResponse {
 ///     content: "hello".into(), provider: "ollama".into(), provider_kind: "ollama".into(),
 ///     model: "llama3:8b".into(), usage: Usage::new(1, 1), finish_reason: FinishReason::Stop,
-///     tool_calls: Vec::new(), logprobs: Vec::new(),
+///     tool_calls: Vec::new(), logprobs: Vec::new(), route_model: None,
 /// };
 /// cache.set(&key, &value, Duration::from_secs(60)).await.unwrap();
 /// assert_eq!(cache.get(&key).await.unwrap().unwrap().content, "hello");
@@ -102,6 +102,10 @@ impl ResponseCache for MemoryCache {
         "memory"
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError> {
         Ok(self
             .inner
@@ -140,6 +144,7 @@ mod tests {
             finish_reason: FinishReason::Stop,
             tool_calls: Vec::new(),
             logprobs: Vec::new(),
+            route_model: None,
         }
     }
 

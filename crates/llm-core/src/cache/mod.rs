@@ -35,6 +35,11 @@ pub struct CachedResponse {
     /// Log probabilities of the generated tokens, when asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logprobs: Vec<TokenLogprob>,
+    /// The configured model the request resolved to (the metrics label of
+    /// the answer, so a hit is counted under the same model as the call that
+    /// stored it); `None`: `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_model: Option<String>,
 }
 
 /// Version tag of the byte encoding; bumped whenever the encoding changes.
@@ -52,6 +57,7 @@ impl CachedResponse {
             finish_reason: resp.finish_reason.clone(),
             tool_calls: resp.tool_calls.clone(),
             logprobs: resp.logprobs.clone(),
+            route_model: None,
         }
     }
 
@@ -118,6 +124,13 @@ pub trait ResponseCache: Send + Sync {
     /// Backend name for logs and metrics (`memory`, `redis`).
     fn name(&self) -> &str;
 
+    /// Whether a write completes in memory without I/O. The client writes to
+    /// an in-process cache inline and to any other in the background, so a
+    /// slow backend never delays an answer.
+    fn is_local(&self) -> bool {
+        false
+    }
+
     /// The entry stored under `key`, if any and not expired.
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError>;
 
@@ -144,6 +157,7 @@ mod tests {
             finish_reason: FinishReason::Length,
             tool_calls: Vec::new(),
             logprobs: Vec::new(),
+            route_model: None,
         }
     }
 

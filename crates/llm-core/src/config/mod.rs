@@ -130,6 +130,10 @@ struct CommonKeys {
     #[serde(default)]
     max_tokens: Option<u32>,
     #[serde(default)]
+    vision_models: Option<Vec<String>>,
+    #[serde(default)]
+    probe: Option<crate::provider::ProbeMode>,
+    #[serde(default)]
     timeout: Option<Secs>,
     #[serde(default)]
     cost_per_1k_tokens: Option<f64>,
@@ -144,6 +148,8 @@ const COMMON_KEYS: &[&str] = &[
     "models",
     "default_model",
     "max_tokens",
+    "vision_models",
+    "probe",
     "timeout",
     "cost_per_1k_tokens",
     "pricing",
@@ -490,6 +496,8 @@ pub(crate) fn spec_from_table(
         models: keys.models,
         default_model: keys.default_model,
         max_tokens: keys.max_tokens,
+        vision_models: keys.vision_models,
+        probe: keys.probe.unwrap_or_default(),
         timeout: keys.timeout.map_or(Duration::from_secs(60), |s| s.0),
         cost_per_1k_tokens: keys.cost_per_1k_tokens.unwrap_or(0.0),
         pricing: keys.pricing,

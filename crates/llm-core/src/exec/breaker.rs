@@ -131,6 +131,15 @@ impl Breaker {
         }
     }
 
+    /// Ends a half-open trial without a verdict (the call ended with an
+    /// outcome that says nothing about health, e.g. a 400 for this request,
+    /// or was cancelled): the next call may be the trial at once.
+    pub(crate) fn release_trial(&mut self) {
+        if let State::HalfOpen { trial_since } = &mut self.state {
+            *trial_since = None;
+        }
+    }
+
     /// Records a success; returns true when it closed the circuit.
     pub(crate) fn on_success(&mut self) -> bool {
         self.consecutive = 0;

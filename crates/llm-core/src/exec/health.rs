@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::breaker::{Breaker, CircuitState, Permit};
 use crate::config::HealthConfig;
 use crate::error::{ProviderError, ProviderErrorKind};
-use crate::provider::Provider;
+use crate::provider::{ProbeMode, Provider};
 
 /// Weight of a new latency sample in the moving average.
 const EWMA_ALPHA: f64 = 0.2;
@@ -33,12 +33,23 @@ pub struct HealthReport {
     pub consecutive_failures: u32,
     /// Moving average of successful call latency, in seconds.
     pub latency_ewma_secs: Option<f64>,
+    /// Why the last probe failed (`HTTP 401: …`, connection refused, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_error: Option<String>,
 }
+
+/// First re-probe delay after a failed probe; it doubles per failure up to
+/// the check interval, so an upstream that comes up a moment after the
+/// gateway is seen within about a second.
+const PROBE_RETRY_MIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Inner {
     breaker: Breaker,
     probe: Option<(bool, Instant)>,
+    /// Failed probes in a row, and the last one's reason.
+    probe_failures: u32,
+    probe_error: Option<String>,
     latency_ewma: Option<f64>,
 }
 
@@ -70,6 +81,8 @@ impl ProviderHealth {
             inner: Mutex::new(Inner {
                 breaker: Breaker::new(cfg.clone(), trial_ttl),
                 probe: None,
+                probe_failures: 0,
+                probe_error: None,
                 latency_ewma: None,
             }),
             probing: AtomicBool::new(false),
@@ -95,7 +108,10 @@ impl ProviderHealth {
             return Some(format!("circuit open ({wait:.1} s left)"));
         }
         if let Some((false, _)) = g.probe {
-            return Some("unavailable (last probe failed)".into());
+            return Some(match &g.probe_error {
+                Some(why) => format!("unavailable (last probe failed: {why})"),
+                None => "unavailable (last probe failed)".into(),
+            });
         }
         None
     }
@@ -115,16 +131,27 @@ impl ProviderHealth {
         // A real success proves availability.
         if let Some((false, _)) = g.probe {
             g.probe = Some((true, Instant::now()));
+            g.probe_failures = 0;
+            g.probe_error = None;
         }
         g.breaker.on_success()
     }
 
-    /// Records a failure; true when it opened the circuit.
+    /// Records a failure; true when it opened the circuit. A failure that
+    /// says nothing about health still ends a half-open trial.
     pub(crate) fn on_failure(&self, err: &ProviderError, now: Instant) -> bool {
+        let mut g = self.lock();
         if !counts_against_health(err) {
+            g.breaker.release_trial();
             return false;
         }
-        self.lock().breaker.on_failure(now)
+        g.breaker.on_failure(now)
+    }
+
+    /// Ends a half-open trial whose call was abandoned (cancelled, or its
+    /// stream dropped before an outcome).
+    pub(crate) fn release_trial(&self) {
+        self.lock().breaker.release_trial();
     }
 
     pub(crate) fn latency(&self) -> Option<f64> {
@@ -141,21 +168,58 @@ impl ProviderHealth {
             circuit: g.breaker.state(now),
             consecutive_failures: g.breaker.consecutive_failures(),
             latency_ewma_secs: g.latency_ewma,
+            probe_error: g.probe_error.clone(),
         }
     }
 
-    /// Whether the cached probe is missing or older than the check interval.
+    /// Whether the cached probe is missing or due: older than the check
+    /// interval, or, after failed probes, than a backoff that starts at one
+    /// second and doubles up to the check interval.
     pub(crate) fn probe_stale(&self, now: Instant) -> bool {
-        match self.lock().probe {
+        let g = self.lock();
+        match g.probe {
             None => true,
-            Some((_, at)) => now.duration_since(at) >= self.check_interval,
+            Some((true, at)) => now.duration_since(at) >= self.check_interval,
+            Some((false, at)) => {
+                let exp = g.probe_failures.saturating_sub(1).min(20);
+                let backoff = PROBE_RETRY_MIN
+                    .saturating_mul(1u32 << exp)
+                    .min(self.check_interval);
+                now.duration_since(at) >= backoff
+            }
         }
     }
 
-    /// Probes the provider now and caches the result.
+    /// Probes the provider now, as its profile's `probe` mode says, and
+    /// caches the result.
     pub(crate) async fn probe(&self, p: &dyn Provider) -> bool {
-        let ok = p.is_available().await;
-        self.lock().probe = Some((ok, Instant::now()));
+        let result = match p.profile().probe {
+            ProbeMode::None => Ok(()),
+            ProbeMode::Models => p.check().await,
+            ProbeMode::Generate => {
+                let mut req =
+                    crate::types::LlmRequest::plain(vec![crate::types::Message::user("ping")])
+                        .max_tokens(1);
+                req.model = p.profile().resolve_model(None);
+                p.generate(&req).await.map(|_| ())
+            }
+        };
+        let mut g = self.lock();
+        let ok = result.is_ok();
+        g.probe = Some((ok, Instant::now()));
+        match result {
+            Ok(()) => {
+                g.probe_failures = 0;
+                g.probe_error = None;
+            }
+            Err(e) => {
+                g.probe_failures = g.probe_failures.saturating_add(1);
+                g.probe_error = Some(match e.status {
+                    Some(s) => format!("HTTP {s}: {}", e.message),
+                    None => e.message,
+                });
+            }
+        }
         ok
     }
 
@@ -174,8 +238,13 @@ impl ProviderHealth {
         Ok(())
     }
 
-    /// Starts a background probe when the cached one is stale and none is running.
-    pub(crate) fn refresh_in_background(self: &Arc<Self>, p: Arc<dyn Provider>) {
+    /// Starts a background probe when the cached one is stale and none is
+    /// running; `done` runs after it (to update gauges).
+    pub(crate) fn refresh_in_background(
+        self: &Arc<Self>,
+        p: Arc<dyn Provider>,
+        done: impl FnOnce() + Send + 'static,
+    ) {
         if !self.probe_stale(Instant::now()) {
             return;
         }
@@ -189,6 +258,7 @@ impl ProviderHealth {
         handle.spawn(async move {
             this.probe(p.as_ref()).await;
             this.probing.store(false, Ordering::Release);
+            done();
         });
     }
 }

@@ -87,6 +87,14 @@ where
         } else {
             inst.health.acquire(began)
         };
+        if permit == Permit::Trial {
+            telemetry.circuit(&name, CircuitState::HalfOpen);
+        }
+        // A trial abandoned with its caller (cancelled) frees the circuit for
+        // the next call instead of blocking it until the trial TTL.
+        let mut trial = TrialGuard {
+            health: (permit == Permit::Trial).then_some(&inst.health),
+        };
         if let Permit::Refused(until) = permit {
             attempts.push(Attempt {
                 provider: name,
@@ -119,7 +127,16 @@ where
                 };
             if let Err(e) = ready {
                 tracing::debug!(provider = %name, error = %e, "provider could not be prepared");
-                attempts.push(failed(&name, &model, began, 0, Some(&e)));
+                // A provider that cannot be made ready is unhealthy: it counts
+                // against the instance like a failed call, so the breaker opens
+                // instead of every request trying to start it again.
+                if inst.health.on_failure(&e, Instant::now()) {
+                    telemetry.circuit(&name, CircuitState::Open);
+                    telemetry.active_providers(active_count(instances));
+                }
+                telemetry.request(&name, &model, "error");
+                trial.disarm();
+                attempts.push(failed(&name, &model, began, 1, Some(&e)));
                 previous = Some(name);
                 continue;
             }
@@ -131,6 +148,9 @@ where
             let now = Instant::now();
             let remaining = deadline.saturating_duration_since(now);
             if remaining.is_zero() {
+                if calls > 0 {
+                    telemetry.request(&name, &model, "error");
+                }
                 attempts.push(failed(&name, &model, began, calls, None));
                 return Err(deadline_error(cfg, attempts));
             }
@@ -150,6 +170,7 @@ where
                 .await;
             let err = match result {
                 Ok(Ok(value)) => {
+                    trial.disarm();
                     if inst.health.on_success(began.elapsed()) {
                         telemetry.circuit(&name, CircuitState::Closed);
                         telemetry.active_providers(active_count(instances));
@@ -183,12 +204,14 @@ where
             };
             span.record("error.type", err.class().as_str());
             tracing::debug!(provider = %name, error = %err, "attempt failed");
+            trial.disarm();
             if inst.health.on_failure(&err, Instant::now()) {
                 telemetry.circuit(&name, CircuitState::Open);
                 telemetry.active_providers(active_count(instances));
             }
             match err.class() {
                 ErrorClass::Fatal => {
+                    telemetry.request(&name, &model, "error");
                     attempts.push(failed(&name, &model, began, calls, Some(&err)));
                     return Err(LlmError::AllProvidersFailed { attempts });
                 }
@@ -204,11 +227,29 @@ where
                             retries += 1;
                             telemetry.retry(&name);
                             tokio::time::sleep(wait).await;
+                            // Each retry asks the breaker again: a circuit that
+                            // opened on this failure (or a failed half-open
+                            // trial) stops the retries.
+                            if !planned.last_resort {
+                                match inst.health.acquire(Instant::now()) {
+                                    Permit::Refused(_) => break err,
+                                    Permit::Trial => {
+                                        telemetry.circuit(&name, CircuitState::HalfOpen);
+                                        trial = TrialGuard {
+                                            health: Some(&inst.health),
+                                        };
+                                    }
+                                    Permit::Allowed => {}
+                                }
+                            }
                         }
                     }
                 }
             }
         };
+        // Every attempt's outcome is counted once, per provider: a failed
+        // primary is an error even when a fallback answers.
+        telemetry.request(&name, &model, "error");
         attempts.push(failed(&name, &model, began, calls, Some(&last_err)));
         previous = Some(name);
         if Instant::now() >= deadline {
@@ -236,6 +277,27 @@ where
         return Err(LlmError::NoProviderAvailable { attempts });
     }
     Err(LlmError::AllProvidersFailed { attempts })
+}
+
+/// Releases a half-open trial if the attempt holding it ends without an
+/// outcome (its future dropped mid-call).
+struct TrialGuard<'a> {
+    health: Option<&'a Arc<ProviderHealth>>,
+}
+
+impl TrialGuard<'_> {
+    /// The attempt reached an outcome, recorded by the caller.
+    fn disarm(&mut self) {
+        self.health = None;
+    }
+}
+
+impl Drop for TrialGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(h) = self.health.take() {
+            h.release_trial();
+        }
+    }
 }
 
 /// Instances that can take requests now.

@@ -70,6 +70,7 @@ pub struct ScriptedProvider {
     profile: ProviderProfile,
     tools: bool,
     capabilities: Vec<Capability>,
+    reported_model: Option<String>,
     script: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Reply>,
     failure: Mutex<Option<(f64, ProviderError, fastrand::Rng)>>,
@@ -91,6 +92,7 @@ impl ScriptedProvider {
             kind: "scripted",
             tools: false,
             capabilities: Vec::new(),
+            reported_model: None,
             script: Mutex::new(VecDeque::new()),
             fallback: Mutex::new(Reply::text("ok")),
             failure: Mutex::new(None),
@@ -113,6 +115,13 @@ impl ScriptedProvider {
     /// Claims `capability` as well ([`Provider::supports`]; tools aside, none by default).
     pub fn capability(mut self, capability: Capability) -> Self {
         self.capabilities.push(capability);
+        self
+    }
+
+    /// Reports `model` as the model that answered, whatever was asked (as
+    /// OpenAI reports dated snapshot names).
+    pub fn reports_model(mut self, model: impl Into<String>) -> Self {
+        self.reported_model = Some(model.into());
         self
     }
 
@@ -215,6 +224,9 @@ impl ScriptedProvider {
     }
 
     fn model_for(&self, req: &LlmRequest) -> String {
+        if let Some(m) = &self.reported_model {
+            return m.clone();
+        }
         self.profile
             .resolve_model(req.model.as_deref())
             .unwrap_or_else(|| "scripted-model".to_string())

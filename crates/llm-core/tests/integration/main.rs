@@ -2,5 +2,6 @@
 
 mod cache;
 mod client;
+mod correctness;
 mod metrics;
 mod tools;

@@ -8,8 +8,8 @@ use futures::StreamExt;
 use llm_core::config::CachingConfig;
 use llm_core::testing::{Reply, ScriptedProvider};
 use llm_core::{
-    AttemptOutcome, FinishReason, LlmClient, LlmError, LlmRequest, Message, StreamEvent, Tool,
-    ToolCall, ToolCallAssembler,
+    FinishReason, LlmClient, LlmError, LlmRequest, Message, StreamEvent, Tool, ToolCall,
+    ToolCallAssembler,
 };
 use serde_json::json;
 
