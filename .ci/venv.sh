@@ -2,8 +2,8 @@
 # created once and reused.
 #
 #   ensure_venv DIR   creates DIR as a venv unless a working one is there,
-#                     installing Debian's python3-venv when the module is
-#                     missing, and upgrades nothing.
+#                     installing Debian's python3-venv when python3 cannot
+#                     bootstrap pip into a venv without it.
 
 llm_cache_dir() {
     echo "${LLM_ROUTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-router}"
@@ -20,18 +20,21 @@ ensure_venv() {
         apt-get update >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 >&2
     fi
-    # Debian splits venv/ensurepip into python3-venv (python3.X-venv).
-    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-        local ver
-        ver=$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-        echo "python3 has no venv/ensurepip: installing python3-venv" >&2
-        apt-get update >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            python3-venv "python${ver}-venv" >&2 \
-            || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv >&2
-    fi
     rm -rf "$dir"
     mkdir -p "$(dirname "$dir")"
+    if python3 -m venv "$dir" >&2 && "$dir/bin/python" -m pip --version >/dev/null 2>&1; then
+        return 0
+    fi
+    # Debian ships venv's pip bootstrap (ensurepip) separately, in python3-venv
+    # (python3.X-venv).
+    local ver
+    ver=$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    echo "python3 cannot create a venv with pip: installing python3-venv" >&2
+    apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        python3-venv "python${ver}-venv" >&2 \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv >&2
+    rm -rf "$dir"
     python3 -m venv "$dir" >&2
 }
 
