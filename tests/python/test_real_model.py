@@ -57,7 +57,7 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    def __init__(self) -> None:
+    def __init__(self, *extra: str) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="llama-server-"))
         self.log_path = self.dir / "server.log"
         for _ in range(3):
@@ -71,6 +71,7 @@ class LlamaServer:
                     "--port", str(self.port),
                     "-c", "4096",
                     "--jinja",
+                    *extra,
                 ],
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
@@ -465,3 +466,88 @@ def test_gateway_sends_the_body_a_direct_call_sends(proxy, proxied_gateway, kwar
     if sent_through.get("stream") is False and "stream" not in sent_direct:
         sent_through = {k: v for k, v in sent_through.items() if k != "stream"}
     assert sent_through == sent_direct
+
+
+# --------------------------------------------------------------------------- fallback and cache
+
+
+def test_fallback_from_a_dead_instance_to_the_server(llama):
+    dead_port = free_port()  # nothing listens there
+    config = f"""
+[llm_providers.dead]
+kind = "openai"
+base_url = "http://127.0.0.1:{dead_port}/v1"
+models = ["{MODEL}"]
+timeout = 10
+
+{real_config(llama)}
+[routing.fallback]
+dead = ["llama"]
+"""
+    p = run_llm(
+        config, "generate", "Name three colours.", "--json", "--provider", "dead",
+        "--max-tokens", "8", "--temperature", "0", "--no-cache",
+    )
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    out = json.loads(p.stdout)
+    assert out["provider"] == "llama"
+    assert out["content"]
+    tried = [a["provider"] for a in out["attempts"]]
+    assert tried[-1] == "llama" and "dead" in tried, out["attempts"]
+
+
+def test_repeated_deterministic_request_is_a_cache_hit(llama):
+    config = real_config(llama).replace("[caching]\nenabled = false", "[caching]\nenabled = true")
+    g = Gateway(config, name="real-cached")
+    try:
+        c = openai.OpenAI(base_url=g.base_url, api_key=KEY, max_retries=0)
+        kwargs = dict(model=OPENAI_KIND, messages=PROMPT, temperature=0, seed=SEED, max_tokens=16)
+        first = c.chat.completions.with_raw_response.create(**kwargs)
+        second = c.chat.completions.with_raw_response.create(**kwargs)
+        assert first.headers.get("x-llm-cache") == "miss"
+        assert second.headers.get("x-llm-cache") == "hit"
+        a, b = first.parse(), second.parse()
+        assert a.choices[0].message.content == b.choices[0].message.content
+        assert a.usage.prompt_tokens == b.usage.prompt_tokens
+        assert a.usage.completion_tokens == b.usage.completion_tokens
+    finally:
+        g.stop()
+
+
+# --------------------------------------------------------------------------- a server with an API key
+
+
+def test_server_api_key_for_both_kinds():
+    secured = LlamaServer("--api-key", "llama-secret-key-42")
+    try:
+        config = real_config(secured).replace('api_key = "unused-by-llama-server"', 'api_key = "llama-secret-key-42"')
+        config = config.replace('kind = "openai"\n', 'kind = "openai"\napi_key = "llama-secret-key-42"\n')
+        g = Gateway(config, name="real-key")
+        try:
+            c = openai.OpenAI(base_url=g.base_url, api_key=KEY, max_retries=0)
+            for model in (OPENAI_KIND, ANTHROPIC_KIND):
+                r = c.chat.completions.create(model=model, messages=PROMPT, max_tokens=4)
+                assert r.usage.completion_tokens >= 1
+        finally:
+            g.stop()
+        wrong = f"""
+[llm_providers.llama]
+kind = "openai"
+api_key = "sk-wrong-key-0000"
+base_url = {toml_str(secured.url + "/v1")}
+models = ["{MODEL}"]
+
+[caching]
+enabled = false
+"""
+        g = Gateway(wrong, name="real-wrong-key", require_healthy=False)
+        try:
+            c = openai.OpenAI(base_url=g.base_url, api_key=KEY, max_retries=0)
+            with pytest.raises(openai.APIStatusError) as e:
+                c.chat.completions.create(model=OPENAI_KIND, messages=PROMPT, max_tokens=4)
+            assert e.value.status_code != 200
+            assert "sk-wrong-key-0000" not in e.value.response.text
+        finally:
+            g.stop()
+    finally:
+        secured.stop()
