@@ -1,6 +1,7 @@
 //! The kind-specific keys of an `anthropic` provider section.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use llm_core::{ConfigError, ProviderSpec, SecretString};
 use serde::Deserialize;
@@ -16,14 +17,18 @@ pub const DEFAULT_VERSION: &str = "2023-06-01";
 /// The common keys (`models`, `default_model`, `max_tokens`, `timeout`,
 /// `cost_per_1k_tokens`, `pricing`, `local`) are read by llm-core; any other key
 /// is an error.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// Its `Debug` shows neither the key nor credentials in `base_url`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnthropicConfig {
     /// The API key, sent as `x-api-key`. Missing or empty: the instance builds,
     /// but `is_available()` is false and requests fail without being sent.
     #[serde(default)]
     pub api_key: Option<SecretString>,
-    /// API root without `/v1` (default `https://api.anthropic.com`).
+    /// API root without `/v1` (default `https://api.anthropic.com`). A
+    /// `user:password@` part is sent as basic authentication (for a proxy in
+    /// front of the API) and never shown in `Debug`, logs or errors.
     #[serde(default = "default_base_url")]
     pub base_url: String,
     /// Value of the `anthropic-version` header (default `2023-06-01`).
@@ -35,6 +40,39 @@ pub struct AnthropicConfig {
     /// Extra headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for AnthropicConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnthropicConfig")
+            .field(
+                "api_key",
+                &if self.api_key.is_some() {
+                    "[set]"
+                } else {
+                    "[missing]"
+                },
+            )
+            .field("base_url", &without_userinfo(&self.base_url))
+            .field("version", &self.version)
+            .field("beta", &self.beta)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// `url` with any `user:password@` of its authority replaced by `***@`, for
+/// messages and `Debug`. Works on text that is not a valid URL too.
+pub(crate) fn without_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_string(),
+    }
 }
 
 impl Default for AnthropicConfig {
@@ -77,5 +115,34 @@ impl AnthropicConfig {
                     .unwrap_or_else(|| spec.error_at(None, e.inner().message())),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_hidden() {
+        assert_eq!(
+            without_userinfo("https://user:pa55@proxy.example:8443/v1?x=@"),
+            "https://***@proxy.example:8443/v1?x=@"
+        );
+        assert_eq!(without_userinfo("http://a@b:c@host"), "http://***@host");
+        assert_eq!(
+            without_userinfo("https://api.anthropic.com"),
+            "https://api.anthropic.com"
+        );
+        assert_eq!(without_userinfo("not a url @ all"), "not a url @ all");
+        let config = AnthropicConfig {
+            api_key: Some(SecretString::from("sk-ant-secret".to_string())),
+            base_url: "https://u:pa55@proxy.example".into(),
+            headers: BTreeMap::from([("x-token".to_string(), "hidden".to_string())]),
+            ..AnthropicConfig::default()
+        };
+        let debug = format!("{config:?}");
+        for secret in ["sk-ant-secret", "pa55", "hidden"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
     }
 }

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use llm_core::http::reqwest::header::HeaderMap;
 use llm_core::http::{self, reqwest};
-use llm_core::{ProviderError, ProviderErrorKind};
+use llm_core::{ErrorClass, ProviderError, ProviderErrorKind};
 
 use crate::wire::{ErrorDetail, ErrorEnvelope};
 
@@ -37,7 +38,8 @@ pub(crate) fn status_for_error_type(kind: &str) -> Option<u16> {
 ///
 /// A non-2xx status becomes an HTTP error carrying `error.type` as the code,
 /// `error.message`, the request id (the `request-id` header, else the body's
-/// `request_id`) and `Retry-After`.
+/// `request_id`) and `Retry-After`; `x-should-retry` then decides whether it
+/// is retried ([`should_retry`]).
 pub(crate) async fn send(
     provider: &str,
     request: reqwest::RequestBuilder,
@@ -66,7 +68,42 @@ pub(crate) async fn send(
     if let Some(id) = http::request_id(&headers) {
         err.request_id = Some(id);
     }
-    Err(err.with_retry_after(http::retry_after(&headers)))
+    let err = err.with_retry_after(http::retry_after(&headers));
+    Err(should_retry(err, &headers))
+}
+
+/// Applies Anthropic's `x-should-retry: true|false` response header, which
+/// overrides the status-based rule (protocols.md 4.5: the official SDKs
+/// retry 408, 409, 429 and ≥500 unless the header says otherwise).
+///
+/// llm-core classifies an HTTP error by its status alone, so the override
+/// is carried by the error's kind, keeping status, code and message:
+/// `true` on a status that would not be retried (e.g. 409) makes it a
+/// `Transport` error (retryable); `false` on a status that would be retried
+/// (e.g. a 529 or 500) makes it a `Decode`-kind error, which moves on to the
+/// next provider at once and still counts against this one's health. The
+/// message says so. Any other value, or no header, changes nothing.
+pub(crate) fn should_retry(mut err: ProviderError, headers: &HeaderMap) -> ProviderError {
+    let value = headers
+        .get("x-should-retry")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let retryable = err.class() == ErrorClass::Retryable;
+    match value.as_deref() {
+        Some("true") if !retryable => {
+            err.kind = ProviderErrorKind::Transport;
+            err.message
+                .push_str(" (the server asks for a retry: x-should-retry: true)");
+        }
+        Some("false") if retryable => {
+            err.kind = ProviderErrorKind::Decode;
+            err.retry_after = None;
+            err.message
+                .push_str(" (the server asks not to retry: x-should-retry: false)");
+        }
+        _ => {}
+    }
+    err
 }
 
 /// The error for a non-2xx reply with `body`.

@@ -63,7 +63,7 @@ use std::sync::Arc;
 use llm_core::{ConfigError, Provider, ProviderSpec};
 
 pub use config::{AnthropicConfig, DEFAULT_BASE_URL, DEFAULT_VERSION};
-pub use provider::AnthropicProvider;
+pub use provider::{AnthropicProvider, DEFAULT_MAX_TOKENS};
 
 /// The provider kind this crate registers.
 pub const KIND: &str = "anthropic";

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use llm_core::http::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use llm_core::http::{self, reqwest};
 use llm_core::{
-    async_trait, ConfigError, LlmRequest, LlmResponse, Provider, ProviderError, ProviderErrorKind,
-    ProviderProfile, ProviderSpec, ResponseStream,
+    async_trait, Capability, ConfigError, FinishReason, LlmRequest, LlmResponse, Provider,
+    ProviderError, ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream,
 };
 
 use crate::config::AnthropicConfig;
 use crate::stream::{self, Decoder};
-use crate::wire::{self, MessageResponse, MessagesRequest, ModelPage};
+use crate::wire::{self, MessageResponse, MessagesRequest, Metadata, ModelPage};
 use crate::{error, request, KIND};
 
 /// Longest wait of the `is_available` probe.
@@ -34,7 +34,11 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub struct AnthropicProvider {
     name: String,
     profile: ProviderProfile,
+    /// The API root requests go to (may carry `user:password@`, sent by
+    /// reqwest as basic authentication).
     base_url: String,
+    /// `base_url` without credentials, for Debug.
+    shown_url: String,
     version: String,
     has_key: bool,
     /// Every header sent: `x-api-key` (sensitive), `anthropic-version`,
@@ -47,7 +51,7 @@ impl fmt::Debug for AnthropicProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnthropicProvider")
             .field("name", &self.name)
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.shown_url)
             .field("version", &self.version)
             .field("api_key", &if self.has_key { "[set]" } else { "[missing]" })
             .field("profile", &self.profile)
@@ -65,8 +69,9 @@ impl AnthropicProvider {
     /// Builds an instance from a spec (name and common keys) and a typed config.
     pub fn new(spec: &ProviderSpec, config: AnthropicConfig) -> Result<Self, ConfigError> {
         let base_url = config.base_url.trim_end_matches('/').to_string();
+        let shown_url = crate::config::without_userinfo(&base_url);
         reqwest::Url::parse(&base_url).map_err(|e| {
-            spec.error_at(Some("base_url"), format!("invalid URL `{base_url}`: {e}"))
+            spec.error_at(Some("base_url"), format!("invalid URL `{shown_url}`: {e}"))
         })?;
         let mut headers = HeaderMap::new();
         let key = config
@@ -97,6 +102,7 @@ impl AnthropicProvider {
             name: spec.name.clone(),
             profile: spec.profile.clone(),
             base_url,
+            shown_url,
             version: config.version,
             has_key: key.is_some(),
             headers,
@@ -120,8 +126,15 @@ impl AnthropicProvider {
         }
     }
 
+    /// The request's model as given (the client has already chosen the
+    /// concrete model for this instance); a direct call without one gets the
+    /// default model.
     fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
-        self.profile.resolve_model(req.model.as_deref()).ok_or_else(|| {
+        let model = match req.model.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => Some(m.to_string()),
+            None => self.profile.resolve_model(None),
+        };
+        model.filter(|m| !m.is_empty()).ok_or_else(|| {
             ProviderError::unsupported(
                 &self.name,
                 "no model: the request names none and neither `default_model` nor `models` is configured",
@@ -129,42 +142,67 @@ impl AnthropicProvider {
         })
     }
 
-    /// The request body for `req` on `model`.
+    /// The request body for `req` on `model`, and the name of the tool that
+    /// carries a structured answer (`response_format`), if any.
     pub(crate) fn body<'a>(
         &self,
         req: &'a LlmRequest,
         model: &'a str,
         stream: bool,
-    ) -> Result<MessagesRequest<'a>, ProviderError> {
+    ) -> Result<(MessagesRequest<'a>, Option<String>), ProviderError> {
         let (system, messages) =
             request::map_messages(req).map_err(|e| ProviderError::unsupported(&self.name, e))?;
         if messages.is_empty() {
             return Err(ProviderError::unsupported(
                 &self.name,
-                "Anthropic needs at least one user or assistant message",
+                "Anthropic needs at least one user or assistant message with content",
             ));
         }
-        // Anthropic requires a limit: the request's, else the instance's
-        // configured output limit, else the documented default.
-        let max_tokens = match (req.max_tokens, self.profile.max_tokens) {
-            (Some(n), Some(limit)) => n.min(limit),
-            (Some(n), None) => n,
-            (None, Some(limit)) => limit,
-            (None, None) => DEFAULT_MAX_TOKENS,
+        // Anthropic requires a limit: the request's (already within the
+        // instance's limit when it comes through the client), else the
+        // instance's configured output limit, else the documented default.
+        let max_tokens = req
+            .max_tokens
+            .or(self.profile.max_tokens)
+            .unwrap_or(DEFAULT_MAX_TOKENS);
+        let tools =
+            request::map_tools(req).map_err(|e| ProviderError::unsupported(&self.name, e))?;
+        let temperature = req.temperature.map(|t| t.clamp(0.0, MAX_TEMPERATURE));
+        // Current Claude models refuse `temperature` and `top_p` together
+        // (400 "temperature and top_p cannot both be specified for this
+        // model"): with both set, `temperature` is sent.
+        let top_p = match (temperature, req.top_p) {
+            (Some(_), Some(top_p)) => {
+                tracing::debug!(
+                    provider = %self.name,
+                    top_p,
+                    "both temperature and top_p set: sending temperature only"
+                );
+                None
+            }
+            (_, top_p) => top_p,
         };
-        let (tools, tool_choice) = request::map_tools(req);
-        Ok(MessagesRequest {
-            model,
-            max_tokens,
-            system,
-            messages,
-            temperature: req.temperature.map(|t| t.min(MAX_TEMPERATURE)),
-            top_p: req.top_p,
-            stop_sequences: &req.stop,
-            stream,
-            tools,
-            tool_choice,
-        })
+        let format = tools.format.as_ref().map(|f| f.to_string());
+        Ok((
+            MessagesRequest {
+                model,
+                max_tokens,
+                system,
+                messages,
+                temperature,
+                top_p,
+                stop_sequences: &req.stop,
+                stream,
+                tools: tools.tools,
+                tool_choice: tools.choice,
+                metadata: req
+                    .user
+                    .as_deref()
+                    .filter(|u| !u.is_empty())
+                    .map(|user_id| Metadata { user_id }),
+            },
+            format,
+        ))
     }
 
     async fn post(&self, body: &MessagesRequest<'_>) -> Result<reqwest::Response, ProviderError> {
@@ -191,15 +229,23 @@ impl Provider for AnthropicProvider {
         &self.profile
     }
 
-    fn supports_tools(&self) -> bool {
-        true
+    fn supports(&self, capability: Capability, model: &str) -> bool {
+        match capability {
+            Capability::Tools
+            | Capability::ForcedToolChoice
+            | Capability::SerialToolCalls
+            | Capability::JsonObject
+            | Capability::JsonSchema => true,
+            Capability::Images => self.profile.has_vision(model),
+            Capability::Logprobs | Capability::Penalties | Capability::Passthrough => false,
+        }
     }
 
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
         self.require_key()?;
         let model = self.model_for(req)?;
-        let body = self.body(req, &model, false)?;
+        let (body, format) = self.body(req, &model, false)?;
         let resp = self.post(&body).await?;
         let header_id = http::request_id(resp.headers());
         let remaining = self.profile.timeout.saturating_sub(started.elapsed());
@@ -208,12 +254,27 @@ impl Provider for AnthropicProvider {
             let id = header_id.or(message.request_id);
             return Err(error::from_event(&self.name, message.error, id));
         }
+        let decode_error = |e: String| {
+            let id = header_id.clone().or_else(|| message.request_id.clone());
+            ProviderError::decode(&self.name, e).with_request_id(id)
+        };
         // A cut answer (e.g. `max_tokens`) keeps whatever tool calls it has.
         let cut = wire::is_cut(message.stop_reason.as_deref());
-        let tool_calls = message.tool_calls(cut).map_err(|e| {
-            let id = header_id.or_else(|| message.request_id.clone());
-            ProviderError::decode(&self.name, e).with_request_id(id)
-        })?;
+        let tool_calls = message
+            .tool_calls(cut, format.as_deref())
+            .map_err(decode_error)?;
+        let mut finish_reason = wire::finish_reason(message.stop_reason.as_deref());
+        // A structured answer is the format tool's input, as the content.
+        let structured = match format.as_deref() {
+            Some(name) => wire::format_answer(&message, name, cut)
+                .transpose()
+                .map_err(decode_error)?,
+            None => None,
+        };
+        if structured.is_some() && tool_calls.is_empty() && finish_reason == FinishReason::ToolCalls
+        {
+            finish_reason = FinishReason::Stop;
+        }
         let usage = message.usage.to_usage();
         let answered = message.model.clone().filter(|m| !m.is_empty());
         let price_model = match &answered {
@@ -222,14 +283,14 @@ impl Provider for AnthropicProvider {
         };
         let cost = llm_core::cost::cost_usd(&self.profile, price_model, &usage);
         Ok(LlmResponse {
-            content: message.text(),
+            content: structured.unwrap_or_else(|| message.text()),
             provider: self.name.clone(),
             provider_kind: KIND.to_string(),
             model: answered.unwrap_or_else(|| model.clone()),
             usage,
             cost,
             response_time: started.elapsed(),
-            finish_reason: wire::finish_reason(message.stop_reason.as_deref()),
+            finish_reason,
             cached: false,
             attempts: Vec::new(),
             tool_calls,
@@ -240,9 +301,10 @@ impl Provider for AnthropicProvider {
     async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
         self.require_key()?;
         let model = self.model_for(req)?;
-        let body = self.body(req, &model, true)?;
+        let (body, format) = self.body(req, &model, true)?;
         let resp = self.post(&body).await?;
-        let decoder = Decoder::new(&self.name, http::request_id(resp.headers()));
+        let decoder =
+            Decoder::new(&self.name, http::request_id(resp.headers())).with_format_tool(format);
         let events = Box::pin(http::sse_events(&self.name, resp, self.profile.timeout));
         Ok(ResponseStream::new(
             &self.name,

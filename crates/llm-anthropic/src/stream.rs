@@ -19,6 +19,15 @@
 //! says e.g. `Length`), its partial arguments already streamed as fragments;
 //! any other end with such arguments is a `Decode` error item instead of
 //! `Done`.
+//!
+//! Structured output: the `tool_use` block of the tool that carries the
+//! answer (`response_format`) is not a tool call: its `input_json_delta`
+//! pieces are text deltas, and a `tool_use` end with no other call is `Stop`.
+//!
+//! Usage: `message_start` and every `message_delta` may report counts
+//! (`input_tokens`, the cache fields, `output_tokens`); each reported count
+//! replaces the previous one. Counts reported before an `error` event are
+//! yielded as a `Usage` item just before the error item.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -45,9 +54,13 @@ const KNOWN: &[&str] = &[
 pub(crate) struct Decoder {
     provider: String,
     request_id: Option<String>,
-    input: Option<u64>,
-    output: Option<u64>,
+    /// Counts reported so far (the latest of each).
+    usage: wire::WireUsage,
     stop_reason: Option<String>,
+    /// The tool whose input is the answer (`response_format`).
+    format_tool: Option<String>,
+    /// Whether the format tool's block was seen.
+    format_used: bool,
     /// Open `tool_use` blocks by Anthropic's block index.
     tools: BTreeMap<u64, ToolBlock>,
     /// Ordinal of the next `tool_use` block.
@@ -61,8 +74,10 @@ pub(crate) struct Decoder {
 /// An open `tool_use` block.
 #[derive(Debug)]
 struct ToolBlock {
-    /// Our call index.
+    /// Our call index (unused for the format tool).
     ordinal: u32,
+    /// The block of the format tool: its arguments are the answer's text.
+    format: bool,
     id: String,
     name: String,
     /// Argument text streamed so far.
@@ -78,14 +93,21 @@ impl Decoder {
         Self {
             provider: provider.into(),
             request_id,
-            input: None,
-            output: None,
+            usage: wire::WireUsage::default(),
             stop_reason: None,
+            format_tool: None,
+            format_used: false,
             tools: BTreeMap::new(),
             next_tool: 0,
             bad_tool: None,
             done: false,
         }
+    }
+
+    /// Streams the `tool_use` block named `name` as the answer's text.
+    pub(crate) fn with_format_tool(mut self, name: Option<String>) -> Self {
+        self.format_tool = name;
+        self
     }
 
     /// Whether `message_stop` has been seen.
@@ -95,22 +117,11 @@ impl Decoder {
 
     /// Usage reported so far, if any.
     fn usage(&self) -> Option<Usage> {
-        if self.input.is_none() && self.output.is_none() {
-            return None;
-        }
-        Some(Usage::new(
-            self.input.unwrap_or(0),
-            self.output.unwrap_or(0),
-        ))
+        self.usage.is_reported().then(|| self.usage.to_usage())
     }
 
     fn record_usage(&mut self, usage: &wire::WireUsage) {
-        if let Some(i) = usage.input_total() {
-            self.input = Some(i);
-        }
-        if let Some(o) = usage.output_tokens {
-            self.output = Some(o);
-        }
+        self.usage.update(usage);
     }
 
     /// Handles one event; the events to emit, or the error that ends the stream.
@@ -144,7 +155,7 @@ impl Decoder {
             "content_block_start" => {
                 if let Some(b) = payload.content_block {
                     if b.is_tool_use() {
-                        out.push(self.start_tool(payload.index, b)?);
+                        out.extend(self.start_tool(payload.index, b)?);
                     } else if b.kind.as_deref() == Some("text") {
                         push_text(&mut out, b.text);
                     }
@@ -159,11 +170,15 @@ impl Decoder {
                             let fragment = d.partial_json.filter(|j| !j.is_empty());
                             if let (Some(block), Some(json)) = (block, fragment) {
                                 block.arguments.push_str(&json);
-                                out.push(StreamEvent::ToolCall {
-                                    index: block.ordinal,
-                                    id: None,
-                                    name: None,
-                                    arguments: json,
+                                out.push(if block.format {
+                                    StreamEvent::Delta { text: json }
+                                } else {
+                                    StreamEvent::ToolCall {
+                                        index: block.ordinal,
+                                        id: None,
+                                        name: None,
+                                        arguments: json,
+                                    }
                                 });
                             }
                         }
@@ -211,12 +226,13 @@ impl Decoder {
         Ok(out)
     }
 
-    /// Opens a `tool_use` block: its first fragment (id and name).
+    /// Opens a `tool_use` block: its first fragment (id and name); nothing
+    /// for the format tool's block.
     fn start_tool(
         &mut self,
         index: Option<u64>,
         block: wire::ContentBlock,
-    ) -> Result<StreamEvent, ProviderError> {
+    ) -> Result<Option<StreamEvent>, ProviderError> {
         let (id, name) = block
             .tool_id_and_name()
             .map_err(|e| self.decode_error(format!("in `content_block_start`: {e}")))?;
@@ -225,24 +241,32 @@ impl Decoder {
                 "`content_block_start` of tool call `{id}` has no `index`"
             ))
         })?;
-        let ordinal = self.next_tool;
-        self.next_tool = self.next_tool.saturating_add(1);
+        let format = self.format_tool.as_deref() == Some(name.as_str());
+        let ordinal = if format {
+            self.format_used = true;
+            0
+        } else {
+            let ordinal = self.next_tool;
+            self.next_tool = self.next_tool.saturating_add(1);
+            ordinal
+        };
         self.tools.insert(
             index,
             ToolBlock {
                 ordinal,
+                format,
                 id: id.clone(),
                 name: name.clone(),
                 arguments: String::new(),
                 start_input: block.input,
             },
         );
-        Ok(StreamEvent::ToolCall {
+        Ok((!format).then_some(StreamEvent::ToolCall {
             index: ordinal,
             id: Some(id),
             name: Some(name),
             arguments: String::new(),
-        })
+        }))
     }
 
     /// Closes a `tool_use` block: a block that streamed no arguments gets one
@@ -252,6 +276,7 @@ impl Decoder {
     fn finish_tool(&mut self, block: ToolBlock) -> Option<StreamEvent> {
         let problem = if block.arguments.trim().is_empty() {
             match wire::input_text(&block.id, block.start_input.as_ref()) {
+                Ok(text) if block.format => return Some(StreamEvent::Delta { text }),
                 Ok(arguments) => {
                     return Some(StreamEvent::ToolCall {
                         index: block.ordinal,
@@ -283,8 +308,15 @@ impl Decoder {
         ProviderError::decode(&self.provider, message).with_request_id(self.request_id.clone())
     }
 
+    /// The mapped `stop_reason`; a `tool_use` end whose only call was the
+    /// format tool is a structured answer, so `Stop`.
     fn finish_reason(&self) -> FinishReason {
-        wire::finish_reason(self.stop_reason.as_deref())
+        match wire::finish_reason(self.stop_reason.as_deref()) {
+            FinishReason::ToolCalls if self.format_used && self.next_tool == 0 => {
+                FinishReason::Stop
+            }
+            other => other,
+        }
     }
 
     /// The error for a stream that ended before `message_stop`.
@@ -314,6 +346,10 @@ impl FrameDecoder for Decoder {
                 self.is_done()
             }
             Err(e) => {
+                // Tokens reported before the error were consumed: keep them.
+                if let Some(usage) = self.usage() {
+                    out.push_back(Ok(StreamEvent::Usage { usage }));
+                }
                 out.push_back(Err(e));
                 true
             }
@@ -381,7 +417,7 @@ mod tests {
             vec![
                 StreamEvent::delta("x"),
                 StreamEvent::Usage {
-                    usage: Usage::new(123, 9)
+                    usage: Usage::new(123, 9).with_cache(20, 100)
                 },
                 StreamEvent::Done {
                     finish_reason: FinishReason::Length
@@ -420,6 +456,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         let err = out[1].clone().unwrap_err();
         assert_eq!(err.code.as_deref(), Some("overloaded_error"));
+        assert!(matches!(out[0], Ok(StreamEvent::Delta { .. })), "{out:?}");
         assert_eq!(err.status, Some(529));
         assert_eq!(err.class(), ErrorClass::Retryable);
         assert_eq!(err.request_id.as_deref(), Some("req_1"));
@@ -515,10 +552,7 @@ mod tests {
         for (reason, finish) in [
             ("max_tokens", FinishReason::Length),
             ("refusal", FinishReason::ContentFilter),
-            (
-                "model_context_window_exceeded",
-                FinishReason::Other("model_context_window_exceeded".into()),
-            ),
+            ("model_context_window_exceeded", FinishReason::Length),
         ] {
             let out: Vec<StreamEvent> = run(events(reason))
                 .await
@@ -559,8 +593,15 @@ mod tests {
         for reason in ["tool_use", "end_turn", "stop_sequence", "pause_turn"] {
             let out = run(events(reason)).await;
             let (last, before) = out.split_last().unwrap();
-            assert_eq!(before.len(), 3, "{reason}: {out:?}");
+            // The fragments, then the usage reported, then the error.
+            assert_eq!(before.len(), 4, "{reason}: {out:?}");
             assert!(before.iter().all(Result::is_ok), "{reason}: {out:?}");
+            assert_eq!(
+                before[3].as_ref().unwrap(),
+                &StreamEvent::Usage {
+                    usage: Usage::new(0, 7)
+                }
+            );
             let err = last.clone().unwrap_err();
             assert_eq!(err.kind, llm_core::ProviderErrorKind::Decode);
             assert_eq!(err.request_id.as_deref(), Some("req_1"));

@@ -38,6 +38,14 @@ pub(crate) struct MessagesRequest<'a> {
     pub tools: Vec<WireTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<WireToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata<'a>>,
+}
+
+/// `metadata`: `{"user_id":"…"}` (an opaque id of the end user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Metadata<'a> {
+    pub user_id: &'a str,
 }
 
 /// One `user` or `assistant` turn.
@@ -64,6 +72,8 @@ pub(crate) enum WireContent<'a> {
 pub(crate) enum RequestBlock<'a> {
     /// `{"type":"text","text":"…"}`.
     Text { text: Cow<'a, str> },
+    /// `{"type":"image","source":{…}}` (user turns).
+    Image { source: ImageSource<'a> },
     /// `{"type":"tool_use","id":"…","name":"…","input":{…}}` (assistant turns).
     ToolUse {
         id: &'a str,
@@ -79,10 +89,25 @@ pub(crate) enum RequestBlock<'a> {
     },
 }
 
+/// The `source` of an image block: inline base64 data or a URL.
+///
+/// Shapes from the Messages API reference (protocols.md 4.1, and
+/// <https://platform.claude.com/docs/en/build-with-claude/vision>):
+/// `{"type":"base64","media_type":"image/png","data":"…"}` and
+/// `{"type":"url","url":"https://…"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ImageSource<'a> {
+    /// Bytes given inline (from a `data:` URL).
+    Base64 { media_type: &'a str, data: &'a str },
+    /// An image Anthropic fetches itself.
+    Url { url: &'a str },
+}
+
 /// A client tool: `{"name","description","input_schema"}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct WireTool<'a> {
-    pub name: &'a str,
+    pub name: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<&'a str>,
     pub input_schema: Cow<'a, serde_json::Value>,
@@ -103,7 +128,7 @@ pub(crate) enum WireToolChoice<'a> {
         disable_parallel_tool_use: Option<bool>,
     },
     Tool {
-        name: &'a str,
+        name: Cow<'a, str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         disable_parallel_tool_use: Option<bool>,
     },
@@ -144,8 +169,14 @@ impl MessageResponse {
     /// what is there is mapped. A block without id or name is left out, and
     /// an `input` that is not an object becomes the arguments as is (a
     /// string's own text, anything else as JSON text).
-    pub fn tool_calls(&self, cut: bool) -> Result<Vec<ToolCall>, String> {
-        let blocks = self.content.iter().filter(|b| b.is_tool_use());
+    ///
+    /// A block named `skip` (the tool that carries a structured answer) is
+    /// not a call.
+    pub fn tool_calls(&self, cut: bool, skip: Option<&str>) -> Result<Vec<ToolCall>, String> {
+        let blocks = self
+            .content
+            .iter()
+            .filter(|b| b.is_tool_use() && (skip.is_none() || b.name.as_deref() != skip));
         if cut {
             return Ok(blocks.filter_map(ContentBlock::partial_call).collect());
         }
@@ -161,6 +192,28 @@ impl MessageResponse {
             })
             .collect()
     }
+}
+
+/// What a structured answer carries: the `input` of the `tool_use` block
+/// named `name` as JSON text, or `None` when the answer has no such block.
+///
+/// A missing or `null` input is `{}`; an input that is not an object is an
+/// error unless the answer was `cut` (then it is passed as its text).
+pub(crate) fn format_answer(
+    message: &MessageResponse,
+    name: &str,
+    cut: bool,
+) -> Option<Result<String, String>> {
+    let block = message
+        .content
+        .iter()
+        .find(|b| b.is_tool_use() && b.name.as_deref() == Some(name))?;
+    let id = block.id.as_deref().unwrap_or(name);
+    Some(match (&block.input, cut) {
+        (Some(serde_json::Value::String(s)), true) => Ok(s.clone()),
+        (Some(v @ serde_json::Value::Array(_)), true) => Ok(v.to_string()),
+        (input, _) => input_text(id, input.as_ref()),
+    })
 }
 
 /// A content block; `text` and `tool_use` blocks are read.
@@ -259,12 +312,45 @@ impl WireUsage {
         parts.iter().flatten().copied().reduce(u64::saturating_add)
     }
 
-    /// As llm-core usage (missing counts are 0).
+    /// As llm-core usage (missing counts are 0): `prompt_tokens` is the full
+    /// input, of which `cache_read_tokens` were read from and
+    /// `cache_write_tokens` written to the prompt cache.
     pub fn to_usage(self) -> Usage {
         Usage::new(
             self.input_total().unwrap_or(0),
             self.output_tokens.unwrap_or(0),
         )
+        .with_cache(
+            self.cache_read_input_tokens.unwrap_or(0),
+            self.cache_creation_input_tokens.unwrap_or(0),
+        )
+    }
+
+    /// Overwrites the counts `newer` reports (a later `message_delta` gives
+    /// cumulative totals), keeping the others.
+    pub fn update(&mut self, newer: &WireUsage) {
+        let fields = [
+            (&mut self.input_tokens, newer.input_tokens),
+            (
+                &mut self.cache_creation_input_tokens,
+                newer.cache_creation_input_tokens,
+            ),
+            (
+                &mut self.cache_read_input_tokens,
+                newer.cache_read_input_tokens,
+            ),
+            (&mut self.output_tokens, newer.output_tokens),
+        ];
+        for (mine, theirs) in fields {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
+        }
+    }
+
+    /// Whether any count is reported.
+    pub fn is_reported(&self) -> bool {
+        self.input_total().is_some() || self.output_tokens.is_some()
     }
 }
 
@@ -347,10 +433,15 @@ pub(crate) fn is_cut(stop_reason: Option<&str>) -> bool {
 }
 
 /// Maps a `stop_reason`.
+///
+/// `model_context_window_exceeded` means the answer filled the model's
+/// context window and is truncated ("Treat the response as truncated",
+/// <https://platform.claude.com/docs/en/build-with-claude/handling-stop-reasons>),
+/// so it is `Length` like `max_tokens`.
 pub(crate) fn finish_reason(stop_reason: Option<&str>) -> FinishReason {
     match stop_reason {
         Some("end_turn" | "stop_sequence") => FinishReason::Stop,
-        Some("max_tokens") => FinishReason::Length,
+        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
         Some("tool_use") => FinishReason::ToolCalls,
         Some("refusal") => FinishReason::ContentFilter,
         Some(other) => FinishReason::Other(other.to_string()),
@@ -369,7 +460,7 @@ mod tests {
             r#"{"input_tokens":10,"cache_creation_input_tokens":null,"cache_read_input_tokens":5,"output_tokens":3,"service_tier":"standard"}"#,
         )
         .unwrap();
-        assert_eq!(u.to_usage(), Usage::new(15, 3));
+        assert_eq!(u.to_usage(), Usage::new(15, 3).with_cache(5, 0));
         let none: WireUsage = serde_json::from_str("{}").unwrap();
         assert_eq!(none.input_total(), None);
     }
@@ -396,10 +487,8 @@ mod tests {
             ("max_tokens", FinishReason::Length),
             ("tool_use", FinishReason::ToolCalls),
             ("refusal", FinishReason::ContentFilter),
-            (
-                "model_context_window_exceeded",
-                FinishReason::Other("model_context_window_exceeded".into()),
-            ),
+            ("model_context_window_exceeded", FinishReason::Length),
+            ("pause_turn", FinishReason::Other("pause_turn".into())),
         ] {
             assert_eq!(finish_reason(Some(s)), f, "{s}");
         }

@@ -3,5 +3,6 @@
 mod common;
 
 mod conformance;
+mod fidelity;
 mod provider;
 mod tools;

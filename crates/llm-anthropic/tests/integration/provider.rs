@@ -20,7 +20,7 @@ use common::*;
 /// Builds the instance `claude` from a TOML section body (after
 /// `[llm_providers.claude]` and `kind = "anthropic"`), through the real
 /// configuration loader. `${KEY}` expands to the test secret.
-fn from_toml(extra: &str) -> Result<Arc<dyn Provider>, llm_core::ConfigError> {
+pub(crate) fn from_toml(extra: &str) -> Result<Arc<dyn Provider>, llm_core::ConfigError> {
     // Referencing the crate links it, and so registers the kind.
     std::hint::black_box(llm_anthropic::build as llm_core::registry::BuildFn);
     let text = format!("[llm_providers.claude]\nkind = \"anthropic\"\n{extra}");
@@ -29,13 +29,13 @@ fn from_toml(extra: &str) -> Result<Arc<dyn Provider>, llm_core::ConfigError> {
     Ok(cfg.providers[0].instance.clone().expect("enabled"))
 }
 
-async fn server(method: &str, path: &str, reply: MockReply) -> MockServer {
+pub(crate) async fn server(method: &str, path: &str, reply: MockReply) -> MockServer {
     let s = MockServer::start().await.unwrap();
     s.on(method, path, reply);
     s
 }
 
-fn provider(server: &MockServer, extra: &str) -> Arc<dyn Provider> {
+pub(crate) fn provider(server: &MockServer, extra: &str) -> Arc<dyn Provider> {
     from_toml(&format!(
         "api_key = \"${{KEY}}\"\nbase_url = \"{}\"\ndefault_model = \"{MODEL}\"\n{extra}",
         server.url()
@@ -43,7 +43,7 @@ fn provider(server: &MockServer, extra: &str) -> Arc<dyn Provider> {
     .unwrap()
 }
 
-fn post(server: &MockServer) -> RecordedRequest {
+pub(crate) fn post(server: &MockServer) -> RecordedRequest {
     server
         .requests()
         .into_iter()
@@ -51,7 +51,7 @@ fn post(server: &MockServer) -> RecordedRequest {
         .expect("a POST")
 }
 
-async fn collect(
+pub(crate) async fn collect(
     p: &Arc<dyn Provider>,
     req: &LlmRequest,
 ) -> Vec<Result<StreamEvent, ProviderError>> {
@@ -120,7 +120,7 @@ async fn stream_request_sets_stream_and_yields_text_usage_done() {
 }
 
 #[tokio::test]
-async fn mapping_lifts_system_merges_turns_and_clamps() {
+async fn mapping_lifts_system_merges_turns_and_sends_the_model_as_given() {
     let s = server("POST", "/v1/messages", completion()).await;
     let p = provider(
         &s,
@@ -136,18 +136,19 @@ async fn mapping_lifts_system_merges_turns_and_clamps() {
     .system("You are a novelist.")
     .max_tokens(4096)
     .temperature(1.5)
-    .top_p(0.9)
     .stop("END")
     .stop("\n\nHuman:")
     .seed(7)
-    .model("not-served");
+    .model("claude-opus-4-1-20250805");
     p.generate(&req).await.unwrap();
     let body = post(&s).json();
+    // The client has already chosen the model and clamped `max_tokens`:
+    // the provider sends them as given. `seed` has no Anthropic field.
     assert_eq!(
         body,
         json!({
-            "model": MODEL,
-            "max_tokens": 100,
+            "model": "claude-opus-4-1-20250805",
+            "max_tokens": 4096,
             "system": "You are a novelist.\n\nWrite in Chinese.",
             "messages": [
                 {"role": "user", "content": "第一章\n\n继续"},
@@ -155,13 +156,10 @@ async fn mapping_lifts_system_merges_turns_and_clamps() {
                 {"role": "user", "content": "再写一段"}
             ],
             "temperature": 1.0,
-            "top_p": body["top_p"].clone(),
             "stop_sequences": ["END", "\n\nHuman:"]
         })
     );
-    assert!((body["top_p"].as_f64().unwrap() - 0.9).abs() < 1e-6);
 
-    // A served model is kept; max_tokens under the limit is kept.
     let s = server("POST", "/v1/messages", completion()).await;
     let p = provider(
         &s,
@@ -181,6 +179,7 @@ async fn mapping_lifts_system_merges_turns_and_clamps() {
     assert_eq!(body["temperature"], json!(0.0));
     assert!(body.get("system").is_none() && body.get("top_p").is_none());
     assert!(body.get("stop_sequences").is_none() && body.get("stream").is_none());
+    assert!(body.get("metadata").is_none() && body.get("tools").is_none());
 }
 
 #[tokio::test]
@@ -246,13 +245,18 @@ async fn models_follow_pagination() {
 }
 
 #[tokio::test]
-async fn usage_counts_cache_tokens_as_input() {
+async fn usage_counts_cache_tokens_as_input_and_apart() {
     // The 4.6 body with non-zero cache counts (constructed).
     let body = r#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hello"},{"type":"text","text":" again!"}],"stop_reason":"max_tokens","stop_sequence":null,"usage":{"input_tokens":16,"cache_creation_input_tokens":1024,"cache_read_input_tokens":2048,"cache_creation":{"ephemeral_5m_input_tokens":1024,"ephemeral_1h_input_tokens":0},"output_tokens":5,"service_tier":"standard"}}"#;
     let s = server("POST", "/v1/messages", MockReply::json(200, body)).await;
     let p = provider(&s, "");
     let r = p.generate(&LlmRequest::new("hi")).await.unwrap();
-    assert_eq!(r.usage, Usage::new(16 + 1024 + 2048, 5));
+    assert_eq!(
+        r.usage,
+        Usage::new(16 + 1024 + 2048, 5).with_cache(2048, 1024)
+    );
+    assert_eq!(r.usage.cache_read_tokens, 2048);
+    assert_eq!(r.usage.cache_write_tokens, 1024);
     assert_eq!(r.content, "Hello again!");
     assert_eq!(r.finish_reason, FinishReason::Length);
 }
@@ -448,9 +452,16 @@ async fn mid_stream_overloaded_error_is_retryable_after_the_text() {
     .await;
     let p = provider(&s, "");
     let items = collect(&p, &LlmRequest::new("hi")).await;
-    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(items.len(), 3, "{items:?}");
     assert_eq!(items[0].as_ref().unwrap(), &StreamEvent::delta("Hello"));
-    let e = items[1].as_ref().unwrap_err();
+    // The usage `message_start` reported is kept, just before the error.
+    assert_eq!(
+        items[1].as_ref().unwrap(),
+        &StreamEvent::Usage {
+            usage: Usage::new(16, 1)
+        }
+    );
+    let e = items[2].as_ref().unwrap_err();
     assert_eq!(e.code.as_deref(), Some("overloaded_error"));
     assert_eq!(e.status, Some(529));
     assert_eq!(e.class(), ErrorClass::Retryable);

@@ -665,9 +665,13 @@ async fn a_stream_claiming_a_normal_end_with_partial_arguments_is_a_decode_error
         let s = server(sse(&refs).header("request-id", "req_cut")).await;
         let items = collect(&provider(&s), &LlmRequest::new("Weather?")).await;
         let (last, before) = items.split_last().unwrap();
-        // The text and the three fragments came through before the error.
-        assert_eq!(before.len(), 4, "{items:?}");
+        // The text, the three fragments and the usage came through before the error.
+        assert_eq!(before.len(), 5, "{items:?}");
         assert!(before.iter().all(Result::is_ok), "{items:?}");
+        assert!(
+            matches!(before[4], Ok(StreamEvent::Usage { .. })),
+            "{items:?}"
+        );
         let e = last.as_ref().unwrap_err();
         assert_eq!(e.kind, ProviderErrorKind::Decode, "{e}");
         assert!(e.message.contains("not valid JSON"), "{e}");
