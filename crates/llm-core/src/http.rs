@@ -21,6 +21,17 @@ pub use reqwest;
 /// Longest error text kept from a response body.
 const MAX_ERROR_TEXT: usize = 1000;
 
+/// Largest whole response body read ([`read_json`]) unless a provider says
+/// otherwise ([`read_json_max`]): a larger one is an error, never an
+/// unbounded allocation.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Largest single server-sent event ([`sse_events`]).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most bytes of an error body read (its message is parsed from them).
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
 /// A shared client with rustls, connection pooling and a connect timeout.
 pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
     reqwest::Client::builder()
@@ -167,8 +178,9 @@ pub async fn error_from_response(
 ) -> ProviderError {
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = match tokio::time::timeout(timeout, resp.bytes()).await {
-        Ok(Ok(b)) => b,
+    // An error body is read up to a bound; what fits is parsed.
+    let body = match tokio::time::timeout(timeout, read_capped(resp, MAX_ERROR_BODY)).await {
+        Ok(Ok((b, _))) => b,
         _ => Bytes::new(),
     };
     let parsed = parse_error(&body);
@@ -188,14 +200,26 @@ pub async fn error_from_response(
     err
 }
 
-/// Reads a whole JSON body within `timeout`.
+/// Reads a whole JSON body within `timeout`, at most
+/// [`DEFAULT_MAX_RESPONSE_BYTES`].
 pub async fn read_json<T: DeserializeOwned>(
     provider: &str,
     resp: reqwest::Response,
     timeout: Duration,
 ) -> Result<T, ProviderError> {
+    read_json_max(provider, resp, timeout, DEFAULT_MAX_RESPONSE_BYTES).await
+}
+
+/// Reads a whole JSON body within `timeout`; a body over `max_bytes` is a
+/// decode error naming the limit (the rest is not read).
+pub async fn read_json_max<T: DeserializeOwned>(
+    provider: &str,
+    resp: reqwest::Response,
+    timeout: Duration,
+    max_bytes: u64,
+) -> Result<T, ProviderError> {
     let id = request_id(resp.headers());
-    let body = match tokio::time::timeout(timeout, resp.bytes()).await {
+    let body = match tokio::time::timeout(timeout, read_capped(resp, max_bytes)).await {
         Err(_) => {
             return Err(ProviderError::timeout(
                 provider,
@@ -203,9 +227,38 @@ pub async fn read_json<T: DeserializeOwned>(
             ))
         }
         Ok(Err(e)) => return Err(map_reqwest_error(provider, e)),
-        Ok(Ok(b)) => b,
+        Ok(Ok((_, true))) => {
+            return Err(ProviderError::decode(
+                provider,
+                format!("response body is larger than {max_bytes} bytes"),
+            )
+            .with_request_id(id))
+        }
+        Ok(Ok((b, false))) => b,
     };
     decode_json(provider, &body).map_err(|e| e.with_request_id(id))
+}
+
+/// Reads a body up to `max` bytes; `true` when there was more (not read).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    max: u64,
+) -> Result<(Bytes, bool), reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Ok((Bytes::new(), true));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (buf.len() + chunk.len()) as u64 > max {
+            let room = usize::try_from(max)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..room.min(chunk.len())]);
+            return Ok((buf.freeze(), true));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((buf.freeze(), false))
 }
 
 /// Decodes JSON, with a snippet of the body in the error.
@@ -260,76 +313,117 @@ pub fn body_chunks(
     })
 }
 
-/// Server-sent events of a response body (UTF-8 safe across chunks).
+/// Server-sent events of a response body (UTF-8 safe across chunks), each
+/// at most [`DEFAULT_MAX_EVENT_BYTES`].
 pub fn sse_events(
     provider: &str,
     resp: reqwest::Response,
     idle: Duration,
 ) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
-    use eventsource_stream::{EventStreamError, Eventsource};
-    let name = provider.to_string();
-    body_chunks(provider, resp, idle)
-        .eventsource()
-        .map_err(move |e| match e {
-            EventStreamError::Transport(e) => e,
-            EventStreamError::Utf8(e) => {
-                ProviderError::decode(&name, format!("stream is not valid UTF-8: {e}"))
-            }
-            EventStreamError::Parser(e) => {
-                ProviderError::decode(&name, format!("malformed event stream: {e}"))
-            }
-        })
+    sse_events_max(provider, resp, idle, DEFAULT_MAX_EVENT_BYTES)
 }
 
-/// Newline-delimited JSON lines of a response body, split on bytes (so a
-/// multi-byte character split across chunks is intact), each at most `max_line`
-/// bytes. Empty lines are skipped; a last line without `\n` is still yielded.
+/// [`sse_events`] with an explicit per-event limit: an event (the bytes
+/// between two blank lines) longer than `max_event` ends the stream with a
+/// decode error instead of growing a buffer without bound.
+pub fn sse_events_max(
+    provider: &str,
+    resp: reqwest::Response,
+    idle: Duration,
+    max_event: usize,
+) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send + 'static {
+    use eventsource_stream::{EventStreamError, Eventsource};
+    let name = provider.to_string();
+    let guard_name = provider.to_string();
+    let mut since_blank = 0usize;
+    let mut last = 0u8;
+    let mut over = false;
+    let chunks = body_chunks(provider, resp, idle).map(move |chunk| {
+        let chunk = chunk?;
+        if over {
+            return Err(ProviderError::decode(&guard_name, "event too large"));
+        }
+        for &b in chunk.iter() {
+            // A blank line (`\n\n`, with or without `\r`) ends an event.
+            if b == b'\n' && last == b'\n' {
+                since_blank = 0;
+            } else if b != b'\r' {
+                since_blank += 1;
+            }
+            if b != b'\r' {
+                last = b;
+            }
+        }
+        if since_blank > max_event {
+            over = true;
+            return Err(ProviderError::decode(
+                &guard_name,
+                format!("a stream event is larger than {max_event} bytes"),
+            ));
+        }
+        Ok(chunk)
+    });
+    chunks.eventsource().map_err(move |e| match e {
+        EventStreamError::Transport(e) => e,
+        EventStreamError::Utf8(e) => {
+            ProviderError::decode(&name, format!("stream is not valid UTF-8: {e}"))
+        }
+        EventStreamError::Parser(e) => {
+            ProviderError::decode(&name, format!("malformed event stream: {e}"))
+        }
+    })
+}
+
+/// Newline-delimited JSON lines of a response body, each at most `max_line`
+/// bytes (a longer one ends the stream with a decode error). Lines are split
+/// by `tokio_util`'s `LinesCodec`, so a multi-byte character split across
+/// network chunks is intact; `\r\n` endings are accepted, empty lines
+/// skipped, and a last line without `\n` is still yielded.
 pub fn ndjson_lines(
     provider: &str,
     resp: reqwest::Response,
     idle: Duration,
     max_line: usize,
 ) -> impl Stream<Item = Result<Bytes, ProviderError>> + Send + 'static {
+    use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+    use tokio_util::io::StreamReader;
+
     let name = provider.to_string();
-    let chunks = body_chunks(provider, resp, idle).boxed();
-    futures::stream::unfold(
-        (chunks, bytes::BytesMut::new(), false),
-        move |(mut chunks, mut buf, mut ended)| {
-            let name = name.clone();
-            async move {
-                loop {
-                    if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                        let line = buf.split_to(pos + 1).freeze().slice(..pos);
-                        if line.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        return Some((Ok(line), (chunks, buf, ended)));
+    // Transport errors travel through the reader as `io::Error`s and come
+    // back out as the `ProviderError` they were.
+    let reader =
+        StreamReader::new(body_chunks(provider, resp, idle).map_err(std::io::Error::other));
+    FramedRead::new(reader, LinesCodec::new_with_max_length(max_line))
+        .filter_map(move |line| {
+            let out = match line {
+                Ok(l) if l.trim().is_empty() => None,
+                Ok(l) => Some(Ok(Bytes::from(l))),
+                Err(LinesCodecError::MaxLineLengthExceeded) => Some(Err(ProviderError::decode(
+                    &name,
+                    format!("a stream line is longer than {max_line} bytes"),
+                ))),
+                Err(LinesCodecError::Io(e)) => Some(Err(match e.downcast::<ProviderError>() {
+                    Ok(pe) => pe,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        ProviderError::decode(&name, format!("stream is not valid UTF-8: {e}"))
                     }
-                    if buf.len() > max_line {
-                        let err = ProviderError::decode(
-                            &name,
-                            format!("a stream line is longer than {max_line} bytes"),
-                        );
-                        return Some((Err(err), (chunks, bytes::BytesMut::new(), true)));
-                    }
-                    if ended {
-                        if buf.iter().all(u8::is_ascii_whitespace) {
-                            return None;
-                        }
-                        let rest = buf.split().freeze();
-                        return Some((Ok(rest), (chunks, buf, ended)));
-                    }
-                    match chunks.next().await {
-                        Some(Ok(b)) => buf.extend_from_slice(&b),
-                        Some(Err(e)) => {
-                            return Some((Err(e), (chunks, bytes::BytesMut::new(), true)))
-                        }
-                        None => ended = true,
-                    }
-                }
+                    Err(e) => ProviderError::new(
+                        &name,
+                        crate::error::ProviderErrorKind::Transport,
+                        e.to_string(),
+                    ),
+                })),
+            };
+            futures::future::ready(out)
+        })
+        .scan(false, |failed, item| {
+            // Nothing follows an error.
+            if *failed {
+                return futures::future::ready(None);
             }
-        },
-    )
+            *failed = item.is_err();
+            futures::future::ready(Some(item))
+        })
 }
 
 /// Turns upstream frames (SSE events, NDJSON lines, …) into stream events.

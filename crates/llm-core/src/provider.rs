@@ -44,6 +44,10 @@ pub struct ProviderProfile {
     /// How availability is probed.
     #[serde(default)]
     pub probe: ProbeMode,
+    /// Largest whole response body read from this instance, in bytes (a
+    /// larger one is an error, never an unbounded allocation).
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
     /// Per-attempt timeout.
     #[serde(with = "crate::types::duration_ms")]
     pub timeout: Duration,
@@ -62,11 +66,16 @@ impl Default for ProviderProfile {
             max_tokens: None,
             vision_models: None,
             probe: ProbeMode::Models,
+            max_response_bytes: default_max_response_bytes(),
             timeout: Duration::from_secs(60),
             cost_per_1k_tokens: 0.0,
             pricing: BTreeMap::new(),
         }
     }
+}
+
+fn default_max_response_bytes() -> u64 {
+    32 * 1024 * 1024
 }
 
 impl ProviderProfile {

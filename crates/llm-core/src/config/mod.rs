@@ -134,6 +134,8 @@ struct CommonKeys {
     #[serde(default)]
     probe: Option<crate::provider::ProbeMode>,
     #[serde(default)]
+    max_response_bytes: Option<u64>,
+    #[serde(default)]
     timeout: Option<Secs>,
     #[serde(default)]
     cost_per_1k_tokens: Option<f64>,
@@ -150,6 +152,7 @@ const COMMON_KEYS: &[&str] = &[
     "max_tokens",
     "vision_models",
     "probe",
+    "max_response_bytes",
     "timeout",
     "cost_per_1k_tokens",
     "pricing",
@@ -479,6 +482,9 @@ pub(crate) fn spec_from_table(
     if let Some(t) = keys.timeout.map(|s| s.0).filter(|t| t.is_zero()) {
         return Err(spec.error_at(Some("timeout"), format!("must be more than 0 s, got {t:?}")));
     }
+    if keys.max_response_bytes == Some(0) {
+        return Err(spec.error_at(Some("max_response_bytes"), "must be more than 0"));
+    }
     if keys.max_tokens == Some(0) {
         return Err(spec.error_at(Some("max_tokens"), "must be more than 0"));
     }
@@ -498,6 +504,9 @@ pub(crate) fn spec_from_table(
         max_tokens: keys.max_tokens,
         vision_models: keys.vision_models,
         probe: keys.probe.unwrap_or_default(),
+        max_response_bytes: keys
+            .max_response_bytes
+            .unwrap_or(ProviderProfile::default().max_response_bytes),
         timeout: keys.timeout.map_or(Duration::from_secs(60), |s| s.0),
         cost_per_1k_tokens: keys.cost_per_1k_tokens.unwrap_or(0.0),
         pricing: keys.pricing,

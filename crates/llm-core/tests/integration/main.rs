@@ -3,5 +3,6 @@
 mod cache;
 mod client;
 mod correctness;
+mod http_limits;
 mod metrics;
 mod tools;
