@@ -1,13 +1,14 @@
 //! [`RedisCache`]: the [`ResponseCache`] on Redis.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use llm_core::cache::{CacheKey, CachedResponse, ResponseCache};
 use llm_core::{async_trait, CacheError, ConfigError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, RedisError};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult};
 
 use crate::config::RedisCacheBuilder;
 use crate::health::{Health, TIMEOUTS_BEFORE_OUTAGE};
@@ -18,6 +19,27 @@ const NAME: &str = "redis";
 
 /// Largest TTL sent to Redis (about 136 years); longer ones are capped.
 const MAX_TTL_SECS: u64 = u32::MAX as u64;
+
+/// Bytes of an entry fetched with its length by a lookup. Entries up to this
+/// size (most answers) take one round trip on the main connection; larger
+/// ones are fetched on the bulk connection.
+pub(crate) const HEAD_BYTES: u64 = 32 * 1024;
+
+/// Throughput assumed when sizing the timeout of a large transfer: each
+/// `SLOW_LINK_BYTES_PER_SEC` bytes add one second to the operation timeout.
+const SLOW_LINK_BYTES_PER_SEC: u64 = 8 * 1024 * 1024;
+
+/// Which connection an operation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Lookups and small writes: every reply is small, so a timeout there
+    /// means Redis is slow or stuck, and counts toward the outage rule.
+    Main = 0,
+    /// Entries larger than [`HEAD_BYTES`]: a connection of their own, so a
+    /// slow transfer never holds up the operations queued behind it. Its
+    /// timeouts are not counted as outages; it is dropped after one.
+    Bulk = 1,
+}
 
 /// A [`ResponseCache`] on Redis.
 ///
@@ -35,9 +57,13 @@ pub struct RedisCache {
 
 struct Inner {
     client: redis::Client,
-    slot: Mutex<Slot>,
+    /// One connection per [`Lane`].
+    slots: [Mutex<Slot>; 2],
     key_prefix: String,
     timeout: Duration,
+    max_entry_bytes: u64,
+    /// Whether the "entry too large" warning was logged.
+    warned_oversized: AtomicBool,
     connect_timeout: Duration,
     retry_interval: Duration,
     /// The URL with credentials redacted: the only form that is shown.
@@ -61,9 +87,11 @@ impl RedisCache {
         let scrubber = Scrubber::new(&b.url, password);
         let inner = Arc::new(Inner {
             client,
-            slot: Mutex::new(Slot::default()),
+            slots: [Mutex::new(Slot::default()), Mutex::new(Slot::default())],
             key_prefix: b.key_prefix,
             timeout: b.timeout,
+            max_entry_bytes: b.max_entry_bytes,
+            warned_oversized: AtomicBool::new(false),
             connect_timeout: b.connect_timeout.max(b.timeout),
             retry_interval: b.retry_interval,
             url,
@@ -91,8 +119,14 @@ impl RedisCache {
         &self.inner.url
     }
 
-    /// Runs `cmd` within the operation timeout, with the outage bookkeeping.
-    async fn run<T: FromRedisValue>(&self, what: &str, cmd: &Cmd) -> Result<T, CacheError> {
+    /// Runs `req` on `lane` within `timeout`, with the outage bookkeeping.
+    async fn run<T: FromRedisValue>(
+        &self,
+        what: &str,
+        req: Request<'_>,
+        lane: Lane,
+        timeout: Duration,
+    ) -> Result<T, CacheError> {
         let inner = &self.inner;
         if tokio::runtime::Handle::try_current().is_err() {
             // Timers and the connection task need one; fail instead of panicking.
@@ -109,12 +143,12 @@ impl RedisCache {
                 format!("{what}: Redis unavailable (reconnecting in the background)"),
             ));
         }
-        let (generation, mut conn) = inner.manager().map_err(|e| inner.error(what, &e))?;
-        let outcome = tokio::time::timeout(inner.timeout, async {
-            match cmd.query_async::<T>(&mut conn).await {
+        let (generation, mut conn) = inner.manager(lane).map_err(|e| inner.error(what, &e))?;
+        let outcome = tokio::time::timeout(timeout, async {
+            match req.query::<T>(&mut conn).await {
                 // A dropped connection makes the manager reconnect; one more
                 // try gets the new connection if Redis is back already.
-                Err(e) if is_connection_error(&e) => cmd.query_async::<T>(&mut conn).await,
+                Err(e) if is_connection_error(&e) => req.query::<T>(&mut conn).await,
                 other => other,
             }
         })
@@ -127,7 +161,7 @@ impl RedisCache {
             Ok(Err(e)) => {
                 let err = inner.error(what, &e);
                 if is_outage(&e) {
-                    Inner::outage(inner, generation, &err.message);
+                    Inner::outage(inner, lane, generation, &err.message);
                 } else {
                     // Redis answered, with an error about this command.
                     inner.health.succeeded(&inner.url);
@@ -137,22 +171,76 @@ impl RedisCache {
             Err(_elapsed) => {
                 let err = CacheError::new(
                     NAME,
-                    format!("{what}: no answer from Redis within {:?}", inner.timeout),
+                    format!("{what}: no answer from Redis within {timeout:?}"),
                 );
-                if inner.health.timed_out() >= TIMEOUTS_BEFORE_OUTAGE {
-                    Inner::outage(inner, generation, &err.message);
+                match lane {
+                    Lane::Main => {
+                        if inner.health.timed_out() >= TIMEOUTS_BEFORE_OUTAGE {
+                            Inner::outage(inner, lane, generation, &err.message);
+                        }
+                    }
+                    Lane::Bulk => {
+                        // A slow transfer of a large entry, not an outage; the
+                        // next one starts on a fresh connection rather than
+                        // behind the rest of this one.
+                        tracing::debug!(
+                            cache = NAME,
+                            url = inner.url.as_str(),
+                            error = err.message.as_str(),
+                            "redis transfer of a large entry timed out"
+                        );
+                        inner.discard(lane, generation);
+                    }
                 }
                 Err(err)
             }
         }
     }
+
+    /// Notes an entry of `len` bytes that is over the limit.
+    fn oversized(&self, what: &str, rkey: &str, len: u64) {
+        let inner = &self.inner;
+        let max = inner.max_entry_bytes;
+        if !inner.warned_oversized.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                cache = NAME,
+                bytes = len,
+                max_entry_bytes = max,
+                "redis cache: entries larger than max_entry_bytes are not cached \
+                 (logged once; raise [caching] max_entry_bytes to cache them)"
+            );
+        }
+        tracing::debug!(
+            cache = NAME,
+            key = rkey,
+            bytes = len,
+            max_entry_bytes = max,
+            "{what}: redis entry larger than max_entry_bytes skipped"
+        );
+    }
+}
+
+/// A command or a pipeline.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipe(&'a Pipeline),
+}
+
+impl Request<'_> {
+    async fn query<T: FromRedisValue>(self, conn: &mut ConnectionManager) -> RedisResult<T> {
+        match self {
+            Request::Cmd(c) => c.query_async(conn).await,
+            Request::Pipe(p) => p.query_async(conn).await,
+        }
+    }
 }
 
 impl Inner {
-    /// The current connection manager, created (lazily connecting) if there is none.
-    /// Must be called inside a Tokio runtime (creating one spawns a task).
-    fn manager(&self) -> Result<(u64, ConnectionManager), RedisError> {
-        let mut slot = lock(&self.slot);
+    /// The connection manager of `lane`, created (lazily connecting) if there
+    /// is none. Must be called inside a Tokio runtime (creating one spawns a task).
+    fn manager(&self, lane: Lane) -> Result<(u64, ConnectionManager), RedisError> {
+        let mut slot = lock(&self.slots[lane as usize]);
         if let Some(m) = &slot.manager {
             return Ok((slot.generation, m.clone()));
         }
@@ -168,21 +256,33 @@ impl Inner {
         Ok((slot.generation, m))
     }
 
-    /// Drops the manager of `generation` if it is still current, so the next
+    /// Drops the manager of `lane` if it is still `generation`, so the next
     /// attempt starts from a fresh connection (a stuck or half-open one is
     /// never reused, nor one whose handshake failed).
-    fn discard(&self, generation: u64) {
-        let mut slot = lock(&self.slot);
+    fn discard(&self, lane: Lane, generation: u64) {
+        let mut slot = lock(&self.slots[lane as usize]);
         if slot.generation == generation {
             slot.manager = None;
         }
     }
 
-    /// Marks Redis down and makes sure a reconnect task runs.
-    fn outage(this: &Arc<Self>, generation: u64, error: &str) {
+    /// Marks Redis down and makes sure a reconnect task runs. The bulk
+    /// connection is dropped too: it reconnects when next needed.
+    fn outage(this: &Arc<Self>, lane: Lane, generation: u64, error: &str) {
         this.health.failed(&this.url, error);
-        this.discard(generation);
+        this.discard(lane, generation);
+        if lane == Lane::Main {
+            lock(&this.slots[Lane::Bulk as usize]).manager = None;
+        }
         Self::spawn_probe(this);
+    }
+
+    /// Time for an operation that moves `bytes`: the operation timeout, plus
+    /// one second per [`SLOW_LINK_BYTES_PER_SEC`].
+    fn transfer_timeout(&self, bytes: u64) -> Duration {
+        let micros = u128::from(bytes) * 1_000_000 / u128::from(SLOW_LINK_BYTES_PER_SEC);
+        let extra = Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX));
+        self.timeout.saturating_add(extra)
     }
 
     /// Starts the reconnect task unless one is running (or there is no runtime).
@@ -214,7 +314,7 @@ async fn probe(weak: Weak<Inner>) {
     };
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let (generation, result) = match inner.manager() {
+        let (generation, result) = match inner.manager(Lane::Main) {
             Ok((generation, mut conn)) => {
                 // A keyed read rather than PING: Redis answers PING while it
                 // is still loading its data set, but not GET/SET.
@@ -255,7 +355,7 @@ async fn probe(weak: Weak<Inner>) {
                 );
                 inner.health.failed(&inner.url, &message);
                 if let Some(generation) = generation {
-                    inner.discard(generation);
+                    inner.discard(Lane::Main, generation);
                 }
             }
         }
@@ -304,6 +404,12 @@ fn is_outage(e: &RedisError) -> bool {
         || e.is_timeout()
         || e.is_unrecoverable_error()
         || e.code().is_some_and(|c| OUTAGE_CODES.contains(&c))
+        // The errors of a pipeline's commands (a lookup is one).
+        || e.clone().into_server_errors().is_some_and(|errors| {
+            errors
+                .iter()
+                .any(|(_, error)| OUTAGE_CODES.contains(&error.code()))
+        })
 }
 
 /// Whole seconds for `EX`: rounded up, at least 1, at most [`MAX_TTL_SECS`].
@@ -321,12 +427,53 @@ impl ResponseCache for RedisCache {
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError> {
+        let inner = &self.inner;
         let rkey = self.redis_key(key);
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(&rkey);
-        let Some(bytes) = self.run::<Option<Vec<u8>>>("GET", &cmd).await? else {
+        let max = inner.max_entry_bytes;
+        // The length and the first bytes in one round trip: a reply bounded
+        // by HEAD_BYTES whatever is stored under the key.
+        let head_end = HEAD_BYTES.min(max.saturating_add(1)) - 1;
+        let mut head = redis::pipe();
+        head.cmd("EXISTS")
+            .arg(&rkey)
+            .cmd("STRLEN")
+            .arg(&rkey)
+            .cmd("GETRANGE")
+            .arg(&rkey)
+            .arg(0)
+            .arg(head_end);
+        let (exists, len, mut bytes) = self
+            .run::<(bool, u64, Vec<u8>)>("GET", Request::Pipe(&head), Lane::Main, inner.timeout)
+            .await?;
+        if !exists {
             return Ok(None);
-        };
+        }
+        if len > max {
+            self.oversized("GET", &rkey, len);
+            return Ok(None);
+        }
+        if bytes.len() as u64 != len {
+            // Larger than the head (or rewritten since): the whole entry, on
+            // the bulk connection, never more than the limit plus one byte.
+            let mut rest = redis::cmd("GETRANGE");
+            rest.arg(&rkey).arg(0).arg(max);
+            bytes = self
+                .run::<Vec<u8>>(
+                    "GET",
+                    Request::Cmd(&rest),
+                    Lane::Bulk,
+                    inner.transfer_timeout(len),
+                )
+                .await?;
+            if bytes.is_empty() {
+                // Expired or deleted in between.
+                return Ok(None);
+            }
+            if bytes.len() as u64 > max {
+                self.oversized("GET", &rkey, bytes.len() as u64);
+                return Ok(None);
+            }
+        }
         CachedResponse::decode(&bytes)
             .map(Some)
             .map_err(|e| CacheError::new(NAME, format!("GET {rkey}: {}", e.message)))
@@ -338,12 +485,35 @@ impl ResponseCache for RedisCache {
         value: &CachedResponse,
         ttl: Duration,
     ) -> Result<(), CacheError> {
+        let inner = &self.inner;
+        let rkey = self.redis_key(key);
+        let bytes = value.encode();
+        let len = bytes.len() as u64;
+        if len > inner.max_entry_bytes {
+            self.oversized("SET", &rkey, len);
+            return Err(CacheError::new(
+                NAME,
+                format!(
+                    "SET {rkey}: entry of {len} bytes is larger than max_entry_bytes ({}); \
+                     not stored",
+                    inner.max_entry_bytes
+                ),
+            ));
+        }
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.redis_key(key))
-            .arg(value.encode())
-            .arg("EX")
-            .arg(ttl_secs(ttl));
-        self.run::<()>("SET", &cmd).await
+        cmd.arg(&rkey).arg(bytes).arg("EX").arg(ttl_secs(ttl));
+        if len > HEAD_BYTES {
+            self.run::<()>(
+                "SET",
+                Request::Cmd(&cmd),
+                Lane::Bulk,
+                inner.transfer_timeout(len),
+            )
+            .await
+        } else {
+            self.run::<()>("SET", Request::Cmd(&cmd), Lane::Main, inner.timeout)
+                .await
+        }
     }
 }
 
@@ -353,6 +523,7 @@ impl fmt::Debug for RedisCache {
             .field("url", &self.inner.url)
             .field("key_prefix", &self.inner.key_prefix)
             .field("timeout", &self.inner.timeout)
+            .field("max_entry_bytes", &self.inner.max_entry_bytes)
             .field("state", &self.inner.health.describe())
             .finish_non_exhaustive()
     }
@@ -416,6 +587,31 @@ mod tests {
                 return v;
             }
         }
+    }
+
+    #[test]
+    fn large_transfers_get_time_in_proportion_to_their_size() {
+        let cache = RedisCache::builder("redis://h")
+            .timeout(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        let inner = &cache.inner;
+        assert_eq!(inner.transfer_timeout(0), Duration::from_millis(50));
+        assert_eq!(
+            inner.transfer_timeout(SLOW_LINK_BYTES_PER_SEC),
+            Duration::from_millis(1050)
+        );
+        assert_eq!(
+            inner.transfer_timeout(1024 * 1024),
+            Duration::from_millis(175)
+        );
+        assert!(inner.transfer_timeout(u64::MAX) > Duration::from_secs(1 << 40));
+
+        let err = RedisCache::builder("redis://h")
+            .max_entry_bytes(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("caching.max_entry_bytes"));
     }
 
     #[test]

@@ -18,11 +18,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default pause between reconnection attempts while Redis is down.
 pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Default largest entry stored or read, in encoded bytes (same as
+/// `[caching] max_entry_bytes`): 1 MiB.
+pub const DEFAULT_MAX_ENTRY_BYTES: u64 = 1024 * 1024;
 
 impl RedisCache {
     /// A cache configured by the `[caching]` section (`redis_url`, `key_prefix`,
-    /// `redis_timeout`, `redis_ca_file`). The entry TTL (`ttl`) is passed by the
-    /// client on each `set`.
+    /// `redis_timeout`, `redis_ca_file`, `max_entry_bytes`). The entry TTL
+    /// (`ttl`) is passed by the client on each `set`.
     ///
     /// Does not connect: it fails only on an invalid configuration, never
     /// because Redis is down. Called inside a Tokio runtime it starts
@@ -30,7 +33,8 @@ impl RedisCache {
     pub fn from_config(config: &CachingConfig) -> Result<Self, ConfigError> {
         let mut builder = Self::builder(&config.redis_url)
             .key_prefix(&config.key_prefix)
-            .timeout(config.redis_timeout.0);
+            .timeout(config.redis_timeout.0)
+            .max_entry_bytes(config.max_entry_bytes);
         if let Some(path) = &config.redis_ca_file {
             builder = builder.ca_file(path);
         }
@@ -47,6 +51,7 @@ impl RedisCache {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry_interval: DEFAULT_RETRY_INTERVAL,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
         }
     }
 }
@@ -72,6 +77,7 @@ pub struct RedisCacheBuilder {
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) retry_interval: Duration,
+    pub(crate) max_entry_bytes: u64,
 }
 
 impl RedisCacheBuilder {
@@ -104,6 +110,17 @@ impl RedisCacheBuilder {
         self
     }
 
+    /// Largest entry stored or read, in encoded bytes (default 1 MiB). Must be
+    /// greater than zero.
+    ///
+    /// A larger answer is not stored (`set` returns an error saying so, and
+    /// one warning is logged); a larger entry already in Redis (written with
+    /// a higher limit) is a miss, and is not transferred.
+    pub fn max_entry_bytes(mut self, bytes: u64) -> Self {
+        self.max_entry_bytes = bytes;
+        self
+    }
+
     /// Pause between reconnection attempts while Redis is down (default 1 s).
     pub fn retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
@@ -111,7 +128,7 @@ impl RedisCacheBuilder {
     }
 
     /// The cache. Fails only on an invalid configuration (a URL that does not
-    /// parse, a zero timeout, a CA file that cannot be read or holds no valid
+    /// parse, a zero timeout or entry size, a CA file that cannot be read or holds no valid
     /// certificate, a CA file with a non-TLS URL); never connects, so it
     /// succeeds with Redis down.
     ///
@@ -122,6 +139,11 @@ impl RedisCacheBuilder {
         if self.timeout.is_zero() {
             return Err(
                 ConfigError::new("must be greater than zero").with_key("caching.redis_timeout")
+            );
+        }
+        if self.max_entry_bytes == 0 {
+            return Err(
+                ConfigError::new("must be greater than zero").with_key("caching.max_entry_bytes")
             );
         }
         RedisCache::new(self)
@@ -137,6 +159,7 @@ impl fmt::Debug for RedisCacheBuilder {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("retry_interval", &self.retry_interval)
+            .field("max_entry_bytes", &self.max_entry_bytes)
             .finish()
     }
 }

@@ -13,6 +13,7 @@
 //! key_prefix = "llm:"     # default
 //! ttl = 3600              # seconds, default
 //! redis_timeout = 0.05    # per-operation timeout in seconds, default
+//! max_entry_bytes = 1048576   # largest entry stored, default (1 MiB)
 //! ```
 //!
 //! TLS: a `rediss://` URL connects over TLS (rustls). The server certificate
@@ -52,6 +53,14 @@
 //!   authentication), operations fail fast while one background task
 //!   reconnects every retry interval (1 s); one warning is logged when the
 //!   outage starts and one info line when Redis is back.
+//! - Entry size: an answer larger than `max_entry_bytes` is not stored (the
+//!   `set` fails, which the client counts as a cache error; one warning per
+//!   cache). A lookup first reads the entry's length and at most its first
+//!   32 KiB; a larger entry already in Redis is a miss and never transferred.
+//!   Entries between 32 KiB and `max_entry_bytes` travel on a second
+//!   connection with a timeout that grows with their size, so a slow transfer
+//!   neither holds up other operations nor counts toward the outage rule
+//!   (only timeouts of the small operations do).
 //! - The URL's password never appears in `Debug` output, logs or errors.
 
 mod cache;
@@ -79,6 +88,6 @@ llm_core::inventory::submit! {
     llm_core::registry::CachePlugin { backend: "redis", build }
 }
 pub use config::{
-    RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_RETRY_INTERVAL,
-    DEFAULT_TIMEOUT,
+    RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_MAX_ENTRY_BYTES,
+    DEFAULT_RETRY_INTERVAL, DEFAULT_TIMEOUT,
 };

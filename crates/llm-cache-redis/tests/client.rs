@@ -48,6 +48,21 @@ async fn two_clients_share_entries_through_redis() {
         .await
         .unwrap();
     assert!(!first.cached);
+    // The client writes to Redis in the background: wait for the entry.
+    let raw = common::raw(&redis.url).await;
+    common::eventually("a's answer to reach Redis", || {
+        let mut raw = raw.clone();
+        let pattern = format!("{prefix}*");
+        async move {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            !keys.is_empty()
+        }
+    })
+    .await;
     let second = b
         .generate(LlmRequest::new("shared question"))
         .await

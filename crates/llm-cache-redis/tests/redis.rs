@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use llm_cache_redis::RedisCache;
+use llm_cache_redis::{RedisCache, DEFAULT_MAX_ENTRY_BYTES};
 use llm_core::cache::ResponseCache;
 use llm_core::config::CachingConfig;
 use redis::AsyncCommands;
@@ -120,16 +120,27 @@ async fn from_config_uses_url_prefix_and_timeout() {
     })
     .unwrap();
     assert!(default_cache.redis_key(&key("d")).starts_with("llm:"));
-    assert!(format!("{default_cache:?}").contains("50ms"));
+    let dbg = format!("{default_cache:?}");
+    assert!(dbg.contains("50ms"), "{dbg}");
+    assert_eq!(defaults.max_entry_bytes, DEFAULT_MAX_ENTRY_BYTES);
+    assert!(dbg.contains("max_entry_bytes: 1048576"), "{dbg}");
 
     let prefix = unique_prefix("from_config");
     let config = CachingConfig {
         redis_url: r.url.clone(),
         key_prefix: prefix.clone(),
         redis_timeout: llm_core::config::Secs::from_secs(2),
+        max_entry_bytes: 4096,
         ..defaults
     };
     let cache = RedisCache::from_config(&config).unwrap();
+    assert!(format!("{cache:?}").contains("max_entry_bytes: 4096"));
+    let err = RedisCache::from_config(&CachingConfig {
+        max_entry_bytes: 0,
+        ..config.clone()
+    })
+    .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("caching.max_entry_bytes"));
     let k = key("configured");
     cache
         .set(&k, &entry("cfg"), Duration::from_secs(60))
@@ -471,4 +482,292 @@ async fn password_protected_redis_works_and_the_password_stays_hidden() {
     let warnings = logs.count_all("WARN", &["redis cache unavailable", &url_field]);
     assert_eq!(warnings, 1, "{text}");
     assert_eq!(logs.count("INFO", "redis cache recovered"), 0, "{text}");
+}
+
+/// An answer whose stored form is about `bytes` long.
+fn entry_of(bytes: usize) -> llm_core::cache::CachedResponse {
+    entry(&"x".repeat(bytes))
+}
+
+#[tokio::test]
+async fn entries_over_max_entry_bytes_are_skipped_and_read_as_misses() {
+    let Some(r) = redis("max_entry_bytes").await else {
+        return;
+    };
+    let (logs, _guard) = Logs::capture();
+    let prefix = unique_prefix("max_entry_bytes");
+    let limit = 64 * 1024;
+    let cache = RedisCache::builder(&r.url)
+        .key_prefix(&prefix)
+        .timeout(Duration::from_secs(2))
+        .max_entry_bytes(limit)
+        .build()
+        .unwrap();
+    let mut raw = raw(&r.url).await;
+
+    // Too large to store: not written, an error saying why (the client counts
+    // it), one warning however often it happens.
+    let big = key("big");
+    for _ in 0..3 {
+        let err = cache
+            .set(&big, &entry_of(100_000), Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("max_entry_bytes (65536)"), "{err}");
+        assert!(err.message.contains("not stored"), "{err}");
+    }
+    let exists: bool = raw.exists(format!("{prefix}{big}")).await.unwrap();
+    assert!(!exists, "an oversized entry was written");
+    let text = logs.text();
+    assert_eq!(
+        logs.count("WARN", "larger than max_entry_bytes are not cached"),
+        1,
+        "{text}"
+    );
+
+    // Written by a cache with a higher limit: a miss here, a hit there.
+    let roomy = RedisCache::builder(&r.url)
+        .key_prefix(&prefix)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    roomy
+        .set(&big, &entry_of(100_000), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(cache.get(&big).await.unwrap(), None);
+    assert_eq!(roomy.get(&big).await.unwrap(), Some(entry_of(100_000)));
+
+    // Anything else over the limit is a miss too, without being transferred:
+    // not a decoding error, not a timeout.
+    let huge = key("huge");
+    let junk = vec![b'z'; 8 * 1024 * 1024];
+    let _: () = raw
+        .set_ex(format!("{prefix}{huge}"), junk, 60)
+        .await
+        .unwrap();
+    for c in [&cache, &roomy] {
+        assert_eq!(
+            no_hang("read of an 8 MiB value", c.get(&huge))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    // Between the head a lookup reads first and the limit: both ways, whole.
+    for (name, size) in [
+        ("mid", 40_000),
+        ("edge", 32 * 1024 - 200),
+        ("limit", 65_000),
+    ] {
+        let k = key(name);
+        let value = entry_of(size);
+        assert!(value.encode().len() as u64 <= limit, "{name}");
+        cache
+            .set(&k, &value, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(cache.get(&k).await.unwrap(), Some(value), "{name}");
+    }
+    // And a small one, as always.
+    let small = key("small");
+    cache
+        .set(&small, &entry("small"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(cache.get(&small).await.unwrap(), Some(entry("small")));
+    assert!(format!("{cache:?}").contains("state: \"up\""));
+    assert_eq!(
+        logs.count("WARN", "redis cache unavailable"),
+        0,
+        "{}",
+        logs.text()
+    );
+}
+
+/// A stand-in for Redis that answers the cache's commands with the bytes
+/// Redis sends (RESP2), except that the transfer of `slow_key` never gets
+/// past its first 32 KiB: every read of it beyond that is left unanswered,
+/// as on a link too slow for the entry.
+struct SlowLink {
+    addr: std::net::SocketAddr,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SlowLink {
+    async fn start(slow_key: String, slow: Vec<u8>, fast_key: String, fast: Vec<u8>) -> Self {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stalled = Arc::new(AtomicUsize::new(0));
+        let data = Arc::new([(slow_key, slow), (fast_key, fast)]);
+        let count = stalled.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_slow_link(stream, data.clone(), count.clone()));
+            }
+        });
+        Self { addr, stalled }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}/0", self.addr)
+    }
+
+    fn stalled(&self) -> usize {
+        self.stalled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn serve_slow_link(
+    stream: tokio::net::TcpStream,
+    data: std::sync::Arc<[(String, Vec<u8>); 2]>,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::AsyncWriteExt;
+    const HEAD: usize = 32 * 1024;
+    let (read, mut write) = stream.into_split();
+    let mut read = tokio::io::BufReader::new(read);
+    while let Some(args) = read_command(&mut read).await {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        let arg = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).into_owned());
+        let num = |i: usize| arg(i).and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+        let value = arg(1).and_then(|k| data.iter().position(|(key, _)| *key == k));
+        let bulk = |bytes: &[u8]| {
+            let mut out = format!("${}\r\n", bytes.len()).into_bytes();
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(b"\r\n");
+            out
+        };
+        let reply = match (name.as_str(), value) {
+            ("PING", _) => Some(b"+PONG\r\n".to_vec()),
+            ("CLIENT" | "SELECT", _) => Some(b"+OK\r\n".to_vec()),
+            ("EXISTS", v) => Some(format!(":{}\r\n", u8::from(v.is_some())).into_bytes()),
+            ("STRLEN", v) => {
+                Some(format!(":{}\r\n", v.map_or(0, |i| data[i].1.len())).into_bytes())
+            }
+            ("GET", None) => Some(b"$-1\r\n".to_vec()),
+            ("GETRANGE", None) => Some(b"$0\r\n\r\n".to_vec()),
+            // The slow entry: only its head ever arrives.
+            ("GET", Some(0)) => None,
+            ("GETRANGE", Some(0)) if num(3) >= HEAD => None,
+            ("GET", Some(i)) => Some(bulk(&data[i].1)),
+            ("GETRANGE", Some(i)) => {
+                let v = &data[i].1;
+                let end = num(3).min(v.len().saturating_sub(1));
+                Some(bulk(v.get(num(2)..=end).unwrap_or_default()))
+            }
+            _ => Some(
+                format!("-ERR unknown command '{name}', with args beginning with: \r\n")
+                    .into_bytes(),
+            ),
+        };
+        match reply {
+            Some(bytes) => {
+                if write.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            None => {
+                // Nothing more arrives on this connection, whatever is asked.
+                stalled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                while read_command(&mut read).await.is_some() {}
+                return;
+            }
+        }
+    }
+}
+
+/// One RESP command (an array of bulk strings); `None` at the end of the stream.
+async fn read_command<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Option<Vec<Vec<u8>>> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    if r.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let n: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        line.clear();
+        r.read_line(&mut line).await.ok()?;
+        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+        let mut buf = vec![0; len + 2];
+        r.read_exact(&mut buf).await.ok()?;
+        buf.truncate(len);
+        args.push(buf);
+    }
+    Some(args)
+}
+
+#[tokio::test]
+async fn a_slow_transfer_of_a_large_entry_is_not_an_outage() {
+    let (logs, _guard) = Logs::capture();
+    let prefix = "slow:";
+    let (big, small) = (key("big"), key("small"));
+    let link = SlowLink::start(
+        format!("{prefix}{big}"),
+        entry_of(200_000).encode(),
+        format!("{prefix}{small}"),
+        entry("small").encode(),
+    )
+    .await;
+    let cache = RedisCache::builder(link.url())
+        .key_prefix(prefix)
+        .timeout(Duration::from_millis(50))
+        .retry_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+
+    // More slow reads in a row than the timeouts that make an outage.
+    for round in 0..6 {
+        let err = no_hang("a read that does not finish", cache.get(&big))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message.contains("no answer from Redis"),
+            "round {round}: {err}"
+        );
+    }
+    assert_eq!(link.stalled(), 6, "every read reached Redis");
+    // Redis itself is fine, and the cache still uses it.
+    assert_eq!(cache.get(&small).await.unwrap(), Some(entry("small")));
+    let dbg = format!("{cache:?}");
+    assert!(dbg.contains("state: \"up\""), "{dbg}");
+    let text = logs.text();
+    assert_eq!(logs.count("WARN", "redis cache unavailable"), 0, "{text}");
+}
+
+#[test]
+fn a_missing_redis_fails_in_ci_and_is_a_printed_skip_elsewhere() {
+    // This test binary, run for one Redis test, with no Redis to be found.
+    let empty = tempfile::tempdir().unwrap();
+    let run = |ci: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "round_trip", "--nocapture", "--test-threads=1"])
+            .env("PATH", empty.path())
+            .env_remove(common::ENV)
+            .env_remove("CI");
+        if let Some(ci) = ci {
+            cmd.env("CI", ci);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+
+    let (ok, text) = run(Some("true"));
+    assert!(!ok, "CI=true: a missing Redis must fail the test:\n{text}");
+    assert!(text.contains("must run, not skip"), "{text}");
+
+    let (ok, text) = run(None);
+    assert!(ok, "locally a missing Redis is a skip:\n{text}");
+    assert!(text.contains("SKIPPED round_trip"), "{text}");
+    let (ok, text) = run(Some("false"));
+    assert!(ok && text.contains("SKIPPED round_trip"), "{text}");
 }
