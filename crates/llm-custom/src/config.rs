@@ -29,7 +29,9 @@ pub enum StreamMode {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomConfig {
-    /// Root URL of the API, e.g. `http://localhost:8080`.
+    /// Root URL of the API, e.g. `http://localhost:8080`. Credentials in it
+    /// (`https://user:pass@host`) are sent as HTTP basic authentication and
+    /// never shown (see [`CustomConfig::display_url`]).
     pub base_url: String,
     /// Path of the generation endpoint (`POST`), default `/generate`.
     #[serde(default = "default_generate_path")]
@@ -142,6 +144,14 @@ impl CustomConfig {
         }
     }
 
+    /// `base_url` without credentials (user name and password), for `Debug`
+    /// output, messages and logs.
+    pub fn display_url(&self) -> String {
+        strip_userinfo(&self.base_url)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
     /// The API key, unless it is empty.
     pub fn key(&self) -> Option<&SecretString> {
         use llm_core::ExposeSecret;
@@ -206,7 +216,7 @@ impl CustomConfig {
 impl fmt::Debug for CustomConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CustomConfig")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.display_url())
             .field("generate_path", &self.generate_path)
             .field("health_path", &self.health_path)
             .field("models_path", &self.models_path)
@@ -214,6 +224,18 @@ impl fmt::Debug for CustomConfig {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("stream", &self.stream)
             .finish_non_exhaustive()
+    }
+}
+
+/// `url` without its user name and password; an unparsable URL is not shown.
+pub(crate) fn strip_userinfo(url: &str) -> String {
+    match llm_core::http::reqwest::Url::parse(url) {
+        Ok(mut url) => {
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+            url.to_string()
+        }
+        Err(_) => "<invalid URL>".to_string(),
     }
 }
 

@@ -6,11 +6,16 @@
 //! design's private-model API:
 //!
 //! ```text
-//! POST /generate  {"model": "...", "prompt": "...", "max_tokens": 4096,
+//! POST /generate  {"model": "...", "prompt": "...", "max_tokens": 300,
 //!                  "temperature": 0.7, "system_prompt": "..."}
 //! 200             {"content": "..."}          (or {"text": "..."})
 //! GET  /health    any 2xx = available
 //! ```
+//!
+//! `max_tokens`, `temperature` and `system_prompt` are sent only when the
+//! request sets them. `prompt` is a lone user message as it is; a longer
+//! conversation is labelled turn by turn (`User: …`, `Assistant: …`, blank-line
+//! separated). Templates that want the turns as data use `{{messages}}`.
 //!
 //! # Configuration
 //!
@@ -55,31 +60,57 @@
 //! parameters = { max_new_tokens = "{{max_tokens}}", temperature = "{{temperature}}", top_p = "{{top_p}}", stop = "{{stop}}" }
 //! ```
 //!
+//! Credentials in `base_url` (`https://user:pass@host`) are sent as HTTP basic
+//! authentication and never appear in `Debug` output or errors.
+//!
 //! # Template placeholders
 //!
 //! A string value that is exactly one placeholder is replaced by the request's
 //! value with its JSON type; any other value is sent as written. A placeholder
 //! with no value removes its key (or array element).
 //!
-//! | placeholder         | value                                                        |
-//! |---------------------|--------------------------------------------------------------|
-//! | `{{prompt}}`        | the conversation text without system messages (`LlmRequest::prompt_text`) |
-//! | `{{system_prompt}}` | the system prompt and any system messages, blank-line separated; absent if none |
-//! | `{{messages}}`      | `[{"role", "content"}]`, the system prompt first as a `system` message |
-//! | `{{model}}`         | the model resolved for this instance (absent if none is known) |
-//! | `{{max_tokens}}`    | number                                                       |
-//! | `{{temperature}}`   | number                                                       |
-//! | `{{top_p}}`         | number; absent if unset                                      |
-//! | `{{stop}}`          | array of strings; absent if empty                            |
-//! | `{{seed}}`          | number; absent if unset                                      |
+//! | placeholder             | value                                                        |
+//! |-------------------------|--------------------------------------------------------------|
+//! | `{{prompt}}`            | the conversation without system messages: a lone user message as it is, else one `User:` / `Assistant:` / `Tool:` paragraph per turn |
+//! | `{{system_prompt}}`     | the system prompt and any system messages, blank-line separated; absent if none |
+//! | `{{messages}}`          | `[{"role", "content"}]`, the system prompt first as a `system` message |
+//! | `{{model}}`             | the request's model (the instance's default for a direct call without one; absent if none is known) |
+//! | `{{max_tokens}}`        | number; absent if unset                                      |
+//! | `{{temperature}}`       | number; absent if unset                                      |
+//! | `{{top_p}}`             | number; absent if unset                                      |
+//! | `{{stop}}`              | array of strings; absent if empty                            |
+//! | `{{seed}}`              | number; absent if unset                                      |
+//! | `{{frequency_penalty}}` | number; absent if unset                                      |
+//! | `{{presence_penalty}}`  | number; absent if unset                                      |
+//! | `{{user}}`              | string; absent if unset                                      |
+//! | `{{response_format}}`   | OpenAI's object: `{"type": "text"}`, `{"type": "json_object"}` or `{"type": "json_schema", "json_schema": {"name", "description"?, "schema", "strict"?}}`; absent if unset |
+//! | `{{json_schema}}`       | the schema of a `json_schema` response format; absent otherwise |
+//!
+//! # Capabilities
+//!
+//! The router sends an instance only the requests it can honour
+//! ([`llm_core::Provider::supports`]). A `custom` instance has
+//! `response_format` `json_object` when its template uses
+//! `{{response_format}}`; `json_schema` when it uses `{{response_format}}` or
+//! `{{json_schema}}`; penalties when it uses both `{{frequency_penalty}}` and
+//! `{{presence_penalty}}`. It has no tools, images, logprobs or pass-through
+//! fields.
 //!
 //! # Usage and cost
 //!
-//! Token counts come from the usage pointers. A count the API does not report
-//! is derived from the reported total when possible, else estimated with
-//! [`estimate_tokens`] (one token per CJK character, about four other
-//! characters per token). Cost is `llm_core::cost::cost_usd` of the profile's
-//! prices.
+//! Token counts come from the usage pointers (counts beyond `u64::MAX`
+//! saturate). A count the API does not report is derived from the reported
+//! total when possible, else estimated with the workspace estimator,
+//! [`llm_core::tokens::estimate_usage`]. The client prices the usage; the
+//! provider reports a cost of 0.
+//!
+//! # Errors
+//!
+//! A non-2xx answer is an HTTP error with its status, request id and
+//! `Retry-After`. Its body is parsed first and read at `error_pointer`
+//! (message and `code`/`type`); only the message kept is shortened to 1,000
+//! bytes, so long JSON bodies keep both. A body that holds no error there is
+//! kept as text, shortened the same way.
 //!
 //! # Streaming
 //!
@@ -92,14 +123,12 @@
 
 mod config;
 mod error;
-mod estimate;
 mod provider;
 mod stream;
 mod template;
 mod wire;
 
 pub use config::{CustomConfig, StreamMode};
-pub use estimate::estimate_tokens;
 pub use provider::CustomProvider;
 
 /// The provider kind registered by this crate.

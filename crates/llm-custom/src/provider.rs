@@ -8,16 +8,15 @@ use futures::StreamExt as _;
 use llm_core::http::reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use llm_core::http::{self, reqwest};
 use llm_core::{
-    async_trait, ConfigError, FinishReason, LlmRequest, LlmResponse, Provider, ProviderError,
-    ProviderProfile, ProviderSpec, ResponseStream,
+    async_trait, Capability, ConfigError, FinishReason, LlmRequest, LlmResponse, Provider,
+    ProviderError, ProviderProfile, ProviderSpec, ResponseStream,
 };
 use serde_json::Value;
 
-use crate::config::{CustomConfig, StreamMode};
-use crate::error::{in_body, raw_body, refine};
-use crate::estimate::estimate_tokens;
-use crate::stream::{decode, ndjson_frames, sse_frames, Decoder};
-use crate::template::{system_text, Template, Vars};
+use crate::config::{strip_userinfo, CustomConfig, StreamMode};
+use crate::error::{from_response, in_body};
+use crate::stream::{decode, ndjson_frames, sse_frames, Decoder, Estimate};
+use crate::template::{Template, Var, Vars};
 use crate::wire::Pointers;
 use crate::KIND;
 
@@ -85,8 +84,16 @@ impl CustomProvider {
 
     /// The JSON body sent for `req` (the template filled in, plus the stream flag).
     pub fn request_body(&self, req: &LlmRequest, streaming: bool) -> Value {
-        let model = self.profile.resolve_model(req.model.as_deref());
+        let model = self.model_for(req);
         self.body(req, model.as_deref(), streaming)
+    }
+
+    /// The model of `req` as the client resolved it; only a direct call
+    /// without one gets the default (or first) configured model.
+    fn model_for(&self, req: &LlmRequest) -> Option<String> {
+        req.model
+            .clone()
+            .or_else(|| self.profile.resolve_model(None))
     }
 
     fn body(&self, req: &LlmRequest, model: Option<&str>, streaming: bool) -> Value {
@@ -104,14 +111,29 @@ impl CustomProvider {
             .json(body)
     }
 
+    /// Sends `request` and waits for the response head within `timeout`; a
+    /// non-2xx answer becomes an HTTP error read through `error_pointer`.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<reqwest::Response, ProviderError> {
-        http::send(&self.name, request, timeout, raw_body)
-            .await
-            .map_err(|e| refine(e, &self.config.error_pointer))
+        let started = Instant::now();
+        let resp = match tokio::time::timeout(timeout, request.send()).await {
+            Err(_) => {
+                return Err(ProviderError::timeout(
+                    &self.name,
+                    format!("no response within {:.1} s", timeout.as_secs_f64()),
+                ))
+            }
+            Ok(Err(e)) => return Err(http::map_reqwest_error(&self.name, e)),
+            Ok(Ok(resp)) => resp,
+        };
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        Err(from_response(&self.name, resp, left, &self.config.error_pointer).await)
     }
 
     /// Reads a complete (non-streamed) answer.
@@ -123,7 +145,7 @@ impl CustomProvider {
         started: Instant,
     ) -> Result<LlmResponse, ProviderError> {
         if let Some((message, code)) = self.pointers.error(body) {
-            return Err(in_body(&self.name, message, code));
+            return Err(in_body(&self.name, &message, code));
         }
         let content = self.pointers.content(body).ok_or_else(|| {
             ProviderError::decode(
@@ -137,7 +159,7 @@ impl CustomProvider {
         let usage = self
             .pointers
             .usage(body)
-            .complete(|| prompt_estimate(req), || estimate_tokens(content));
+            .complete(|| llm_core::tokens::estimate_usage(req, content));
         let model = self
             .pointers
             .model(body)
@@ -148,7 +170,8 @@ impl CustomProvider {
             content: content.to_string(),
             provider: self.name.clone(),
             provider_kind: KIND.to_string(),
-            cost: llm_core::cost::cost_usd(&self.profile, &model, &usage),
+            // Priced by the client from the usage.
+            cost: 0.0,
             model,
             usage,
             response_time: started.elapsed(),
@@ -168,11 +191,6 @@ impl CustomProvider {
     }
 }
 
-/// Estimated input tokens: the system text and the prompt.
-fn prompt_estimate(req: &LlmRequest) -> u64 {
-    system_text(req).map_or(0, |s| estimate_tokens(&s)) + estimate_tokens(&req.prompt_text())
-}
-
 #[async_trait]
 impl Provider for CustomProvider {
     fn name(&self) -> &str {
@@ -187,10 +205,23 @@ impl Provider for CustomProvider {
         &self.profile
     }
 
+    /// Structured output and penalties when the request template carries
+    /// them; nothing else (tools, images, logprobs and pass-through fields
+    /// have no placeholder).
+    fn supports(&self, capability: Capability, _model: &str) -> bool {
+        let uses = |var| self.template.uses(var);
+        match capability {
+            Capability::JsonObject => uses(Var::ResponseFormat),
+            Capability::JsonSchema => uses(Var::ResponseFormat) || uses(Var::JsonSchema),
+            Capability::Penalties => uses(Var::FrequencyPenalty) && uses(Var::PresencePenalty),
+            _ => false,
+        }
+    }
+
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
         let timeout = self.profile.timeout;
-        let model = self.profile.resolve_model(req.model.as_deref());
+        let model = self.model_for(req);
         let body = self.body(req, model.as_deref(), false);
         let request = self
             .post(&self.generate_url, &body)
@@ -208,13 +239,13 @@ impl Provider for CustomProvider {
             StreamMode::Sse => "text/event-stream",
         };
         let timeout = self.profile.timeout;
-        let model = self.profile.resolve_model(req.model.as_deref());
+        let model = self.model_for(req);
         let body = self.body(req, model.as_deref(), true);
         let request = self
             .post(&self.stream_url, &body)
             .header(ACCEPT, HeaderValue::from_static(accept));
         let resp = self.send(request, timeout).await?;
-        let decoder = Decoder::new(&self.name, self.pointers.clone(), prompt_estimate(req));
+        let decoder = Decoder::new(&self.name, self.pointers.clone(), Estimate::new(req));
         let model = model.unwrap_or_else(|| UNNAMED_MODEL.to_string());
         let events = match self.config.stream {
             StreamMode::Sse => decode(sse_frames(&self.name, resp, timeout), decoder).boxed(),
@@ -259,7 +290,7 @@ impl fmt::Debug for CustomProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CustomProvider")
             .field("name", &self.name)
-            .field("generate_url", &self.generate_url)
+            .field("generate_url", &strip_userinfo(&self.generate_url))
             .field("stream", &self.config.stream)
             .field("api_key", &self.config.key().map(|_| "<redacted>"))
             .field("headers", &self.config.headers.keys().collect::<Vec<_>>())

@@ -3,7 +3,8 @@
 //! Each JSON payload is read through the configured pointers: an error ends
 //! the stream with an `Err` item; a delta becomes [`StreamEvent::Delta`];
 //! usage and finish reason are remembered; the end marker (or an SSE `[DONE]`)
-//! emits [`StreamEvent::Usage`] (reported, else estimated) and
+//! emits [`StreamEvent::Usage`] (reported, else estimated with
+//! [`llm_core::tokens::estimate_usage`] over the text received) and
 //! [`StreamEvent::Done`]. A body that ends before the marker yields an
 //! incomplete error, never a clean end.
 
@@ -13,11 +14,10 @@ use std::time::Duration;
 
 use futures::{Stream, TryStreamExt};
 use llm_core::http::{self, decode_frames, reqwest, FrameDecoder};
-use llm_core::{FinishReason, ProviderError, StreamEvent};
+use llm_core::{FinishReason, LlmRequest, ProviderError, StreamEvent, Usage};
 use serde_json::Value;
 
 use crate::error::in_body;
-use crate::estimate::TokenCounter;
 use crate::wire::{Pointers, ReportedUsage};
 
 /// Longest NDJSON line accepted (a final line may carry a large context).
@@ -43,20 +43,18 @@ type Item = Result<StreamEvent, ProviderError>;
 pub(crate) struct Decoder {
     provider: String,
     pointers: Arc<Pointers>,
-    prompt_estimate: u64,
-    completion: TokenCounter,
+    estimate: Estimate,
     usage: ReportedUsage,
     finish: Option<FinishReason>,
 }
 
 impl Decoder {
-    /// A decoder for `provider`; `prompt_estimate` is used when no usage is reported.
-    pub(crate) fn new(provider: &str, pointers: Arc<Pointers>, prompt_estimate: u64) -> Self {
+    /// A decoder for `provider`; `estimate` fills in counts the stream does not report.
+    pub(crate) fn new(provider: &str, pointers: Arc<Pointers>, estimate: Estimate) -> Self {
         Self {
             provider: provider.to_string(),
             pointers,
-            prompt_estimate,
-            completion: TokenCounter::default(),
+            estimate,
             usage: ReportedUsage::default(),
             finish: None,
         }
@@ -75,7 +73,7 @@ impl Decoder {
                 let (message, code) = parsed
                     .and_then(|v| self.pointers.error(&v))
                     .unwrap_or_else(|| (non_empty(data.trim(), "error event in stream"), None));
-                out.push_back(Err(in_body(&self.provider, message, code)));
+                out.push_back(Err(in_body(&self.provider, &message, code)));
                 true
             }
             Frame::Json(bytes) => match serde_json::from_slice::<Value>(&bytes) {
@@ -95,11 +93,11 @@ impl Decoder {
 
     fn on_json(&mut self, v: &Value, out: &mut VecDeque<Item>) -> bool {
         if let Some((message, code)) = self.pointers.error(v) {
-            out.push_back(Err(in_body(&self.provider, message, code)));
+            out.push_back(Err(in_body(&self.provider, &message, code)));
             return true;
         }
         if let Some(text) = self.pointers.delta(v).filter(|t| !t.is_empty()) {
-            self.completion.add(text);
+            self.estimate.add(text);
             out.push_back(Ok(StreamEvent::delta(text)));
         }
         self.usage.merge(self.pointers.usage(v));
@@ -114,8 +112,7 @@ impl Decoder {
     }
 
     fn finish(&mut self, out: &mut VecDeque<Item>) {
-        let (prompt, completion) = (self.prompt_estimate, self.completion.tokens());
-        let usage = self.usage.complete(|| prompt, || completion);
+        let usage = self.usage.complete(|| self.estimate.usage());
         out.push_back(Ok(StreamEvent::Usage { usage }));
         out.push_back(Ok(StreamEvent::Done {
             finish_reason: self.finish.take().unwrap_or_default(),
@@ -124,6 +121,35 @@ impl Decoder {
 
     fn incomplete(&self) -> ProviderError {
         ProviderError::incomplete(&self.provider, "the stream ended before its end marker")
+    }
+}
+
+/// The token estimate of a streamed answer: the workspace estimator
+/// ([`llm_core::tokens::estimate_usage`]) over the request and the text
+/// received so far.
+#[derive(Debug)]
+pub(crate) struct Estimate {
+    request: LlmRequest,
+    text: String,
+}
+
+impl Estimate {
+    /// An estimate for the answer to `request`.
+    pub(crate) fn new(request: &LlmRequest) -> Self {
+        Self {
+            request: request.clone(),
+            text: String::new(),
+        }
+    }
+
+    /// Adds a piece of the answer.
+    fn add(&mut self, delta: &str) {
+        self.text.push_str(delta);
+    }
+
+    /// The estimated usage of the request and the answer so far.
+    fn usage(&self) -> Usage {
+        llm_core::tokens::estimate_usage(&self.request, &self.text)
     }
 }
 
@@ -202,8 +228,12 @@ mod tests {
         })
     }
 
+    fn request() -> LlmRequest {
+        LlmRequest::new("写一首关于春天的诗").system("你是诗人")
+    }
+
     async fn run(frames: Vec<Frame>) -> Vec<Item> {
-        let decoder = Decoder::new("c", pointers(), 4);
+        let decoder = Decoder::new("c", pointers(), Estimate::new(&request()));
         decode(futures::stream::iter(frames.into_iter().map(Ok)), decoder)
             .collect()
             .await
@@ -239,11 +269,29 @@ mod tests {
 
     #[tokio::test]
     async fn usage_is_estimated_when_not_reported() {
-        let items = run(vec![json(r#"{"delta":"你好，世界"}"#), Frame::Done]).await;
+        let items = run(vec![
+            json(r#"{"delta":"你好，"}"#),
+            json(r#"{"delta":"世界"}"#),
+            Frame::Done,
+        ])
+        .await;
+        let expected = llm_core::tokens::estimate_usage(&request(), "你好，世界");
+        assert_eq!(expected, Usage::new(8 + 4, 4));
+        assert_eq!(
+            items[2].as_ref().unwrap(),
+            &StreamEvent::Usage { usage: expected }
+        );
+
+        // A reported prompt count is kept; the completion is estimated.
+        let items = run(vec![
+            json(r#"{"delta":"Hello, world","usage":{"prompt_tokens":40}}"#),
+            Frame::Done,
+        ])
+        .await;
         assert_eq!(
             items[1].as_ref().unwrap(),
             &StreamEvent::Usage {
-                usage: Usage::new(4, 5)
+                usage: Usage::new(40, 3)
             }
         );
     }

@@ -4,16 +4,18 @@
 //! value that is exactly a placeholder such as `"{{prompt}}"` (spaces inside
 //! the braces allowed) is replaced by the request's value, with its JSON type:
 //! numbers stay numbers, `{{messages}}` becomes an array. A placeholder whose
-//! value is absent (no system prompt, no `top_p`, no stop sequences) removes
-//! its key, or its array element. Every other value is sent as written.
+//! value is absent (no system prompt, no `top_p`, no `max_tokens`, no stop
+//! sequences, no `response_format`, …) removes its key, or its array element.
+//! Every other value is sent as written.
 
-use llm_core::{LlmRequest, Role};
+use llm_core::{LlmRequest, ResponseFormat, Role};
 use serde_json::{Map, Number, Value};
 
 /// A value a placeholder stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Var {
-    /// `{{prompt}}`: the conversation text without system messages.
+    /// `{{prompt}}`: the conversation without system messages, as text (a
+    /// lone user message as it is, a longer conversation with role labels).
     Prompt,
     /// `{{model}}`: the model resolved for this instance.
     Model,
@@ -31,6 +33,17 @@ pub(crate) enum Var {
     Stop,
     /// `{{seed}}`: a number.
     Seed,
+    /// `{{frequency_penalty}}`: a number.
+    FrequencyPenalty,
+    /// `{{presence_penalty}}`: a number.
+    PresencePenalty,
+    /// `{{user}}`: the end-user identifier, a string.
+    User,
+    /// `{{response_format}}`: the OpenAI-shaped object
+    /// (`{"type": "json_object"}`, `{"type": "json_schema", "json_schema": {…}}`).
+    ResponseFormat,
+    /// `{{json_schema}}`: the JSON Schema of a `json_schema` response format.
+    JsonSchema,
 }
 
 /// Placeholder names, as written between the braces.
@@ -44,6 +57,11 @@ pub(crate) const PLACEHOLDERS: &[(&str, Var)] = &[
     ("top_p", Var::TopP),
     ("stop", Var::Stop),
     ("seed", Var::Seed),
+    ("frequency_penalty", Var::FrequencyPenalty),
+    ("presence_penalty", Var::PresencePenalty),
+    ("user", Var::User),
+    ("response_format", Var::ResponseFormat),
+    ("json_schema", Var::JsonSchema),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +116,20 @@ impl Template {
     /// The request body for `vars`.
     pub(crate) fn render(&self, vars: &Vars<'_>) -> Map<String, Value> {
         render_object(&self.root, vars)
+    }
+
+    /// Whether the template has a `var` placeholder anywhere.
+    pub(crate) fn uses(&self, var: Var) -> bool {
+        self.root.iter().any(|(_, node)| node_uses(node, var))
+    }
+}
+
+fn node_uses(node: &Node, var: Var) -> bool {
+    match node {
+        Node::Literal(_) => false,
+        Node::Slot(v) => *v == var,
+        Node::Array(items) => items.iter().any(|n| node_uses(n, var)),
+        Node::Object(fields) => fields.iter().any(|(_, n)| node_uses(n, var)),
     }
 }
 
@@ -180,7 +212,7 @@ fn render_node(node: &Node, vars: &Vars<'_>) -> Option<Value> {
 fn value_of(var: Var, vars: &Vars<'_>) -> Option<Value> {
     let req = vars.req;
     match var {
-        Var::Prompt => Some(Value::String(req.prompt_text())),
+        Var::Prompt => Some(Value::String(prompt(req))),
         Var::Model => vars.model.map(|m| Value::String(m.to_string())),
         Var::MaxTokens => req.max_tokens.map(Value::from),
         Var::Temperature => req.temperature.and_then(float),
@@ -189,7 +221,74 @@ fn value_of(var: Var, vars: &Vars<'_>) -> Option<Value> {
         Var::TopP => req.top_p.and_then(float),
         Var::Stop => (!req.stop.is_empty()).then(|| Value::from(req.stop.clone())),
         Var::Seed => req.seed.map(Value::from),
+        Var::FrequencyPenalty => req.frequency_penalty.and_then(float),
+        Var::PresencePenalty => req.presence_penalty.and_then(float),
+        Var::User => req.user.clone().map(Value::String),
+        Var::ResponseFormat => req.response_format.as_ref().map(response_format),
+        Var::JsonSchema => match &req.response_format {
+            Some(ResponseFormat::JsonSchema { schema, .. }) => Some(schema.clone()),
+            _ => None,
+        },
     }
+}
+
+/// `response_format` as OpenAI's Chat Completions API spells it.
+fn response_format(format: &ResponseFormat) -> Value {
+    let mut out = Map::with_capacity(2);
+    let kind = match format {
+        ResponseFormat::Text => "text",
+        ResponseFormat::JsonObject => "json_object",
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+            description,
+        } => {
+            let mut inner = Map::with_capacity(4);
+            inner.insert("name".into(), Value::String(name.clone()));
+            if let Some(d) = description {
+                inner.insert("description".into(), Value::String(d.clone()));
+            }
+            inner.insert("schema".into(), schema.clone());
+            if let Some(s) = strict {
+                inner.insert("strict".into(), Value::Bool(*s));
+            }
+            out.insert("json_schema".into(), Value::Object(inner));
+            "json_schema"
+        }
+    };
+    out.insert("type".into(), Value::String(kind.into()));
+    Value::Object(out)
+}
+
+/// The conversation without system messages, as one text: a lone user
+/// message as it is; otherwise one paragraph per turn, labelled `User:`,
+/// `Assistant:` or `Tool:`, separated by blank lines.
+pub(crate) fn prompt(req: &LlmRequest) -> String {
+    let turns: Vec<_> = req
+        .messages
+        .iter()
+        .filter(|m| m.role != Role::System)
+        .collect();
+    if let [only] = turns.as_slice() {
+        if only.role == Role::User {
+            return only.content.clone();
+        }
+    }
+    let mut out = String::new();
+    for m in turns {
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(match m.role {
+            Role::User => "User: ",
+            Role::Assistant => "Assistant: ",
+            Role::Tool => "Tool: ",
+            Role::System => "System: ",
+        });
+        out.push_str(&m.content);
+    }
+    out
 }
 
 /// An `f32` as the JSON number it was written as (`0.7`, not `0.699999988…`).
@@ -313,7 +412,106 @@ mod tests {
             ]})
         );
         let prompt = render(&json!({"p": "{{prompt}}"}), &req, None);
-        assert_eq!(prompt, json!({"p": "Hi\nHello\n续写"}));
+        assert_eq!(
+            prompt,
+            json!({"p": "User: Hi\n\nAssistant: Hello\n\nUser: 续写"})
+        );
+    }
+
+    #[test]
+    fn the_default_body_labels_the_turns_of_a_conversation() {
+        let req = LlmRequest::from_messages(vec![
+            Message::system("Rule"),
+            Message::user("写一首诗"),
+            Message::assistant("好"),
+            Message::user("再来"),
+        ]);
+        let body = Template::default_shape().render(&Vars {
+            req: &req,
+            model: None,
+        });
+        assert_eq!(
+            body["prompt"],
+            json!("User: 写一首诗\n\nAssistant: 好\n\nUser: 再来")
+        );
+        assert_eq!(body["system_prompt"], json!("Rule"));
+        // A lone user message is sent as it is.
+        let req = LlmRequest::new("写一首诗").system("Rule");
+        let body = Template::default_shape().render(&Vars {
+            req: &req,
+            model: None,
+        });
+        assert_eq!(body["prompt"], json!("写一首诗"));
+        // A lone assistant turn is labelled.
+        let req = LlmRequest::from_messages(vec![Message::assistant("Once")]);
+        assert_eq!(prompt(&req), "Assistant: Once");
+    }
+
+    #[test]
+    fn structured_output_penalties_and_user() {
+        use llm_core::ResponseFormat;
+        let t = json!({
+            "response_format": "{{response_format}}",
+            "options": {"format": "{{json_schema}}", "frequency_penalty": "{{frequency_penalty}}",
+                        "presence_penalty": "{{presence_penalty}}", "user": "{{user}}"},
+            "max_tokens": "{{max_tokens}}", "temperature": "{{temperature}}"
+        });
+        let mut req = LlmRequest::new("x");
+        req.temperature = None;
+        assert_eq!(render(&t, &req, None), json!({"options": {}}));
+
+        let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}},
+                            "required": ["a"], "additionalProperties": false});
+        let mut req = LlmRequest::new("x").response_format(ResponseFormat::JsonSchema {
+            name: "thing".into(),
+            schema: schema.clone(),
+            strict: Some(true),
+            description: None,
+        });
+        req.frequency_penalty = Some(0.5);
+        req.presence_penalty = Some(-1.25);
+        req.user = Some("user-42".into());
+        assert_eq!(
+            render(&t, &req, None),
+            json!({
+                "response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "thing", "schema": schema, "strict": true}},
+                "options": {"format": schema, "frequency_penalty": 0.5,
+                            "presence_penalty": -1.25, "user": "user-42"},
+                "temperature": 0.7
+            })
+        );
+
+        let req = LlmRequest::new("x").response_format(ResponseFormat::JsonObject);
+        let body = render(&t, &req, None);
+        assert_eq!(body["response_format"], json!({"type": "json_object"}));
+        assert_eq!(body["options"], json!({}));
+        let req = LlmRequest::new("x").response_format(ResponseFormat::Text);
+        assert_eq!(
+            render(&t, &req, None)["response_format"],
+            json!({"type": "text"})
+        );
+        let req = LlmRequest::new("x").response_format(ResponseFormat::JsonSchema {
+            name: "n".into(),
+            schema: json!({}),
+            strict: None,
+            description: Some("what".into()),
+        });
+        assert_eq!(
+            render(&t, &req, None)["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "n", "description": "what", "schema": {}}})
+        );
+    }
+
+    #[test]
+    fn uses_finds_placeholders_at_any_depth() {
+        let t =
+            Template::compile(&json!({"a": [{"b": "{{json_schema}}"}], "c": "{{user}}"})).unwrap();
+        assert!(t.uses(Var::JsonSchema) && t.uses(Var::User));
+        assert!(!t.uses(Var::ResponseFormat) && !t.uses(Var::Prompt));
+        let d = Template::default_shape();
+        assert!(d.uses(Var::Prompt) && d.uses(Var::MaxTokens));
+        assert!(!d.uses(Var::ResponseFormat) && !d.uses(Var::FrequencyPenalty));
     }
 
     #[test]

@@ -160,16 +160,22 @@ pub(crate) fn error_at(v: &Value, pointer: &str) -> Option<(String, Option<Strin
     }
 }
 
-/// A token count: a non-negative integer (or integral float, or numeric string).
+/// A token count: a non-negative integer (or integral float, or numeric
+/// string); counts beyond `u64::MAX` saturate.
 fn tokens(v: &Value) -> Option<u64> {
     match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            let f = n.as_f64()?;
-            (f >= 0.0 && f.fract() == 0.0 && f < 1e18).then_some(f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_u64().or_else(|| whole(n.as_f64()?)),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse().ok().or_else(|| whole(s.parse().ok()?))
+        }
         _ => None,
     }
+}
+
+/// A non-negative whole float as a count (`as` saturates at `u64::MAX`).
+fn whole(f: f64) -> Option<u64> {
+    (f >= 0.0 && f.is_finite() && f.fract() == 0.0).then_some(f as u64)
 }
 
 /// Maps a finish reason as APIs spell it.
@@ -204,30 +210,33 @@ impl ReportedUsage {
     }
 
     /// Complete counts: reported numbers win; a missing one is derived from the
-    /// total when possible, else estimated (`prompt_estimate`,
-    /// `completion_estimate`); a missing total is the sum.
-    pub(crate) fn complete(
-        self,
-        prompt_estimate: impl FnOnce() -> u64,
-        completion_estimate: impl FnOnce() -> u64,
-    ) -> Usage {
+    /// total when possible, else taken from `estimate` (called at most once);
+    /// a missing total is the sum. All arithmetic saturates: the numbers come
+    /// from the server.
+    pub(crate) fn complete(self, estimate: impl FnOnce() -> Usage) -> Usage {
+        let mut estimate = Some(estimate);
+        let mut estimated = None::<Usage>;
+        let mut guess = || {
+            *estimated.get_or_insert_with(|| estimate.take().map_or_else(Usage::default, |f| f()))
+        };
         let (prompt, completion) = match (self.prompt, self.completion, self.total) {
             (Some(p), Some(c), _) => (p, c),
             (Some(p), None, Some(t)) => (p, t.saturating_sub(p)),
             (None, Some(c), Some(t)) => (t.saturating_sub(c), c),
             (None, None, Some(t)) => {
-                let c = completion_estimate().min(t);
-                (t - c, c)
+                let c = guess().completion_tokens.min(t);
+                (t.saturating_sub(c), c)
             }
             (p, c, None) => (
-                p.unwrap_or_else(prompt_estimate),
-                c.unwrap_or_else(completion_estimate),
+                p.unwrap_or_else(|| guess().prompt_tokens),
+                c.unwrap_or_else(|| guess().completion_tokens),
             ),
         };
-        Usage {
-            total_tokens: self.total.unwrap_or(prompt.saturating_add(completion)),
-            ..Usage::new(prompt, completion)
-        }
+        let mut usage = Usage::new(prompt, completion);
+        usage.total_tokens = self
+            .total
+            .unwrap_or_else(|| prompt.saturating_add(completion));
+        usage
     }
 }
 
@@ -266,16 +275,88 @@ mod tests {
     fn usage_is_read_and_completed() {
         let p = pointers();
         let u = p.usage(&json!({"usage": {"in": 5, "out": 2, "total": 7}}));
-        assert_eq!(u.complete(|| 0, || 0), Usage::new(5, 2));
+        assert_eq!(u.complete(|| Usage::new(0, 0)), Usage::new(5, 2));
         let u = p.usage(&json!({"usage": {"in": "5", "out": 2.0}}));
-        assert_eq!(u.complete(|| 0, || 0), Usage::new(5, 2));
+        assert_eq!(u.complete(|| Usage::new(0, 0)), Usage::new(5, 2));
         let u = p.usage(&json!({"usage": {"total": 10}}));
-        assert_eq!(u.complete(|| 99, || 3), Usage::new(7, 3));
+        assert_eq!(u.complete(|| Usage::new(99, 3)), Usage::new(7, 3));
         let u = p.usage(&json!({"usage": {"out": 4, "total": 10}}));
-        assert_eq!(u.complete(|| 99, || 99), Usage::new(6, 4));
+        assert_eq!(u.complete(|| Usage::new(99, 99)), Usage::new(6, 4));
         let u = p.usage(&json!({}));
         assert_eq!(u, ReportedUsage::default());
-        assert_eq!(u.complete(|| 3, || 2), Usage::new(3, 2));
+        assert_eq!(u.complete(|| Usage::new(3, 2)), Usage::new(3, 2));
+    }
+
+    #[test]
+    fn the_estimate_is_made_once_and_only_when_needed() {
+        let p = pointers();
+        let calls = std::cell::Cell::new(0);
+        let estimate = || {
+            calls.set(calls.get() + 1);
+            Usage::new(3, 2)
+        };
+        let u = p.usage(&json!({"usage": {"in": 5, "out": 2}}));
+        assert_eq!(u.complete(estimate), Usage::new(5, 2));
+        assert_eq!(calls.get(), 0);
+        assert_eq!(
+            ReportedUsage::default().complete(estimate),
+            Usage::new(3, 2)
+        );
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn huge_counts_saturate() {
+        let p = pointers();
+        let max = u64::MAX;
+        let u32max = u64::from(u32::MAX);
+        let body = json!({"usage": {"in": max, "out": max}});
+        let u = p.usage(&body).complete(|| Usage::new(1, 1));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (max, max, max)
+        );
+
+        let body = json!({"usage": {"in": u32max, "out": u32max, "total": u32max}});
+        let u = p.usage(&body).complete(|| Usage::new(1, 1));
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (u32max, u32max));
+        assert_eq!(u.total_tokens, u32max);
+
+        // Only one side and the total, inconsistent: nothing wraps.
+        let body = json!({"usage": {"in": max, "total": 1}});
+        assert_eq!(
+            p.usage(&body)
+                .complete(|| Usage::new(1, 1))
+                .completion_tokens,
+            0
+        );
+        let body = json!({"usage": {"out": max, "total": 1}});
+        assert_eq!(
+            p.usage(&body).complete(|| Usage::new(1, 1)).prompt_tokens,
+            0
+        );
+        // One side reported as the maximum, the other estimated.
+        let body = json!({"usage": {"in": max}});
+        let u = p.usage(&body).complete(|| Usage::new(1, max));
+        assert_eq!((u.completion_tokens, u.total_tokens), (max, max));
+        let body = json!({"usage": {"total": max}});
+        let u = p.usage(&body).complete(|| Usage::new(max, max));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (0, max, max)
+        );
+
+        // Beyond u64 (floats, long numeric strings) saturates too.
+        let body = json!({"usage": {"in": 1e30, "out": "1e300", "total": "18446744073709551616"}});
+        let u = p.usage(&body);
+        assert_eq!(
+            (u.prompt, u.completion, u.total),
+            (Some(max), Some(max), Some(max))
+        );
+        assert_eq!(
+            p.usage(&json!({"usage": {"in": -1, "out": "NaN"}})),
+            ReportedUsage::default()
+        );
     }
 
     #[test]
@@ -288,7 +369,7 @@ mod tests {
             completion: Some(2),
             ..Default::default()
         });
-        assert_eq!(u.complete(|| 0, || 0), Usage::new(5, 2));
+        assert_eq!(u.complete(|| Usage::new(0, 0)), Usage::new(5, 2));
     }
 
     #[test]

@@ -22,8 +22,8 @@ fn sse(events: &[&str]) -> MockReply {
 
 fn estimated(prompt: &str, completion: &str) -> Usage {
     Usage::new(
-        llm_custom::estimate_tokens(prompt),
-        llm_custom::estimate_tokens(completion),
+        llm_core::tokens::estimate_tokens(prompt),
+        llm_core::tokens::estimate_tokens(completion),
     )
 }
 
@@ -41,7 +41,7 @@ impl ConformanceTarget for ChatSseEstimated {
             )],
             completion: MockReply::json(200, r#"{"text":"Hello!","error":null}"#),
             completion_text: "Hello!".into(),
-            // "Say hello." is 10 characters (3 tokens), "Hello!" 6 (2 tokens).
+            // "Say hello." has 9 characters besides spaces (3 tokens), "Hello!" 6 (2 tokens).
             completion_usage: Usage::new(3, 2),
             completion_finish: FinishReason::Stop,
             stream: sse(&[

@@ -9,10 +9,10 @@ use futures::StreamExt;
 use llm_core::config::Config;
 use llm_core::testing::{MockReply, MockServer};
 use llm_core::{
-    FinishReason, LlmRequest, Message, Provider, ProviderErrorKind, ProviderProfile, ProviderSpec,
-    StreamEvent, Usage,
+    Capability, FinishReason, LlmRequest, Message, Provider, ProviderErrorKind, ProviderProfile,
+    ProviderSpec, ResponseFormat, StreamEvent, Usage,
 };
-use llm_custom::{estimate_tokens, CustomProvider};
+use llm_custom::CustomProvider;
 use serde_json::json;
 
 const KEY: &str = "sk-custom-provider-test-91d0";
@@ -91,8 +91,8 @@ async fn default_body_is_the_original_shape_with_key_and_headers() {
     let sent = &server.requests()[0];
     assert_eq!(
         sent.json(),
-        json!({"model": "private-model", "prompt": "写一首诗\n好\n再来", "max_tokens": 300,
-               "temperature": 0.8, "system_prompt": "你是诗人"})
+        json!({"model": "private-model", "prompt": "User: 写一首诗\n\nAssistant: 好\n\nUser: 再来",
+               "max_tokens": 300, "temperature": 0.8, "system_prompt": "你是诗人"})
     );
     assert_eq!(
         sent.header("authorization"),
@@ -171,7 +171,7 @@ async fn custom_template_sends_typed_values_and_the_stream_flag() {
 }
 
 #[tokio::test]
-async fn chinese_answer_without_usage_is_estimated_per_character() {
+async fn an_answer_without_usage_is_estimated_by_the_workspace_estimator() {
     let chapter: String = "从前有一座山，山里有一座庙。"
         .chars()
         .cycle()
@@ -183,16 +183,109 @@ async fn chinese_answer_without_usage_is_estimated_per_character() {
     let p = build(&spec(&server.url()));
     let req = LlmRequest::new("请写一个故事的开头").system("你是小说家");
     let r = p.generate(&req).await.unwrap();
-    assert_eq!(r.usage.completion_tokens, 1000);
-    assert_eq!(r.usage.prompt_tokens, 9 + 5);
-    assert_eq!(r.usage.total_tokens, 1014);
-    assert!(
-        (r.cost - 0.005 * 1014.0 / 1000.0).abs() < 1e-12,
-        "{}",
-        r.cost
+    assert_eq!(r.usage, llm_core::tokens::estimate_usage(&req, &chapter));
+    // 0.8 token per CJK character: 1,000 characters, 800 tokens (not one "word").
+    assert_eq!(r.usage.completion_tokens, 800);
+    assert_eq!(r.usage.prompt_tokens, 8 + 4);
+    // The client prices the usage; the provider does not.
+    assert_eq!(r.cost, 0.0);
+}
+
+#[tokio::test]
+async fn the_requested_model_is_sent_as_given() {
+    let server = MockServer::start().await.unwrap();
+    server.on(
+        "POST",
+        "/generate",
+        MockReply::json(200, r#"{"content":"x"}"#),
     );
-    // English: about four characters per token.
-    assert_eq!(estimate_tokens(&"word ".repeat(200)), 250);
+    let p = build(&spec(&server.url()));
+    // The client has already resolved the model for this instance.
+    let r = p
+        .generate(&LlmRequest::new("q").model("private-model-2025"))
+        .await
+        .unwrap();
+    assert_eq!(r.model, "private-model-2025");
+    assert_eq!(
+        server.requests()[0].json()["model"],
+        json!("private-model-2025")
+    );
+    // A direct call without a model gets the instance's default.
+    let mut req = LlmRequest::plain(vec![Message::user("q")]);
+    req.model = None;
+    p.generate(&req).await.unwrap();
+    assert_eq!(
+        server.requests()[1].json(),
+        json!({"model": "private-model", "prompt": "q"})
+    );
+}
+
+#[tokio::test]
+async fn huge_usage_counts_saturate() {
+    let max = u64::MAX;
+    let u32max = u64::from(u32::MAX);
+    let server = MockServer::start().await.unwrap();
+    server.on_times(
+        "POST",
+        "/generate",
+        MockReply::json(
+            200,
+            format!(r#"{{"content":"x","usage":{{"in":{max},"out":{max}}}}}"#),
+        ),
+        1,
+    );
+    server.on_times(
+        "POST",
+        "/generate",
+        MockReply::json(
+            200,
+            format!(
+                r#"{{"content":"x","usage":{{"in":{u32max},"out":{u32max},"total":{u32max}}}}}"#
+            ),
+        ),
+        1,
+    );
+    server.on(
+        "POST",
+        "/stream",
+        ndjson(&[
+            r#"{"delta":"a","usage":{"in":18446744073709551615}}"#,
+            r#"{"delta":"b","done":true,"usage":{"out":1e300}}"#,
+        ]),
+    );
+    let p = build(
+        &spec(&server.url())
+            .option("prompt_tokens_pointer", "/usage/in")
+            .option("completion_tokens_pointer", "/usage/out")
+            .option("total_tokens_pointer", "/usage/total")
+            .option("stream", "ndjson")
+            .option("stream_path", "/stream"),
+    );
+    let r = p.generate(&LlmRequest::new("q")).await.unwrap();
+    assert_eq!(
+        (
+            r.usage.prompt_tokens,
+            r.usage.completion_tokens,
+            r.usage.total_tokens
+        ),
+        (max, max, max)
+    );
+    let r = p.generate(&LlmRequest::new("q")).await.unwrap();
+    assert_eq!(
+        (
+            r.usage.prompt_tokens,
+            r.usage.completion_tokens,
+            r.usage.total_tokens
+        ),
+        (u32max, u32max, u32max)
+    );
+    let got = events(&p, &LlmRequest::new("q")).await;
+    assert_eq!(
+        got[2],
+        Ok(StreamEvent::Usage {
+            usage: Usage::new(max, max)
+        })
+    );
 }
 
 #[tokio::test]
@@ -268,6 +361,204 @@ async fn http_errors_take_their_message_from_the_error_pointer() {
     assert_eq!(e.message, "prompt too long");
     assert_eq!(e.code.as_deref(), Some("context_length"));
     assert!(!format!("{e} {e:?}").contains(KEY));
+}
+
+#[tokio::test]
+async fn long_json_error_bodies_keep_their_message_and_code() {
+    let server = MockServer::start().await.unwrap();
+    // A FastAPI-style validation error that echoes a long input back.
+    let echoed = "从前有一座山。".repeat(400);
+    let body = json!({"error": {"message": "prompt is too long: 9000 tokens > 8192",
+                                "code": "context_length_exceeded",
+                                "input": echoed}})
+    .to_string();
+    assert!(body.len() > 1000);
+    server.on_times(
+        "POST",
+        "/generate",
+        MockReply::json(400, body).header("x-request-id", "req-77"),
+        1,
+    );
+    // A long message is kept, shortened to 1,000 bytes.
+    let long = "x".repeat(5000);
+    server.on(
+        "POST",
+        "/generate",
+        MockReply::json(
+            500,
+            json!({"error": {"message": long, "type": "server_error"}}).to_string(),
+        ),
+    );
+    let p = build(&spec(&server.url()));
+    let e = p.generate(&LlmRequest::new("q")).await.unwrap_err();
+    assert_eq!(e.status, Some(400));
+    assert_eq!(e.message, "prompt is too long: 9000 tokens > 8192");
+    assert_eq!(e.code.as_deref(), Some("context_length_exceeded"));
+    assert_eq!(e.request_id.as_deref(), Some("req-77"));
+    let e = p.generate(&LlmRequest::new("q")).await.unwrap_err();
+    assert_eq!(e.status, Some(500));
+    assert_eq!(e.code.as_deref(), Some("server_error"));
+    assert_eq!(e.message, format!("{}…", "x".repeat(1000)));
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_are_sent_but_never_shown() {
+    const USER: &str = "svc-novels";
+    const PASSWORD: &str = "pw-url-secret-7c31";
+    let server = MockServer::start().await.unwrap();
+    server.on(
+        "POST",
+        "/generate",
+        MockReply::json(401, r#"{"error":"bad credentials"}"#),
+    );
+    let url = server
+        .url()
+        .replacen("://", &format!("://{USER}:{PASSWORD}@"), 1);
+    let s = spec(&url);
+    let p = build(&s);
+    let direct = CustomProvider::from_spec(&s).unwrap();
+    let debug = format!("{direct:?} {:?}", direct.config());
+    assert!(
+        !debug.contains(PASSWORD) && !debug.contains(USER),
+        "{debug}"
+    );
+    assert!(debug.contains(&server.url()), "{debug}");
+    assert_eq!(direct.config().display_url(), server.url());
+
+    // Sent as HTTP basic authentication.
+    let e = p.generate(&LlmRequest::new("q")).await.unwrap_err();
+    assert_eq!(e.status, Some(401));
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    let basic = "Basic c3ZjLW5vdmVsczpwdy11cmwtc2VjcmV0LTdjMzE=";
+    assert_eq!(server.requests()[0].header("authorization"), Some(basic));
+
+    // Transport errors do not show the URL's credentials either.
+    let dead = spec(&format!("http://{USER}:{PASSWORD}@127.0.0.1:1")).option("stream", "sse");
+    let p = build(&dead);
+    let e = p.generate(&LlmRequest::new("q")).await.unwrap_err();
+    let shown = format!("{e} {e:?} {:?}", CustomProvider::from_spec(&dead).unwrap());
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    let e = p.stream(&LlmRequest::new("q")).await.err().unwrap();
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains(PASSWORD), "{shown}");
+}
+
+#[tokio::test]
+async fn structured_output_penalties_and_user_go_through_the_template() {
+    let server = MockServer::start().await.unwrap();
+    server.on(
+        "POST",
+        "/v1/chat",
+        MockReply::json(200, r#"{"content":"{\"a\":1}"}"#),
+    );
+    let template: toml::Table = toml::from_str(
+        r#"
+        model = "{{model}}"
+        messages = "{{messages}}"
+        response_format = "{{response_format}}"
+        max_tokens = "{{max_tokens}}"
+        temperature = "{{temperature}}"
+        frequency_penalty = "{{frequency_penalty}}"
+        presence_penalty = "{{presence_penalty}}"
+        user = "{{user}}"
+        "#,
+    )
+    .unwrap();
+    let p = build(
+        &spec(&server.url())
+            .option("generate_path", "/v1/chat")
+            .option("request_template", template),
+    );
+    for c in [
+        Capability::JsonObject,
+        Capability::JsonSchema,
+        Capability::Penalties,
+    ] {
+        assert!(p.supports(c, "private-model"), "{c:?}");
+    }
+    for c in [
+        Capability::Tools,
+        Capability::ForcedToolChoice,
+        Capability::SerialToolCalls,
+        Capability::Images,
+        Capability::Logprobs,
+        Capability::Passthrough,
+    ] {
+        assert!(!p.supports(c, "private-model"), "{c:?}");
+    }
+    assert!(!p.supports_tools());
+
+    let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}},
+                        "required": ["a"], "additionalProperties": false});
+    let mut req = LlmRequest::plain(vec![Message::user("Give me a")])
+        .model("private-model")
+        .response_format(ResponseFormat::JsonSchema {
+            name: "answer".into(),
+            schema: schema.clone(),
+            strict: Some(true),
+            description: None,
+        });
+    req.frequency_penalty = Some(0.5);
+    req.presence_penalty = Some(0.25);
+    req.user = Some("user-1234".into());
+    let r = p.generate(&req).await.unwrap();
+    assert_eq!(r.content, r#"{"a":1}"#);
+    assert_eq!(
+        server.requests()[0].json(),
+        json!({
+            "model": "private-model",
+            "messages": [{"role": "user", "content": "Give me a"}],
+            "response_format": {"type": "json_schema",
+                                "json_schema": {"name": "answer", "schema": schema, "strict": true}},
+            "frequency_penalty": 0.5,
+            "presence_penalty": 0.25,
+            "user": "user-1234"
+        })
+    );
+    // Nothing set, nothing sent.
+    p.generate(&LlmRequest::plain(vec![Message::user("hi")]).model("m"))
+        .await
+        .unwrap();
+    assert_eq!(
+        server.requests()[1].json(),
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    );
+}
+
+#[test]
+fn capabilities_need_their_placeholders() {
+    let template = |t: &str| toml::from_str::<toml::Table>(t).unwrap();
+    let with = |t: &str| build(&spec("http://127.0.0.1:9").option("request_template", template(t)));
+
+    // The default body carries none of them.
+    let p = build(&spec("http://127.0.0.1:9"));
+    for c in [
+        Capability::JsonObject,
+        Capability::JsonSchema,
+        Capability::Penalties,
+    ] {
+        assert!(!p.supports(c, "private-model"), "{c:?}");
+    }
+    // Only the schema: json_schema, not json_object (nothing would carry it).
+    let p = with(
+        r#"prompt = "{{prompt}}"
+format = "{{json_schema}}""#,
+    );
+    assert!(p.supports(Capability::JsonSchema, "private-model"));
+    assert!(!p.supports(Capability::JsonObject, "private-model"));
+    // One penalty without the other is not enough.
+    let p = with(
+        r#"prompt = "{{prompt}}"
+options = { frequency_penalty = "{{frequency_penalty}}" }"#,
+    );
+    assert!(!p.supports(Capability::Penalties, "private-model"));
+    let p = with(
+        r#"prompt = "{{prompt}}"
+options = { frequency_penalty = "{{frequency_penalty}}", presence_penalty = "{{presence_penalty}}" }"#,
+    );
+    assert!(p.supports(Capability::Penalties, "private-model"));
+    assert!(!p.supports(Capability::JsonObject, "private-model"));
 }
 
 #[tokio::test]
