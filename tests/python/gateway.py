@@ -48,6 +48,7 @@ class Gateway:
         self._log = open(self.log_path, "wb")
         run_env = dict(os.environ)
         run_env.setdefault("RUST_LOG", "info")
+        run_env["NO_COLOR"] = "1"
         run_env.pop("LLM_CONFIG", None)
         run_env.update(env or {})
         self.proc = subprocess.Popen(

@@ -351,9 +351,10 @@ def test_logprobs_come_back_in_a_stream(sdk):
 # --------------------------------------------------------------------------- the server stays healthy
 
 
-def test_cancelled_stream_leaves_the_server_healthy(sdk, llama):
+@pytest.mark.parametrize("model", [OPENAI_KIND, ANTHROPIC_KIND], ids=["openai-kind", "anthropic-kind"])
+def test_cancelled_stream_leaves_the_server_healthy(sdk, llama, model):
     stream = sdk.chat.completions.create(
-        model=OPENAI_KIND, messages=LONG_PROMPT, temperature=0, max_tokens=400, stream=True
+        model=model, messages=LONG_PROMPT, temperature=0, max_tokens=400, stream=True
     )
     got = 0
     for chunk in stream:
@@ -363,7 +364,7 @@ def test_cancelled_stream_leaves_the_server_healthy(sdk, llama):
             break
     stream.close()
     assert llama.healthy()
-    r = sdk.chat.completions.create(model=OPENAI_KIND, messages=PROMPT, temperature=0, max_tokens=4)
+    r = sdk.chat.completions.create(model=model, messages=PROMPT, temperature=0, max_tokens=4)
     assert r.usage.completion_tokens >= 1
 
 
