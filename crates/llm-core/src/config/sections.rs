@@ -10,11 +10,19 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ConfigError;
 
-/// A non-negative number of seconds (integer or fraction) in the configuration.
+/// Longest duration a configuration accepts (one year, [`Secs::MAX_SECS`]):
+/// a larger one would overflow the clock arithmetic of deadlines and TTLs.
+const MAX_CONFIG_SECS: f64 = 31_536_000.0;
+
+/// A non-negative number of seconds (integer or fraction) in the
+/// configuration, at most one year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Secs(pub Duration);
 
 impl Secs {
+    /// Largest value accepted from a configuration file: one year, in seconds.
+    pub const MAX_SECS: u64 = 31_536_000;
+
     /// Whole seconds.
     pub const fn from_secs(s: u64) -> Self {
         Secs(Duration::from_secs(s))
@@ -29,6 +37,11 @@ impl Secs {
 impl<'de> Deserialize<'de> for Secs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = f64::deserialize(d)?;
+        if v > MAX_CONFIG_SECS {
+            return Err(serde::de::Error::custom(format!(
+                "expected at most {MAX_CONFIG_SECS} seconds (one year), got {v}"
+            )));
+        }
         Duration::try_from_secs_f64(v).map(Secs).map_err(|_| {
             serde::de::Error::custom(format!(
                 "expected a non-negative number of seconds, got {v}"

@@ -342,3 +342,26 @@ fn from_path_reports_missing_file() {
         "{e}"
     );
 }
+
+#[test]
+fn durations_beyond_a_year_are_refused_with_their_key() {
+    for (section, key) in [
+        ("[llm_providers.x]\nkind = \"cfgtest\"\n", "timeout"),
+        ("[caching]\n", "ttl"),
+        ("[routing]\n", "deadline"),
+    ] {
+        let text = format!("{section}{key} = 1e15\n");
+        let e = err(&text);
+        assert!(e.to_string().contains("at most"), "{e}");
+        assert!(
+            e.key.as_deref().is_some_and(|k| k.ends_with(key)),
+            "{key}: {e}"
+        );
+    }
+    // One year exactly is fine.
+    let cfg = Config::parse("[caching]\nttl = 31536000\n", None, &|_| None).unwrap();
+    assert_eq!(
+        cfg.caching.ttl.0,
+        std::time::Duration::from_secs(31_536_000)
+    );
+}
