@@ -133,3 +133,176 @@ pub const TOOL_CALL_STREAM: &[&str] = &[
     "data: {\"id\":\"chatcmpl-C9xQ5kW3cPo7Yd9qSt2Ug4Kl6Mx8Rf\",\"object\":\"chat.completion.chunk\",\"created\":1756300003,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}]}\n\n",
     "data: [DONE]\n\n",
 ];
+
+/// A non-streaming answer to a request with `"logprobs": true, "top_logprobs": 2`:
+/// [`COMPLETION`] with `choices[0].logprobs` filled in. The shape of
+/// `logprobs` (`{"content":[{"token","logprob","bytes","top_logprobs":[{"token","logprob","bytes"}]}],"refusal":null}`)
+/// is that of OpenAI's API reference (Chat Completions, "The chat completion
+/// object", `choices[].logprobs`; schema `ChatCompletionTokenLogprob` in
+/// OpenAI's `openapi.yaml`, github.com/openai/openai-openapi, and the
+/// reference's "Logprobs" example of `POST /chat/completions`); the ids and
+/// log probabilities here are illustrative.
+pub const LOGPROBS_COMPLETION: &str = r#"{
+  "id": "chatcmpl-C9xQ6mX4dQp8Ze0rTu3Vh5Lm7Ny9Sg",
+  "object": "chat.completion",
+  "created": 1756300004,
+  "model": "gpt-4o-mini-2024-07-18",
+  "choices": [
+    {
+      "index": 0,
+      "message": {
+        "role": "assistant",
+        "content": "Hello!",
+        "refusal": null,
+        "annotations": []
+      },
+      "logprobs": {
+        "content": [
+          {
+            "token": "Hello",
+            "logprob": -0.0017029834,
+            "bytes": [
+              72,
+              101,
+              108,
+              108,
+              111
+            ],
+            "top_logprobs": [
+              {
+                "token": "Hello",
+                "logprob": -0.0017029834,
+                "bytes": [
+                  72,
+                  101,
+                  108,
+                  108,
+                  111
+                ]
+              },
+              {
+                "token": "Hi",
+                "logprob": -6.376703,
+                "bytes": [
+                  72,
+                  105
+                ]
+              }
+            ]
+          },
+          {
+            "token": "!",
+            "logprob": -0.00012143587,
+            "bytes": [
+              33
+            ],
+            "top_logprobs": [
+              {
+                "token": "!",
+                "logprob": -0.00012143587,
+                "bytes": [
+                  33
+                ]
+              },
+              {
+                "token": ".",
+                "logprob": -9.500121,
+                "bytes": [
+                  46
+                ]
+              }
+            ]
+          }
+        ],
+        "refusal": null
+      },
+      "finish_reason": "stop"
+    }
+  ],
+  "usage": {
+    "prompt_tokens": 20,
+    "completion_tokens": 2,
+    "total_tokens": 22,
+    "prompt_tokens_details": {
+      "cached_tokens": 0,
+      "audio_tokens": 0
+    },
+    "completion_tokens_details": {
+      "reasoning_tokens": 0,
+      "audio_tokens": 0,
+      "accepted_prediction_tokens": 0,
+      "rejected_prediction_tokens": 0
+    }
+  },
+  "service_tier": "default",
+  "system_fingerprint": "fp_560af6e559"
+}"#;
+
+/// The streamed answer to the same request: every content chunk carries the
+/// log probabilities of its own tokens in `choices[0].logprobs.content`; the
+/// finish chunk has `"logprobs": null` (OpenAI's API reference, "The chat
+/// completion chunk object", `choices[].logprobs`, required keys `content`
+/// and `refusal`). The per-chunk layout (`{"content":[],"refusal":null}` on
+/// the role chunk, one token per content chunk) is that of captured
+/// `gpt-4o` streams with `logprobs`; `null` on the finish chunk is assumed.
+/// Ids and values are illustrative.
+pub const LOGPROBS_STREAM: &[&str] = &[
+    "data: {\"id\":\"chatcmpl-C9xQ7nY5eRq9Af1sUv4Wi6Mn8Oz0Th\",\"object\":\"chat.completion.chunk\",\"created\":1756300005,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":{\"content\":[],\"refusal\":null},\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"Xb2\"}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ7nY5eRq9Af1sUv4Wi6Mn8Oz0Th\",\"object\":\"chat.completion.chunk\",\"created\":1756300005,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":{\"content\":[{\"token\":\"Hello\",\"logprob\":-0.0017029834,\"bytes\":[72,101,108,108,111],\"top_logprobs\":[{\"token\":\"Hello\",\"logprob\":-0.0017029834,\"bytes\":[72,101,108,108,111]},{\"token\":\"Hi\",\"logprob\":-6.376703,\"bytes\":[72,105]}]}],\"refusal\":null},\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"q\"}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ7nY5eRq9Af1sUv4Wi6Mn8Oz0Th\",\"object\":\"chat.completion.chunk\",\"created\":1756300005,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},\"logprobs\":{\"content\":[{\"token\":\"!\",\"logprob\":-0.00012143587,\"bytes\":[33],\"top_logprobs\":[{\"token\":\"!\",\"logprob\":-0.00012143587,\"bytes\":[33]},{\"token\":\".\",\"logprob\":-9.500121,\"bytes\":[46]}]}],\"refusal\":null},\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"Tz81k\"}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ7nY5eRq9Af1sUv4Wi6Mn8Oz0Th\",\"object\":\"chat.completion.chunk\",\"created\":1756300005,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null,\"obfuscation\":\"mW\"}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ7nY5eRq9Af1sUv4Wi6Mn8Oz0Th\",\"object\":\"chat.completion.chunk\",\"created\":1756300005,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":2,\"total_tokens\":22,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}},\"obfuscation\":\"c4\"}\n\n",
+    "data: [DONE]\n\n",
+];
+
+/// A non-streaming answer whose prompt was mostly read from OpenAI's prompt
+/// cache: `usage.prompt_tokens_details.cached_tokens` counts the cached part
+/// of `prompt_tokens` (OpenAI's API reference, `CompletionUsage`; the prompt
+/// caching guide: caching starts at 1024 tokens and grows in 128-token
+/// steps, hence 1792). [`COMPLETION`]'s layout; ids and counts illustrative.
+pub const CACHED_COMPLETION: &str = r#"{
+  "id": "chatcmpl-C9xQ8pZ6fSr0Bg2tVw5Xj7No9Pa1Ui",
+  "object": "chat.completion",
+  "created": 1756300006,
+  "model": "gpt-4o-mini-2024-07-18",
+  "choices": [
+    {
+      "index": 0,
+      "message": {
+        "role": "assistant",
+        "content": "Hello!",
+        "refusal": null,
+        "annotations": []
+      },
+      "logprobs": null,
+      "finish_reason": "stop"
+    }
+  ],
+  "usage": {
+    "prompt_tokens": 1850,
+    "completion_tokens": 2,
+    "total_tokens": 1852,
+    "prompt_tokens_details": {
+      "cached_tokens": 1792,
+      "audio_tokens": 0
+    },
+    "completion_tokens_details": {
+      "reasoning_tokens": 0,
+      "audio_tokens": 0,
+      "accepted_prediction_tokens": 0,
+      "rejected_prediction_tokens": 0
+    }
+  },
+  "service_tier": "default",
+  "system_fingerprint": "fp_560af6e559"
+}"#;
+
+/// The streamed form of [`CACHED_COMPLETION`]: the usage chunk carries
+/// `prompt_tokens_details.cached_tokens`.
+pub const CACHED_STREAM: &[&str] = &[
+    "data: {\"id\":\"chatcmpl-C9xQ9qA7gTs1Ch3uWx6Yk8Op0Qb2Vj\",\"object\":\"chat.completion.chunk\",\"created\":1756300007,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"Vd0\"}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ9qA7gTs1Ch3uWx6Yk8Op0Qb2Vj\",\"object\":\"chat.completion.chunk\",\"created\":1756300007,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello!\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,\"obfuscation\":\"kP3r\"}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ9qA7gTs1Ch3uWx6Yk8Op0Qb2Vj\",\"object\":\"chat.completion.chunk\",\"created\":1756300007,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null,\"obfuscation\":\"Qa\"}\n\n",
+    "data: {\"id\":\"chatcmpl-C9xQ9qA7gTs1Ch3uWx6Yk8Op0Qb2Vj\",\"object\":\"chat.completion.chunk\",\"created\":1756300007,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[],\"usage\":{\"prompt_tokens\":1850,\"completion_tokens\":2,\"total_tokens\":1852,\"prompt_tokens_details\":{\"cached_tokens\":1792,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}},\"obfuscation\":\"n7\"}\n\n",
+    "data: [DONE]\n\n",
+];

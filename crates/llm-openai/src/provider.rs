@@ -8,15 +8,15 @@ use llm_core::http::reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHOR
 use llm_core::http::reqwest::{self, Url};
 use llm_core::http::{self as core_http};
 use llm_core::{
-    ConfigError, EventStream, FinishReason, LlmRequest, LlmResponse, Provider, ProviderError,
-    ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream, Usage,
+    Capability, ConfigError, EventStream, FinishReason, LlmRequest, LlmResponse, Provider,
+    ProviderError, ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream, Usage,
 };
 
 use crate::config::{matches_prefix, OpenAiConfig};
 use crate::error::{parse_error, payload_error};
 use crate::wire::{
-    finish_reason, tool_finish, ChatCompletion, ChatRequest, ModelList, StreamOptions, WireMessage,
-    WireTool, WireToolCall, WireToolChoice,
+    finish_reason, tool_finish, ChatCompletion, ChatRequest, ModelList, StreamOptions, WireContent,
+    WireMessage, WireResponseFormat, WireTool, WireToolCall, WireToolChoice,
 };
 use crate::KIND;
 
@@ -102,9 +102,14 @@ impl OpenAiProvider {
         !matches_prefix(&self.no_sampling_models, model)
     }
 
+    /// The model to call: the request's own (the client has already resolved
+    /// it for this instance), else, for a direct call that names none, the
+    /// default model (`default_model`, else the first of `models`).
     fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
-        self.profile
-            .resolve_model(req.model.as_deref())
+        req.model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .or_else(|| self.profile.resolve_model(None))
             .filter(|m| !m.is_empty())
             .ok_or_else(|| {
                 ProviderError::new(
@@ -128,20 +133,22 @@ impl OpenAiProvider {
             messages.push(WireMessage {
                 role: "system",
                 tool_call_id: None,
-                content: Some(system),
+                content: Some(WireContent::Text(system)),
                 tool_calls: Vec::new(),
             });
         }
-        messages.extend(req.messages.iter().map(|m| WireMessage {
-            role: m.role.as_str(),
-            tool_call_id: m.tool_call_id.as_deref(),
-            // An assistant message that only calls tools has `"content": null`.
-            content: Some(m.content.as_str()).filter(|c| !c.is_empty() || m.tool_calls.is_empty()),
-            tool_calls: m.tool_calls.iter().map(WireToolCall::from).collect(),
+        messages.extend(req.messages.iter().map(|m| {
+            WireMessage {
+                role: m.role.as_str(),
+                tool_call_id: m.tool_call_id.as_deref(),
+                // An assistant message that only calls tools has `"content": null`.
+                content: (!m.content.is_empty() || m.tool_calls.is_empty() || !m.images.is_empty())
+                    .then(|| WireContent::new(&m.content, &m.images)),
+                tool_calls: m.tool_calls.iter().map(WireToolCall::from).collect(),
+            }
         }));
-        let limit = req
-            .max_tokens
-            .map(|n| self.profile.max_tokens.map_or(n, |max| n.min(max)));
+        // Sent as given: the client has already clamped it to the profile's limit.
+        let limit = req.max_tokens;
         let completion_field = self.uses_max_completion_tokens(model);
         let sampling = self.sends_sampling_params(model);
         ChatRequest {
@@ -153,6 +160,13 @@ impl OpenAiProvider {
             top_p: req.top_p.filter(|_| sampling),
             stop: &req.stop,
             seed: req.seed,
+            frequency_penalty: req.frequency_penalty,
+            presence_penalty: req.presence_penalty,
+            // `top_logprobs` needs `logprobs: true`.
+            logprobs: req.logprobs || req.top_logprobs.is_some(),
+            top_logprobs: req.top_logprobs,
+            response_format: req.response_format.as_ref().map(WireResponseFormat::from),
+            user: req.user.as_deref(),
             stream,
             stream_options: (stream && self.stream_usage).then_some(StreamOptions {
                 include_usage: true,
@@ -167,6 +181,7 @@ impl OpenAiProvider {
                 .map(WireToolChoice::from),
             // Likewise only with tools.
             parallel_tool_calls: req.parallel_tool_calls.filter(|_| !req.tools.is_empty()),
+            extra: &req.extra,
         }
     }
 
@@ -207,6 +222,7 @@ impl OpenAiProvider {
             }
             .with_request_id(request_id));
         };
+        let logprobs = choice.logprobs.into_logprobs();
         let message = choice.message.unwrap_or_default();
         let content = message.content.map(|c| c.into_text()).unwrap_or_default();
         let tool_calls = message
@@ -230,12 +246,13 @@ impl OpenAiProvider {
             .map_or(FinishReason::Stop, finish_reason);
         let finish = tool_finish(finish, !tool_calls.is_empty());
         let usage: Usage = usage.map(Into::into).unwrap_or_default();
-        let model = model.filter(|m| !m.is_empty()).unwrap_or(requested.clone());
+        let model = model.filter(|m| !m.is_empty()).unwrap_or(requested);
         Ok(LlmResponse {
             content,
             provider: self.name.clone(),
             provider_kind: KIND.to_string(),
-            cost: self.cost(&requested, &model, &usage),
+            // Priced by the client, from `usage` and the instance's prices.
+            cost: 0.0,
             model,
             usage,
             response_time: started.elapsed(),
@@ -243,19 +260,8 @@ impl OpenAiProvider {
             cached: false,
             attempts: Vec::new(),
             tool_calls,
-            logprobs: Vec::new(),
+            logprobs,
         })
-    }
-
-    /// Cost from the price of the requested model (`gpt-4o-mini`), else of the
-    /// reported one (`gpt-4o-mini-2024-07-18`), else the fallback price.
-    fn cost(&self, requested: &str, reported: &str, usage: &Usage) -> f64 {
-        let priced = if self.profile.pricing.contains_key(requested) {
-            requested
-        } else {
-            reported
-        };
-        llm_core::cost::cost_usd(&self.profile, priced, usage)
     }
 }
 
@@ -273,8 +279,20 @@ impl Provider for OpenAiProvider {
         &self.profile
     }
 
-    fn supports_tools(&self) -> bool {
-        true
+    /// Every capability; images only on models with vision
+    /// ([`ProviderProfile::has_vision`]: all, unless `vision_models` lists them).
+    fn supports(&self, capability: Capability, model: &str) -> bool {
+        match capability {
+            Capability::Images => self.profile.has_vision(model),
+            Capability::Tools
+            | Capability::ForcedToolChoice
+            | Capability::SerialToolCalls
+            | Capability::JsonObject
+            | Capability::JsonSchema
+            | Capability::Logprobs
+            | Capability::Penalties
+            | Capability::Passthrough => true,
+        }
     }
 
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {

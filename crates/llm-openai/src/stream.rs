@@ -7,6 +7,12 @@
 //! emitted only on `data: [DONE]`. An `{"error":…}` payload is an `Err` item;
 //! an end of stream without `[DONE]` is an incomplete-answer error.
 //!
+//! A chunk's `choices[0].logprobs.content` (when the request asked for
+//! `logprobs`) becomes a [`StreamEvent::Logprobs`] right after the delta
+//! whose tokens it describes; `null` or empty log probabilities yield nothing.
+//! Usage carries `prompt_tokens_details.cached_tokens` as
+//! [`Usage::cache_read_tokens`].
+//!
 //! Tool-call deltas become [`StreamEvent::ToolCall`] fragments: the delta
 //! that starts a call (it must carry `function.name`) gives the fragment with
 //! id and name, later deltas of the same `index` give argument fragments.
@@ -100,6 +106,10 @@ impl Decoder {
                         return Flow::End;
                     }
                 }
+            }
+            let logprobs = choice.logprobs.into_logprobs();
+            if !logprobs.is_empty() {
+                out.push_back(Ok(StreamEvent::Logprobs { logprobs }));
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
                 self.finish = Some(finish_reason(&reason));
@@ -271,6 +281,9 @@ mod tests {
         let e = out[0].as_ref().unwrap_err();
         assert_eq!(e.message, "boom");
         assert_eq!(e.code.as_deref(), Some("server_error"));
+        // No numeric status in the event: the one OpenAI answers `server_error` with.
+        assert_eq!(e.status, Some(500));
+        assert_eq!(e.class(), llm_core::ErrorClass::Retryable);
 
         let out = run(&["not json"]).await;
         assert_eq!(out.len(), 1);

@@ -4,37 +4,173 @@
 //! are ignored, optional fields may be missing or `null`, and unknown enum
 //! values (finish reasons, roles) never fail.
 
-use llm_core::{FinishReason, Tool, ToolCall, ToolChoice, Usage};
-use serde::de::IgnoredAny;
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use llm_core::{
+    FinishReason, ImageInput, ResponseFormat, TokenLogprob, Tool, ToolCall, ToolChoice, TopLogprob,
+    Usage,
+};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
 
 /// `POST /chat/completions` body.
-#[derive(Debug, Clone, Serialize)]
+///
+/// Serialized by hand (see the `Serialize` impl) so that the entries of
+/// [`extra`](Self::extra) go out verbatim at the top level, after the typed
+/// fields, and never override a field this provider sets itself.
+#[derive(Debug, Clone)]
 pub(crate) struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: Vec<WireMessage<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub stop: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
+    pub frequency_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+    /// Sent as `true` only; `false` is OpenAI's default and is not sent.
+    pub logprobs: bool,
+    pub top_logprobs: Option<u8>,
+    pub response_format: Option<WireResponseFormat<'a>>,
+    pub user: Option<&'a str>,
     pub stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<WireTool<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<WireToolChoice<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
+    /// OpenAI-specific fields passed through verbatim (`LlmRequest::extra`).
+    pub extra: &'a Map<String, Value>,
+}
+
+/// Writes one typed entry and remembers its key.
+fn typed_entry<M, T>(
+    map: &mut M,
+    sent: &mut Vec<&'static str>,
+    key: &'static str,
+    value: &T,
+) -> Result<(), M::Error>
+where
+    M: SerializeMap,
+    T: Serialize + ?Sized,
+{
+    sent.push(key);
+    map.serialize_entry(key, value)
+}
+
+impl Serialize for ChatRequest<'_> {
+    /// The typed fields that are set, in a fixed order, then every `extra`
+    /// entry whose key is not already in the body: a typed field always wins
+    /// over an `extra` entry of the same name (`model`, `messages`, `stream`,
+    /// …), and an `extra` entry fills a field only when the typed request
+    /// left it unset.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        let mut sent: Vec<&'static str> = Vec::with_capacity(24);
+        let m = &mut map;
+        let k = &mut sent;
+        typed_entry(m, k, "model", self.model)?;
+        typed_entry(m, k, "messages", &self.messages)?;
+        if let Some(v) = self.max_tokens {
+            typed_entry(m, k, "max_tokens", &v)?;
+        }
+        if let Some(v) = self.max_completion_tokens {
+            typed_entry(m, k, "max_completion_tokens", &v)?;
+        }
+        if let Some(v) = self.temperature {
+            typed_entry(m, k, "temperature", &v)?;
+        }
+        if let Some(v) = self.top_p {
+            typed_entry(m, k, "top_p", &v)?;
+        }
+        if !self.stop.is_empty() {
+            typed_entry(m, k, "stop", self.stop)?;
+        }
+        if let Some(v) = self.seed {
+            typed_entry(m, k, "seed", &v)?;
+        }
+        if let Some(v) = self.frequency_penalty {
+            typed_entry(m, k, "frequency_penalty", &v)?;
+        }
+        if let Some(v) = self.presence_penalty {
+            typed_entry(m, k, "presence_penalty", &v)?;
+        }
+        if self.logprobs {
+            typed_entry(m, k, "logprobs", &true)?;
+        }
+        if let Some(v) = self.top_logprobs {
+            typed_entry(m, k, "top_logprobs", &v)?;
+        }
+        if let Some(v) = &self.response_format {
+            typed_entry(m, k, "response_format", v)?;
+        }
+        if let Some(v) = self.user {
+            typed_entry(m, k, "user", v)?;
+        }
+        typed_entry(m, k, "stream", &self.stream)?;
+        if let Some(v) = &self.stream_options {
+            typed_entry(m, k, "stream_options", v)?;
+        }
+        if !self.tools.is_empty() {
+            typed_entry(m, k, "tools", &self.tools)?;
+        }
+        if let Some(v) = &self.tool_choice {
+            typed_entry(m, k, "tool_choice", v)?;
+        }
+        if let Some(v) = self.parallel_tool_calls {
+            typed_entry(m, k, "parallel_tool_calls", &v)?;
+        }
+        for (key, value) in self.extra {
+            if !sent.contains(&key.as_str()) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `response_format`: `{"type":"text"}`, `{"type":"json_object"}` or
+/// `{"type":"json_schema","json_schema":{…}}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum WireResponseFormat<'a> {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: WireJsonSchema<'a> },
+}
+
+/// `json_schema` of a `json_schema` response format.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireJsonSchema<'a> {
+    pub name: &'a str,
+    pub schema: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+}
+
+impl<'a> From<&'a ResponseFormat> for WireResponseFormat<'a> {
+    fn from(format: &'a ResponseFormat) -> Self {
+        match format {
+            ResponseFormat::Text => Self::Text,
+            ResponseFormat::JsonObject => Self::JsonObject,
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+                description,
+            } => Self::JsonSchema {
+                json_schema: WireJsonSchema {
+                    name,
+                    schema,
+                    strict: *strict,
+                    description: description.as_deref(),
+                },
+            },
+        }
+    }
 }
 
 /// One request message. Field order follows protocols.md §2.1.1: an
@@ -46,9 +182,57 @@ pub(crate) struct WireMessage<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<&'a str>,
     /// `None` is sent as `null` (an assistant message that only calls tools).
-    pub content: Option<&'a str>,
+    pub content: Option<WireContent<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<WireToolCall<'a>>,
+}
+
+/// A request message's `content`: a string, or (a message with images) an
+/// array of parts.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub(crate) enum WireContent<'a> {
+    Text(&'a str),
+    Parts(Vec<WirePart<'a>>),
+}
+
+impl<'a> WireContent<'a> {
+    /// The content of a message with `text` and `images`: the plain string
+    /// without images; with images a `text` part (left out when the text is
+    /// empty) followed by one `image_url` part per image, in order.
+    pub fn new(text: &'a str, images: &'a [ImageInput]) -> Self {
+        if images.is_empty() {
+            return Self::Text(text);
+        }
+        let mut parts = Vec::with_capacity(images.len() + 1);
+        if !text.is_empty() {
+            parts.push(WirePart::Text { text });
+        }
+        parts.extend(images.iter().map(|image| WirePart::ImageUrl {
+            image_url: WireImageUrl {
+                url: &image.url,
+                detail: image.detail.as_deref(),
+            },
+        }));
+        Self::Parts(parts)
+    }
+}
+
+/// A content part: `{"type":"text","text":…}` or
+/// `{"type":"image_url","image_url":{"url":…,"detail"?:…}}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum WirePart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: WireImageUrl<'a> },
+}
+
+/// `image_url` of an image part: an `https:` or base64 `data:` URL.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireImageUrl<'a> {
+    pub url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
 }
 
 /// `{"type":"function","function":{…}}` of a request's `tools`.
@@ -168,6 +352,63 @@ pub(crate) struct Choice {
     pub message: Option<ResponseMessage>,
     #[serde(default)]
     pub finish_reason: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub logprobs: WireLogprobs,
+}
+
+/// `choices[].logprobs`: `null`, or `{"content":[…],"refusal":…}` (only
+/// `content` is read). Anything else decodes as empty.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireLogprobs {
+    #[serde(default, deserialize_with = "lenient_list")]
+    pub content: Vec<WireTokenLogprob>,
+}
+
+impl WireLogprobs {
+    /// The per-token log probabilities.
+    pub fn into_logprobs(self) -> Vec<TokenLogprob> {
+        self.content.into_iter().map(Into::into).collect()
+    }
+}
+
+/// One `logprobs.content[]` entry: `{"token","logprob","bytes","top_logprobs"}`.
+/// An entry without a string `token` and a numeric `logprob` is left out.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireTokenLogprob {
+    pub token: String,
+    pub logprob: f64,
+    #[serde(default, deserialize_with = "lenient_bytes")]
+    pub bytes: Option<Vec<u8>>,
+    #[serde(default, deserialize_with = "lenient_list")]
+    pub top_logprobs: Vec<WireTopLogprob>,
+}
+
+/// One `top_logprobs[]` entry: `{"token","logprob","bytes"}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireTopLogprob {
+    pub token: String,
+    pub logprob: f64,
+    #[serde(default, deserialize_with = "lenient_bytes")]
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl From<WireTokenLogprob> for TokenLogprob {
+    fn from(t: WireTokenLogprob) -> Self {
+        TokenLogprob {
+            token: t.token,
+            logprob: t.logprob,
+            bytes: t.bytes,
+            top_logprobs: t
+                .top_logprobs
+                .into_iter()
+                .map(|top| TopLogprob {
+                    token: top.token,
+                    logprob: top.logprob,
+                    bytes: top.bytes,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `choices[].message`.
@@ -274,22 +515,28 @@ pub(crate) struct WireUsage {
     pub completion_tokens: u64,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub total_tokens: u64,
+    #[serde(default, deserialize_with = "lenient")]
+    pub prompt_tokens_details: PromptTokensDetails,
+}
+
+/// `usage.prompt_tokens_details` (only `cached_tokens` is read).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub(crate) struct PromptTokensDetails {
+    /// Of `prompt_tokens`, those read from OpenAI's prompt cache.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub cached_tokens: u64,
 }
 
 impl From<WireUsage> for Usage {
+    /// The counts; `total_tokens` as reported (their sum when missing or 0),
+    /// `cached_tokens` as [`Usage::cache_read_tokens`] (at most `prompt_tokens`).
     fn from(u: WireUsage) -> Self {
-        let sum = u.prompt_tokens.saturating_add(u.completion_tokens);
-        Usage {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            total_tokens: if u.total_tokens == 0 {
-                sum
-            } else {
-                u.total_tokens
-            },
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
+        let mut usage = Usage::new(u.prompt_tokens, u.completion_tokens)
+            .with_cache(u.prompt_tokens_details.cached_tokens, 0);
+        if u.total_tokens != 0 {
+            usage.total_tokens = u.total_tokens;
         }
+        usage
     }
 }
 
@@ -313,6 +560,8 @@ pub(crate) struct ChunkChoice {
     pub delta: Option<Delta>,
     #[serde(default)]
     pub finish_reason: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub logprobs: WireLogprobs,
 }
 
 /// `choices[].delta`.
@@ -420,6 +669,44 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Any value: one that does not decode as `T` (`null`, another type, a
+/// wrong shape) is `T::default()`.
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + DeserializeOwned,
+{
+    Ok(serde_json::from_value(Value::deserialize(d)?).unwrap_or_default())
+}
+
+/// A list whose elements that do not decode as `T` are left out; anything
+/// but an array is empty.
+fn lenient_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// A token's UTF-8 bytes: an array of integers 0 to 255; anything else
+/// (`null`, out-of-range values) is `None`.
+fn lenient_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
+            .collect(),
+        _ => None,
+    })
+}
+
 /// Like [`lenient_u64`], but missing, `null` or unreadable is `None`.
 fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(match Value::deserialize(d)? {
@@ -464,6 +751,125 @@ mod tests {
 
         let c: ChatCompletion = serde_json::from_str(r#"{"choices":null}"#).unwrap();
         assert!(c.choices.is_empty());
+    }
+
+    #[test]
+    fn logprobs_and_cached_tokens_are_read_leniently() {
+        let c: ChatCompletion = serde_json::from_str(
+            r#"{"choices":[{"index":0,"message":{"content":"Hi"},"finish_reason":"stop",
+                "logprobs":{"content":[
+                    {"token":"Hi","logprob":-0.5,"bytes":[72,105],"top_logprobs":[
+                        {"token":"Hi","logprob":-0.5,"bytes":[72,105]},
+                        {"token":"<|end|>","logprob":-10.9,"bytes":null},
+                        {"token":7}]},
+                    {"token":"?","logprob":"not a number"},
+                    {"token":"!","logprob":-1,"bytes":[300],"top_logprobs":null}],
+                    "refusal":null}}],
+                "usage":{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,
+                    "prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0}}}"#,
+        )
+        .unwrap();
+        let choice = c.choices.into_iter().next().unwrap();
+        assert_eq!(
+            choice.logprobs.into_logprobs(),
+            vec![
+                TokenLogprob {
+                    token: "Hi".into(),
+                    logprob: -0.5,
+                    bytes: Some(vec![72, 105]),
+                    top_logprobs: vec![
+                        TopLogprob {
+                            token: "Hi".into(),
+                            logprob: -0.5,
+                            bytes: Some(vec![72, 105]),
+                        },
+                        TopLogprob {
+                            token: "<|end|>".into(),
+                            logprob: -10.9,
+                            bytes: None,
+                        },
+                    ],
+                },
+                TokenLogprob {
+                    token: "!".into(),
+                    logprob: -1.0,
+                    bytes: None,
+                    top_logprobs: Vec::new(),
+                },
+            ]
+        );
+        assert_eq!(
+            Usage::from(c.usage.unwrap()),
+            Usage::new(2006, 300).with_cache(1920, 0)
+        );
+
+        for logprobs in [
+            "null",
+            "42",
+            r#"[1,2]"#,
+            r#"{"content":null}"#,
+            r#"{"content":{}}"#,
+        ] {
+            let c: ChatCompletion = serde_json::from_str(&format!(
+                r#"{{"choices":[{{"message":{{"content":"x"}},"logprobs":{logprobs}}}]}}"#
+            ))
+            .unwrap();
+            let choice = c.choices.into_iter().next().unwrap();
+            assert!(choice.logprobs.into_logprobs().is_empty(), "{logprobs}");
+        }
+        for details in ["null", "3", r#"{"cached_tokens":null}"#, "{}"] {
+            let u: WireUsage = serde_json::from_str(&format!(
+                r#"{{"prompt_tokens":5,"completion_tokens":1,"prompt_tokens_details":{details}}}"#
+            ))
+            .unwrap();
+            assert_eq!(Usage::from(u), Usage::new(5, 1), "{details}");
+        }
+        // More cached tokens than prompt tokens (a confused server) stay within the prompt.
+        let u: WireUsage = serde_json::from_str(
+            r#"{"prompt_tokens":5,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":9}}"#,
+        )
+        .unwrap();
+        assert_eq!(Usage::from(u).cache_read_tokens, 5);
+    }
+
+    #[test]
+    fn extra_fields_never_override_typed_ones() {
+        let extra: Map<String, Value> = serde_json::from_str(
+            r#"{"model":"evil","stream":true,"messages":[],"temperature":2,"service_tier":"flex","store":false}"#,
+        )
+        .unwrap();
+        let req = ChatRequest {
+            model: "gpt-4o-mini",
+            messages: vec![WireMessage {
+                role: "user",
+                tool_call_id: None,
+                content: Some(WireContent::Text("hi")),
+                tool_calls: Vec::new(),
+            }],
+            max_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            stop: &[],
+            seed: Some(-1),
+            frequency_penalty: None,
+            presence_penalty: None,
+            logprobs: false,
+            top_logprobs: None,
+            response_format: None,
+            user: None,
+            stream: false,
+            stream_options: None,
+            tools: Vec::new(),
+            tool_choice: None,
+            parallel_tool_calls: None,
+            extra: &extra,
+        };
+        // `temperature` is not set by the typed request: the `extra` entry fills it.
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"seed":-1,"stream":false,"service_tier":"flex","store":false,"temperature":2}"#
+        );
     }
 
     #[test]

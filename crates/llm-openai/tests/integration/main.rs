@@ -2,5 +2,6 @@
 
 mod config;
 mod conformance;
+mod fidelity;
 mod tools;
 mod wire_mapping;
