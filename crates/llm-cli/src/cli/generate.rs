@@ -15,7 +15,7 @@ use llm_router::{
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{hints, load_client, ollama, print_json, print_table};
+use super::{hints, load_client, print_json, print_table};
 
 /// `llm generate`.
 #[derive(Debug, Args)]
@@ -189,8 +189,9 @@ pub(crate) async fn generate(
 ) -> anyhow::Result<ExitCode> {
     let prompt = read_prompt(args.prompt.clone()).await?;
     let (config, client) = load_client(config_path)?;
+    // The client prepares each provider (starts Ollama, pulls its required
+    // models) before its first attempt, fallbacks included.
     let req = build_request(&args, prompt);
-    ollama::prepare_primary(&config, &client, &req).await;
     let result = if args.stream {
         stream(&client, req, args.json).await
     } else {

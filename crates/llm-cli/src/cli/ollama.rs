@@ -1,5 +1,5 @@
-//! The Ollama service manager in the CLI: `llm pull`, `llm setup`, and the
-//! preparation of an Ollama instance before `llm generate` uses it.
+//! The Ollama service manager in the CLI: `llm pull` and `llm setup`. (Other
+//! commands get Ollama started through the client's provider preparation.)
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Args;
 use llm_router::config::{Config, ProviderEntry};
-use llm_router::ollama::{OllamaService, PullProgress, ServiceStatus};
-use llm_router::{LlmClient, LlmRequest};
+use llm_router::ollama::{OllamaService, ServiceStatus};
 
 use super::progress::{MultiPull, PullDisplay};
 use super::{load_client, load_config};
@@ -36,54 +35,6 @@ fn ollama_entries(config: &Config) -> impl Iterator<Item = &ProviderEntry> {
         .providers
         .iter()
         .filter(|p| p.enabled && p.kind == "ollama")
-}
-
-/// Pulls the missing required models of `service`, showing progress.
-async fn pull_required(service: &OllamaService, name: &str) -> anyhow::Result<Vec<String>> {
-    let mut display = MultiPull::default();
-    let result = service
-        .ensure_models(|model: &str, p: &PullProgress| display.update(model, p))
-        .await;
-    display.finish(result.is_ok());
-    result.with_context(|| format!("provider `{name}`"))
-}
-
-/// Before a generation: when the routing primary is an Ollama instance, make
-/// sure its server runs and (with `auto_download`) that its required models
-/// exist. Failures are logged; the call then falls back as usual.
-pub(crate) async fn prepare_primary(config: &Config, client: &LlmClient, req: &LlmRequest) {
-    let plan = client.explain(req);
-    let Some(primary) = plan.primary() else {
-        return;
-    };
-    let Some(entry) = config
-        .provider(primary)
-        .filter(|e| e.enabled && e.kind == "ollama")
-    else {
-        return;
-    };
-    let service = match service_of(entry) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(provider = %entry.name, error = %e, "cannot manage the Ollama server");
-            return;
-        }
-    };
-    match service.ensure_running().await {
-        Ok(ServiceStatus::Started { pid, .. }) => {
-            tracing::info!(provider = %entry.name, ?pid, "started the Ollama server");
-        }
-        Ok(ServiceStatus::AlreadyRunning { .. }) => {}
-        Err(e) => {
-            tracing::warn!(provider = %entry.name, error = %e, "Ollama is not running");
-            return;
-        }
-    }
-    if service.config().auto_download {
-        if let Err(e) = pull_required(&service, &entry.name).await {
-            tracing::warn!(error = %format!("{e:#}"), "cannot pull the required models");
-        }
-    }
 }
 
 /// Runs `llm pull`.
@@ -163,9 +114,9 @@ pub(crate) async fn setup(config_path: Option<&Path>) -> anyhow::Result<ExitCode
                 println!("ok   {}: required models present", entry.name);
             }
             Ok(missing) => {
+                let mut display = MultiPull::default();
                 for model in missing {
-                    let mut display = PullDisplay::new(&model);
-                    let r = service.pull(&model, |p| display.update(p)).await;
+                    let r = service.pull(&model, |p| display.update(&model, p)).await;
                     display.finish(r.is_ok());
                     match r {
                         Ok(()) => println!("ok   {}: pulled {model}", entry.name),

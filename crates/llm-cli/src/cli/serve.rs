@@ -3,10 +3,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Args;
 use llm_router::config::Config;
+use llm_router::LlmClient;
+use tokio::task::JoinSet;
 
-use super::load_client;
+use super::load_config;
 use crate::gateway::{Gateway, Shutdown};
 
 /// `llm serve`.
@@ -18,19 +21,60 @@ pub struct ServeArgs {
 }
 
 /// Runs `llm serve` until SIGINT or SIGTERM.
+///
+/// Providers are prepared at start-up, in the background (an Ollama instance
+/// that is down is started and its required models pulled, with progress in
+/// the log), and the health of every provider is refreshed as each one is
+/// ready, so it takes requests from then on. Requests never prepare a
+/// provider: a pull can take many minutes.
 pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (config, client) = load_client(config_path)?;
+    let config = load_config(config_path)?;
+    let client = LlmClient::builder()
+        .config(&config)
+        .and_then(|b| b.prepare_providers(false).build())
+        .context("cannot build the client")?;
     let addr = args.addr.unwrap_or_else(|| config.gateway.addr.clone());
-    let handle = Gateway::new(client, &config.gateway).bind(&addr).await?;
+    let handle = Gateway::new(client.clone(), &config.gateway)
+        .bind(&addr)
+        .await?;
     let local = handle.local_addr();
     // The address is the command's result: scripts (and `--addr 127.0.0.1:0`) read it.
     println!("listening on http://{local} (OpenAI base URL: http://{local}/v1)");
-    match handle.run_until_signal().await {
+    let preparing = tokio::spawn(prepare_providers(client));
+    let shutdown = handle.run_until_signal().await;
+    preparing.abort();
+    match shutdown {
         Shutdown::Graceful => Ok(ExitCode::SUCCESS),
         Shutdown::Forced => {
             eprintln!("warning: in-flight requests were cut off after the shutdown grace period");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Prepares every provider concurrently; after each one (or each batch that
+/// ends together) the health of all providers is refreshed.
+async fn prepare_providers(client: LlmClient) {
+    let mut preparing = JoinSet::new();
+    for provider in client.providers() {
+        preparing.spawn(async move {
+            let result = provider.prepare().await;
+            (provider.name().to_string(), result)
+        });
+    }
+    let report = |done: Result<(String, Result<(), llm_router::ProviderError>), _>| match done {
+        Ok((name, Ok(()))) => tracing::debug!(provider = %name, "provider prepared"),
+        Ok((name, Err(e))) => {
+            tracing::warn!(provider = %name, error = %e, "cannot prepare the provider");
+        }
+        Err(e) => tracing::warn!(error = %e, "a provider preparation ended abnormally"),
+    };
+    while let Some(done) = preparing.join_next().await {
+        report(done);
+        while let Some(done) = preparing.try_join_next() {
+            report(done);
+        }
+        client.refresh_health().await;
     }
 }
 

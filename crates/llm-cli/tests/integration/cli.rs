@@ -502,3 +502,203 @@ async fn serve_answers_then_stops_on_sigterm() {
     .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// The fake `ollama` executable of llm-ollama, next to `llm` (built when it
+/// is missing or older than its source).
+fn fake_ollama() -> PathBuf {
+    static FAKE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FAKE.get_or_init(|| {
+        let llm = assert_cmd::cargo::cargo_bin!("llm");
+        let fake = llm.with_file_name(format!("fake-ollama{}", std::env::consts::EXE_SUFFIX));
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let source = root.join("crates/llm-ollama/src/bin/fake-ollama.rs");
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let fresh = matches!((modified(&fake), modified(&source)), (Some(f), Some(s)) if f >= s);
+        if !fresh {
+            let mut cargo = std::process::Command::new(env!("CARGO"));
+            cargo
+                .current_dir(&root)
+                .args(["build", "-p", "llm-ollama", "--bin", "fake-ollama"]);
+            if llm.parent().is_some_and(|d| d.ends_with("release")) {
+                cargo.arg("--release");
+            }
+            let status = cargo.status().unwrap();
+            assert!(status.success(), "cannot build fake-ollama");
+        }
+        assert!(fake.is_file(), "{} is missing", fake.display());
+        fake
+    })
+    .clone()
+}
+
+/// An Ollama instance on `url` whose server is the fake `ollama`.
+fn fake_ollama_section(name: &str, url: &str, fake: &Path) -> String {
+    format!(
+        "[llm_providers.{name}]\nkind = \"ollama\"\nbase_url = \"{url}\"\nmodels = [\"qwen:7b\"]\n\
+         default_model = \"qwen:7b\"\nrequired_models = [\"qwen:7b\"]\nauto_download = true\n\
+         binary = \"{}\"\nstart_timeout = 20\ntimeout = 10\n\n",
+        fake.display()
+    )
+}
+
+/// The servers the fake `ollama` recorded (`FAKE_OLLAMA_SPAWN_LOG`): their pids.
+fn fake_spawns(log: &Path) -> Vec<u32> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_starts_ollama_through_one_path_only() {
+    let fake = tokio::task::spawn_blocking(fake_ollama).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let env = write_config(&format!(
+        "{}{ROUTING}",
+        fake_ollama_section("local", &url, &fake)
+    ));
+    let spawn_log = env.dir.path().join("spawns");
+    let (config, state, spawns) = (
+        env.config.clone(),
+        env.dir.path().to_path_buf(),
+        spawn_log.clone(),
+    );
+    let o = tokio::task::spawn_blocking(move || {
+        assert_cmd::cargo_bin_cmd!("llm")
+            .env_remove("LLM_CONFIG")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .env("XDG_STATE_HOME", &state)
+            .env("FAKE_OLLAMA_MODE", "exit")
+            .env("FAKE_OLLAMA_SPAWN_LOG", &spawns)
+            .arg("--config")
+            .arg(&config)
+            .args(["generate", "Say hello."])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    // The server that cannot start was started once, not once per manager.
+    assert_eq!(fake_spawns(&spawn_log).len(), 1, "stderr: {}", stderr(&o));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_ollama_at_start_up_and_routes_to_it_once_ready() {
+    let fake = tokio::task::spawn_blocking(fake_ollama).await.unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let env = write_config(&format!(
+        "{}{ROUTING}",
+        fake_ollama_section("local", &url, &fake)
+    ));
+    let spawn_log = env.dir.path().join("spawns");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("llm"))
+        .env_remove("LLM_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("XDG_STATE_HOME", env.dir.path())
+        .env("FAKE_OLLAMA_SPAWN_LOG", &spawn_log)
+        .env("FAKE_OLLAMA_IDLE_EXIT_SECS", "30")
+        .arg("--config")
+        .arg(&env.config)
+        .args(["-q", "serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(out).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let addr = line
+        .strip_prefix("listening on http://")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // Without any request, the instance becomes available: started and
+    // provisioned in the background, then probed again.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let health: Value = http
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let local = health["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["provider"] == "local")
+            .cloned()
+            .unwrap();
+        if local["available"] == true {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Ollama instance never became available: {health}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let spawned = fake_spawns(&spawn_log);
+    assert_eq!(spawned.len(), 1, "{spawned:?}");
+    // The required model was pulled at start-up.
+    let tags: Value = http
+        .get(format!("{url}/api/tags"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tags["models"][0]["name"], "qwen:7b", "{tags}");
+
+    let r = http
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&hello("qwen:7b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["choices"][0]["message"]["content"],
+        "Hello!"
+    );
+
+    let pid = child.id().to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    // The started server is left running as a service; the test stops it.
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &spawned[0].to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
