@@ -8,8 +8,11 @@ use llm_core::http::{self, reqwest};
 use llm_core::{ConfigError, ProviderError};
 
 use crate::config::OllamaConfig;
-use crate::error::parse_error;
+use crate::error::{parse_error, ImageError};
 use crate::wire;
+
+/// Largest image fetched from an `http(s)` URL, in bytes (20 MiB).
+pub const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
 
 /// Longest wait of an availability probe.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -105,6 +108,129 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Fetches the image at `url` (an `http(s)` URL) within `timeout` and
+    /// returns its bytes in base64, as Ollama takes images.
+    ///
+    /// No configured header is sent (they are meant for the Ollama server).
+    /// The answer must be 2xx and at most `limit` bytes (checked against
+    /// `Content-Length` first, then while reading), and an image: a
+    /// `Content-Type` of `image/*`, or else bytes that start like a PNG, JPEG,
+    /// GIF or WebP file.
+    pub async fn fetch_image(
+        &self,
+        url: &str,
+        timeout: Duration,
+        limit: u64,
+    ) -> Result<String, ImageError> {
+        let shown = shown_url(url);
+        let fail = |reason: String| ImageError::Fetch {
+            url: shown.clone(),
+            reason,
+        };
+        let too_large = || ImageError::TooLarge {
+            url: shown.clone(),
+            limit,
+        };
+        let work = async {
+            let mut resp = self
+                .client
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| fail(e.without_url().to_string()))?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(fail(format!("HTTP {}", status.as_u16())));
+            }
+            if resp.content_length().is_some_and(|n| n > limit) {
+                return Err(too_large());
+            }
+            let content_type = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|t| t.trim().to_ascii_lowercase());
+            let mut body = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| fail(e.without_url().to_string()))?
+            {
+                if (body.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let declared = content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("image/"));
+            if !declared && !looks_like_image(&body) {
+                return Err(ImageError::NotAnImage {
+                    url: shown.clone(),
+                    content_type: content_type.unwrap_or_else(|| "none".to_string()),
+                });
+            }
+            Ok(base64(&body))
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(fail(format!(
+                "no complete answer within {:.1} s",
+                timeout.as_secs_f64()
+            ))),
+        }
+    }
+}
+
+/// `url` without credentials, query or fragment (signed URLs carry secrets
+/// there), at most 120 characters, for messages.
+pub(crate) fn shown_url(url: &str) -> String {
+    let shown = match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => url.split(['?', '#']).next().unwrap_or("").to_string(),
+    };
+    match shown.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &shown[..at]),
+        None => shown,
+    }
+}
+
+/// Whether `bytes` start like a PNG, JPEG, GIF or WebP file.
+fn looks_like_image(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+        || bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+        || bytes.starts_with(b"GIF87a")
+        || bytes.starts_with(b"GIF89a")
+        || (bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP")
+}
+
+/// Standard base64 (RFC 4648, with padding), as Go encodes `[]byte` in JSON.
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let sextet = |shift: u32| char::from(ALPHABET[((n >> shift) & 0x3F) as usize]);
+        out.push(sextet(18));
+        out.push(sextet(12));
+        out.push(if chunk.len() > 1 { sextet(6) } else { '=' });
+        out.push(if chunk.len() > 2 { sextet(0) } else { '=' });
+    }
+    out
+}
+
 /// `name` with the implicit `:latest` tag made explicit, for comparing model names.
 pub(crate) fn canonical_model(name: &str) -> String {
     let name = name.trim();
@@ -119,6 +245,41 @@ pub(crate) fn canonical_model(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (raw, encoded) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (b"fooba", "Zm9vYmE="),
+            (b"foobar", "Zm9vYmFy"),
+            (&[0xFF, 0xFE, 0xFD, 0x00][..], "//79AA=="),
+        ] {
+            assert_eq!(base64(raw), encoded);
+        }
+    }
+
+    #[test]
+    fn shown_urls_hide_what_may_be_secret() {
+        assert_eq!(
+            shown_url("https://user:pw@img.example.com/a/b.png?X-Amz-Signature=abc#frag"),
+            "https://img.example.com/a/b.png"
+        );
+        assert!(shown_url(&format!("https://e.com/{}", "x".repeat(300))).ends_with('…'));
+    }
+
+    #[test]
+    fn image_magic_numbers() {
+        assert!(looks_like_image(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"));
+        assert!(looks_like_image(&[0xFF, 0xD8, 0xFF, 0xE0]));
+        assert!(looks_like_image(b"GIF89a\x01\0"));
+        assert!(looks_like_image(b"RIFF\x24\0\0\0WEBPVP8 "));
+        assert!(!looks_like_image(b"<!doctype html>"));
+        assert!(!looks_like_image(b""));
+    }
 
     #[test]
     fn canonical_names_have_a_tag() {

@@ -7,6 +7,11 @@
 //! prompt does not fit the context) and `tools_not_supported` (400
 //! `… does not support tools`: the model cannot call tools). All three are
 //! fallback-class: not retried, the next provider is tried.
+//!
+//! Images that cannot be sent are an [`ImageError`], reported as an
+//! `Unsupported` (fallback-class) [`ProviderError`] with the code
+//! [`IMAGE_TOO_LARGE`], [`NOT_AN_IMAGE`] or [`IMAGE_FETCH_FAILED`]; another
+//! provider may still take the image URL.
 
 use llm_core::http::ErrorBody;
 use llm_core::{ProviderError, ProviderErrorKind};
@@ -19,6 +24,78 @@ pub const MODEL_NOT_FOUND: &str = "model_not_found";
 pub const CONTEXT_LENGTH_EXCEEDED: &str = "context_length_exceeded";
 /// Code set on a 400 for a request with tools to a model without tool support.
 pub const TOOLS_NOT_SUPPORTED: &str = "tools_not_supported";
+
+/// Code set when an image is larger than [`MAX_IMAGE_BYTES`](crate::MAX_IMAGE_BYTES).
+pub const IMAGE_TOO_LARGE: &str = "image_too_large";
+/// Code set when an image URL does not answer with an image.
+pub const NOT_AN_IMAGE: &str = "not_an_image";
+/// Code set when an image URL could not be fetched (or is not a supported URL).
+pub const IMAGE_FETCH_FAILED: &str = "image_fetch_failed";
+
+/// Why an image of a request cannot be sent to Ollama, which takes images
+/// only as base64 data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// The image (its `Content-Length`, or the bytes read so far) is larger than the limit.
+    #[error("the image at {url} is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL without query, fragment or credentials.
+        url: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The URL answered with something that is not an image.
+    #[error("{url} is not an image (Content-Type `{content_type}`)")]
+    NotAnImage {
+        /// The URL without query, fragment or credentials.
+        url: String,
+        /// The `Content-Type` it answered with (`none` when absent).
+        content_type: String,
+    },
+    /// The URL could not be fetched: no answer in time, a connection error or
+    /// an error status.
+    #[error("fetching {url} failed: {reason}")]
+    Fetch {
+        /// The URL without query, fragment or credentials.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Neither a base64 `data:` URL nor an `http(s)` URL.
+    #[error(
+        "unsupported image URL `{url}`: Ollama takes base64 `data:` URLs and fetched http(s) URLs"
+    )]
+    UnsupportedUrl {
+        /// The start of the URL.
+        url: String,
+    },
+}
+
+impl ImageError {
+    /// The error code of this crate for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ImageError::TooLarge { .. } => IMAGE_TOO_LARGE,
+            ImageError::NotAnImage { .. } => NOT_AN_IMAGE,
+            ImageError::Fetch { .. } | ImageError::UnsupportedUrl { .. } => IMAGE_FETCH_FAILED,
+        }
+    }
+
+    /// As the [`ProviderError`] of provider instance `provider`, naming the
+    /// message (its index in the request) and the image (its index in the message).
+    pub fn into_provider_error(
+        self,
+        provider: &str,
+        message: usize,
+        image: usize,
+    ) -> ProviderError {
+        ProviderError::unsupported(
+            provider,
+            format!("image_url (message {message}, image {image}): {self}"),
+        )
+        .with_code(self.code())
+    }
+}
 
 /// Gin's body for a route the server does not know (an old server without `/api/chat`).
 const UNKNOWN_ROUTE: &str = "404 page not found";
@@ -126,6 +203,24 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Fallback);
         assert!(e.message.contains("does not support tools"), "{e}");
         assert!(e.message.contains("`ollama show gemma:2b`"), "{e}");
+    }
+
+    #[test]
+    fn image_errors_name_the_field_and_have_codes() {
+        let e = ImageError::TooLarge {
+            url: "https://example.com/a.png".into(),
+            limit: 10,
+        }
+        .into_provider_error("o", 2, 1);
+        assert_eq!(e.kind, ProviderErrorKind::Unsupported);
+        assert_eq!(e.class(), ErrorClass::Fallback);
+        assert_eq!(e.code.as_deref(), Some(IMAGE_TOO_LARGE));
+        assert!(
+            e.message.starts_with(
+                "image_url (message 2, image 1): the image at https://example.com/a.png"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -25,27 +25,41 @@
 //!
 //! # Generation
 //!
-//! Requests go to `POST /api/chat` (the system prompt as a first `system`
-//! message) with `options.temperature`, `top_p`, `stop`, `seed`,
-//! `num_predict` (from `max_tokens`) and `num_ctx`, and `keep_alive`.
+//! Requests go to `POST /api/chat` (the system prompt, when set, as a first
+//! `system` message). Only what the caller set is sent: `options` carries
+//! `temperature`, `top_p`, `stop`, `seed`, `frequency_penalty`,
+//! `presence_penalty`, `num_predict` (from `max_tokens`) and `num_ctx` (from
+//! the configuration) when set, and is left out when none is, so the model's
+//! Modelfile parameters apply; `keep_alive` comes from the configuration.
+//! `response_format` becomes `format` (`"json"`, or the JSON Schema itself).
+//! Images become base64 `images` on their message: `data:` URLs give their
+//! base64 part, `http(s)` URLs are fetched (at most [`MAX_IMAGE_BYTES`], within
+//! the provider's timeout, without the configured headers; see [`ImageError`]).
 //! [`Provider::generate`] sends `"stream": false`;
 //! [`Provider::stream`] reads the NDJSON stream,
 //! including text on the final `"done": true` line, whose
 //! `prompt_eval_count` / `eval_count` become the usage (absent = 0). A stream
 //! that ends without that line, or carries an `{"error":…}` line, yields an
-//! error item. A `404` for a missing model is a fallback-class error whose
-//! message says to run `llm pull <model>` / `ollama pull <model>`.
+//! error item (after a usage event when counts were seen). A `404` for a
+//! missing model is a fallback-class error whose message says to run
+//! `llm pull <model>` / `ollama pull <model>`.
+//!
+//! [`Provider::supports`]: tools (with `api = "chat"`), JSON mode, JSON
+//! Schema, penalties, and images for the profile's vision models. Forcing a
+//! tool call, `parallel_tool_calls: false`, logprobs and OpenAI-specific
+//! fields are not supported: the client never plans such requests here, and a
+//! direct call with one fails before anything is sent, naming the field.
 //!
 //! # Tool calling
 //!
-//! With `api = "chat"` the provider maps tools ([`Provider::supports_tools`] is
-//! true): `tools` as `{"type":"function","function":{…}}`, assistant tool
+//! With `api = "chat"` the provider maps tools: `tools` as
+//! `{"type":"function","function":{…}}`, assistant tool
 //! calls with their arguments as a JSON object, tool results with
 //! `tool_name` and `tool_call_id`, and `message.tool_calls` of answers (one
 //! [`StreamEvent::ToolCall`](llm_core::StreamEvent::ToolCall) per call when
 //! streaming; `done_reason` `stop` → `ToolCalls`). Ollama has no
-//! `tool_choice`: `None` sends no tools, `Function(name)` only that tool, and
-//! `Required` / `Function` cannot force a call. Calls without an id get a
+//! `tool_choice`: `none` sends no tools, `auto` sends them all.
+//! Calls without an id get a
 //! random unique one, `call_` and 24 ASCII alphanumerics (OpenAI's format).
 //! `api = "generate"` cannot carry tools.
 //!
@@ -84,7 +98,9 @@ use std::sync::Arc;
 
 use llm_core::{ConfigError, Provider, ProviderPlugin, ProviderSpec};
 
+pub use api::MAX_IMAGE_BYTES;
 pub use config::{ApiMode, KeepAlive, OllamaConfig};
+pub use error::ImageError;
 pub use provider::{OllamaProvider, KIND};
 pub use pull::PullProgress;
 pub use service::{OllamaService, ServiceError, ServiceStatus, INSTALL_HINT};

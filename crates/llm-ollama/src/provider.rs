@@ -1,23 +1,25 @@
 //! The [`Provider`] implementation and the request mapping.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use llm_core::http;
 use llm_core::{
-    async_trait, ConfigError, LlmRequest, LlmResponse, Provider, ProviderError, ProviderErrorKind,
-    ProviderProfile, ProviderSpec, ResponseStream, Role,
+    async_trait, Capability, ConfigError, ImageInput, LlmRequest, LlmResponse, Provider,
+    ProviderError, ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseFormat,
+    ResponseStream, Role,
 };
 
-use crate::api::Api;
+use crate::api::{Api, MAX_IMAGE_BYTES};
 use crate::config::{ApiMode, OllamaConfig};
-use crate::error::{parse_error, refine_generation_error};
+use crate::error::{parse_error, refine_generation_error, ImageError};
 use crate::pull::PullProgress;
 use crate::service::OllamaService;
 use crate::stream;
 use crate::tools;
-use crate::wire::{self, ChatMessage, ChatRequest, GenerateRequest, Options};
+use crate::wire::{self, ChatMessage, ChatRequest, Format, GenerateRequest, Options};
 
 /// The provider kind name.
 pub const KIND: &str = "ollama";
@@ -105,15 +107,89 @@ impl OllamaProvider {
         self.api.pull(model, &mut progress).await
     }
 
+    /// The request's model as given (the client has resolved it for this
+    /// instance); a direct call without one gets the default model.
     fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
-        self.profile
-            .resolve_model(req.model.as_deref())
+        req.model
+            .clone()
+            .or_else(|| self.profile.resolve_model(None))
             .ok_or_else(|| {
                 ProviderError::unsupported(
                     &self.name,
                     "no model: the request names none and the provider has no `default_model`",
                 )
             })
+    }
+
+    /// Refuses, before anything is sent, a request that needs a capability
+    /// this instance does not have for `model` (the client never plans such
+    /// a request here; this guards direct calls), naming the field.
+    fn check_capabilities(&self, req: &LlmRequest, model: &str) -> Result<(), ProviderError> {
+        for need in req.needs() {
+            if self.supports(need, model) {
+                continue;
+            }
+            let message = match need {
+                Capability::Tools => "tool calling needs `api = \"chat\"`: `/api/generate` \
+                                      cannot carry tools, tool calls or tool results"
+                    .to_string(),
+                Capability::Images => format!(
+                    "image_url: model `{model}` is not among this instance's `vision_models`"
+                ),
+                other => format!(
+                    "{}: Ollama does not support {}",
+                    other.field(),
+                    other.describe()
+                ),
+            };
+            return Err(ProviderError::unsupported(&self.name, message)
+                .with_code(format!("unsupported_{}", need_code(need))));
+        }
+        Ok(())
+    }
+
+    /// The images of every message as base64 (aligned with `req.messages`):
+    /// `data:` URLs give their base64 part, `http(s)` URLs are fetched (at
+    /// most [`MAX_IMAGE_BYTES`] each, all within the provider's timeout).
+    async fn images<'r>(
+        &self,
+        req: &'r LlmRequest,
+    ) -> Result<Vec<Vec<Cow<'r, str>>>, ProviderError> {
+        let deadline = Instant::now() + self.profile.timeout;
+        let mut out = Vec::with_capacity(req.messages.len());
+        for (i, m) in req.messages.iter().enumerate() {
+            let mut images = Vec::with_capacity(m.images.len());
+            for (j, image) in m.images.iter().enumerate() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let data = self
+                    .image(image, left)
+                    .await
+                    .map_err(|e| e.into_provider_error(&self.name, i, j))?;
+                images.push(data);
+            }
+            out.push(images);
+        }
+        Ok(out)
+    }
+
+    async fn image<'r>(
+        &self,
+        image: &'r ImageInput,
+        left: Duration,
+    ) -> Result<Cow<'r, str>, ImageError> {
+        if let Some(data) = image.data() {
+            return Ok(Cow::Borrowed(data.base64));
+        }
+        if image.is_remote() {
+            return self
+                .api
+                .fetch_image(&image.url, left, MAX_IMAGE_BYTES)
+                .await
+                .map(Cow::Owned);
+        }
+        Err(ImageError::UnsupportedUrl {
+            url: image.url.chars().take(40).collect(),
+        })
     }
 
     /// Sends the generation request for `model` and returns the response head.
@@ -123,28 +199,25 @@ impl OllamaProvider {
         model: &str,
         stream: bool,
     ) -> Result<http::reqwest::Response, ProviderError> {
+        self.check_capabilities(req, model)?;
+        let images = self.images(req).await?;
         let path = self.config.api.path();
         let options = options(req, &self.config);
+        let format = format(req);
         let keep_alive = self.config.keep_alive.as_ref();
         let builder = match self.config.api {
             ApiMode::Chat => self.api.post(
                 path,
                 &ChatRequest {
                     model,
-                    messages: chat_messages(&self.name, req)?,
-                    tools: tools::tool_defs(&self.name, req),
+                    messages: chat_messages(&self.name, req, &images)?,
                     stream,
-                    options,
+                    format,
                     keep_alive,
+                    tools: tools::tool_defs(req),
+                    options,
                 },
             ),
-            ApiMode::Generate if req.uses_tools() => {
-                return Err(ProviderError::unsupported(
-                    &self.name,
-                    "tool calling needs `api = \"chat\"`: `/api/generate` cannot carry tools, \
-                     tool calls or tool results",
-                ));
-            }
             ApiMode::Generate => {
                 let (system, prompt) = generate_prompt(req);
                 self.api.post(
@@ -154,8 +227,10 @@ impl OllamaProvider {
                         prompt,
                         system,
                         stream,
-                        options,
+                        format,
                         keep_alive,
+                        images: images.iter().flatten().map(|i| i.as_ref()).collect(),
+                        options,
                     },
                 )
             }
@@ -166,23 +241,53 @@ impl OllamaProvider {
     }
 }
 
-/// Model parameters of a request.
+/// The snake_case name of a capability, for error codes.
+fn need_code(capability: Capability) -> &'static str {
+    match capability {
+        Capability::Tools => "tools",
+        Capability::ForcedToolChoice => "tool_choice",
+        Capability::SerialToolCalls => "parallel_tool_calls",
+        Capability::JsonObject | Capability::JsonSchema => "response_format",
+        Capability::Images => "image_url",
+        Capability::Logprobs => "logprobs",
+        Capability::Penalties => "penalties",
+        Capability::Passthrough => "extra",
+    }
+}
+
+/// `format` of a request: `"json"` for JSON mode, the schema itself for a
+/// JSON Schema (Ollama has no place for its `name`, `description` or
+/// `strict`: the schema is always enforced by a grammar), none for text.
+pub(crate) fn format(req: &LlmRequest) -> Option<Format<'_>> {
+    match req.response_format.as_ref()? {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(Format::Json("json")),
+        ResponseFormat::JsonSchema { schema, .. } => Some(Format::Schema(schema)),
+    }
+}
+
+/// Model parameters of a request: only what the caller (or `num_ctx` in the
+/// configuration) set.
 pub(crate) fn options<'a>(req: &'a LlmRequest, config: &OllamaConfig) -> Options<'a> {
     Options {
         temperature: req.temperature,
         top_p: req.top_p,
         stop: &req.stop,
         seed: req.seed,
+        frequency_penalty: req.frequency_penalty,
+        presence_penalty: req.presence_penalty,
         num_predict: req.max_tokens,
         num_ctx: config.num_ctx,
     }
 }
 
-/// `/api/chat` messages: the system prompt first, then the conversation,
-/// with assistant tool calls and tool results (see [`tools`]).
+/// `/api/chat` messages: the system prompt first (when set, even empty),
+/// then the conversation with its images (base64, aligned with the
+/// messages), assistant tool calls and tool results (see [`tools`]).
 pub(crate) fn chat_messages<'a>(
     provider: &str,
     req: &'a LlmRequest,
+    images: &'a [Vec<Cow<'_, str>>],
 ) -> Result<Vec<ChatMessage<'a>>, ProviderError> {
     let mut out = Vec::with_capacity(req.messages.len() + 1);
     if let Some(s) = req.system_prompt.as_deref() {
@@ -191,6 +296,9 @@ pub(crate) fn chat_messages<'a>(
     let mut names = tools::CallNames::default();
     for (i, m) in req.messages.iter().enumerate() {
         let mut msg = ChatMessage::text(m.role.as_str(), &m.content);
+        if let Some(images) = images.get(i) {
+            msg.images = images.iter().map(|i| i.as_ref()).collect();
+        }
         msg.tool_calls = tools::calls_out(provider, i, m)?;
         if m.role == Role::Tool {
             if let Some(id) = m.tool_call_id.as_deref() {
@@ -264,9 +372,21 @@ impl Provider for OllamaProvider {
         &self.profile
     }
 
-    /// True with `api = "chat"`; `/api/generate` cannot carry tools.
-    fn supports_tools(&self) -> bool {
-        self.config.api == ApiMode::Chat
+    /// Tools with `api = "chat"` only (`/api/generate` cannot carry them);
+    /// JSON mode and JSON Schema (`format`) and penalties (`options`) on both
+    /// APIs; images for the profile's vision models. Ollama cannot force a
+    /// tool call, serialize tool calls, return logprobs here or take
+    /// OpenAI-specific fields.
+    fn supports(&self, capability: Capability, model: &str) -> bool {
+        match capability {
+            Capability::Tools => self.config.api == ApiMode::Chat,
+            Capability::JsonObject | Capability::JsonSchema | Capability::Penalties => true,
+            Capability::Images => self.profile.has_vision(model),
+            Capability::ForcedToolChoice
+            | Capability::SerialToolCalls
+            | Capability::Logprobs
+            | Capability::Passthrough => false,
+        }
     }
 
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
@@ -299,7 +419,8 @@ impl Provider for OllamaProvider {
             content,
             provider: self.name.clone(),
             provider_kind: KIND.to_string(),
-            cost: llm_core::cost::cost_usd(&self.profile, &model, &usage),
+            // Priced by the client from the usage.
+            cost: 0.0,
             model: body.model.clone().unwrap_or(model),
             usage,
             response_time: started.elapsed(),
@@ -359,7 +480,7 @@ mod tests {
     #[test]
     fn system_prompt_comes_first() {
         let req = LlmRequest::new("hi").system("be brief");
-        let m = chat_messages("p", &req).unwrap();
+        let m = chat_messages("p", &req, &[]).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].role, m[0].content), ("system", "be brief"));
         assert_eq!((m[1].role, m[1].content), ("user", "hi"));

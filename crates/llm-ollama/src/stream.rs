@@ -3,8 +3,15 @@
 //! Every line is one JSON object. Lines with `"done": false` carry a text
 //! fragment; the `"done": true` line may carry a last fragment and always ends
 //! the answer with usage and `done_reason`. Tool calls arrive whole in a
-//! line's `message.tool_calls` and become one [`StreamEvent::ToolCall`] each. An `{"error":"…"}` line is an error
-//! item; a body that ends without a `done: true` line is an incomplete error.
+//! line's `message.tool_calls` and become one [`StreamEvent::ToolCall`] each.
+//! An `{"error":"…"}` line is an error item; a body that ends without a
+//! `done: true` line is an incomplete error.
+//!
+//! Usage seen before an error line is kept: a [`StreamEvent::Usage`] comes
+//! before the error item. Ollama's server itself writes counts only on the
+//! `done: true` line, which ends the stream, and writes an error line instead
+//! of it, so there the error comes without usage; the rule covers servers and
+//! proxies that send counts earlier.
 
 use std::collections::VecDeque;
 
@@ -25,6 +32,11 @@ pub(crate) fn finish_reason(done_reason: Option<&str>, called_tools: bool) -> Fi
         Some("length") => FinishReason::Length,
         Some(other) => FinishReason::Other(other.to_string()),
     }
+}
+
+/// Usage of a line that carries counts, if it does.
+fn counted(line: &GenerationLine) -> Option<Usage> {
+    (line.prompt_eval_count.is_some() || line.eval_count.is_some()).then(|| usage(line))
 }
 
 /// Usage of a final line; absent counts are 0 (e.g. a fully cached prompt).
@@ -66,6 +78,8 @@ struct Decoder<B> {
     provider: String,
     /// Tool calls seen so far (the index of the next one).
     calls: u32,
+    /// The last usage a line reported, if any.
+    usage: Option<Usage>,
     line: std::marker::PhantomData<fn(B)>,
 }
 
@@ -80,7 +94,13 @@ impl<B: AsRef<[u8]> + Send + 'static> FrameDecoder for Decoder<B> {
                 return true;
             }
         };
+        if let Some(seen) = counted(&line) {
+            self.usage = Some(seen);
+        }
         if let Some(e) = &line.error {
+            if let Some(usage) = self.usage.take() {
+                out.push_back(Ok(StreamEvent::Usage { usage }));
+            }
             out.push_back(Err(error::in_stream(
                 &self.provider,
                 "generation",
@@ -142,7 +162,59 @@ where
         Decoder {
             provider: provider.to_string(),
             calls: 0,
+            usage: None,
             line: std::marker::PhantomData,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    async fn events(lines: &[&'static str]) -> Vec<Result<StreamEvent, String>> {
+        let lines = futures::stream::iter(
+            lines
+                .iter()
+                .map(|l| Ok::<_, ProviderError>(l.as_bytes()))
+                .collect::<Vec<_>>(),
+        );
+        decode("p", lines)
+            .map(|e| e.map_err(|e| e.message))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn usage_seen_before_an_error_line_is_kept() {
+        // Counts on a line before the error (not something Ollama's own
+        // server writes; a proxy may): the usage comes before the error.
+        let got = events(&[
+            r#"{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false,"prompt_eval_count":7,"eval_count":1}"#,
+            r#"{"error":"an error was encountered while running the model"}"#,
+        ])
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                Ok(StreamEvent::delta("Hi")),
+                Ok(StreamEvent::Usage {
+                    usage: Usage::new(7, 1)
+                }),
+                Err("generation failed inside the stream: an error was encountered while running the model".into()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_without_usage_has_no_usage_event() {
+        let got = events(&[
+            r#"{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}"#,
+            r#"{"error":"boom"}"#,
+        ])
+        .await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[1].is_err());
+    }
 }

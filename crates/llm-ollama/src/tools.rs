@@ -1,11 +1,11 @@
 //! Tool calling on `POST /api/chat` (protocols reference, sections 3.2 and 3.4).
 //!
 //! - Tools go out as `{"type":"function","function":{"name","description","parameters"}}`.
-//!   Ollama has no `tool_choice`: [`ToolChoice::None`] sends no tools,
-//!   [`ToolChoice::Auto`] (and no choice) sends them all,
-//!   [`ToolChoice::Function`] sends only the named tool and
-//!   [`ToolChoice::Required`] sends them all. Neither of the last two can
-//!   force the model to call a tool; the answer may still be plain text.
+//!   Ollama has no `tool_choice`: [`ToolChoice::None`] sends no tools (which
+//!   is what it means), [`ToolChoice::Auto`] (and no choice) sends them all.
+//!   A call cannot be forced ([`ToolChoice::Required`], [`ToolChoice::Function`])
+//!   and `parallel_tool_calls: false` cannot be honoured: the provider does not
+//!   claim those capabilities, so such requests are never sent here.
 //! - Ollama's `arguments` are a JSON object, ours are JSON text: an assistant
 //!   tool call sent upstream has its text parsed (empty text is `{}`; anything
 //!   but an object is an error naming the call), and a received object is
@@ -37,33 +37,13 @@ pub(crate) fn synthetic_id() -> String {
     id
 }
 
-/// The `tools` of a request, after its `tool_choice`.
-pub(crate) fn tool_defs<'a>(provider: &str, req: &'a LlmRequest) -> Vec<ToolDef<'a>> {
-    if req.tools.is_empty() {
+/// The `tools` of a request: none for `tool_choice: none`, else all of them.
+pub(crate) fn tool_defs(req: &LlmRequest) -> Vec<ToolDef<'_>> {
+    if req.tool_choice == Some(ToolChoice::None) {
         return Vec::new();
     }
-    let only = match &req.tool_choice {
-        Some(ToolChoice::None) => return Vec::new(),
-        None | Some(ToolChoice::Auto) => None,
-        Some(ToolChoice::Required) => {
-            tracing::debug!(
-                provider,
-                "Ollama has no tool_choice: `required` sends every tool without forcing a call"
-            );
-            None
-        }
-        Some(ToolChoice::Function(name)) => {
-            tracing::debug!(
-                provider,
-                tool = %name,
-                "Ollama has no tool_choice: only the chosen tool is offered, a call is not forced"
-            );
-            Some(name.as_str())
-        }
-    };
     req.tools
         .iter()
-        .filter(|t| only.is_none_or(|name| t.name == name))
         .map(|t| ToolDef {
             kind: "function",
             function: FunctionDef {

@@ -14,6 +14,9 @@ use crate::config::KeepAlive;
 pub(crate) struct ChatMessage<'a> {
     pub role: &'static str,
     pub content: &'a str,
+    /// Base64 image data, without a `data:` prefix.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,6 +31,7 @@ impl<'a> ChatMessage<'a> {
         Self {
             role,
             content,
+            images: Vec::new(),
             tool_calls: Vec::new(),
             tool_name: None,
             tool_call_id: None,
@@ -69,7 +73,8 @@ pub(crate) struct FunctionDef<'a> {
     pub parameters: &'a serde_json::Value,
 }
 
-/// Model parameters (`options`); unset ones are left to the model's defaults.
+/// Model parameters (`options`): only what the caller set is sent, the rest
+/// is left to the model's Modelfile `PARAMETER`s and the server's defaults.
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Options<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,25 +86,68 @@ pub(crate) struct Options<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub num_predict: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub num_ctx: Option<u32>,
 }
 
-/// Body of `POST /api/chat`.
+impl Options<'_> {
+    /// Whether nothing is set (then `options` is not sent at all).
+    pub fn is_empty(&self) -> bool {
+        let Options {
+            temperature,
+            top_p,
+            stop,
+            seed,
+            frequency_penalty,
+            presence_penalty,
+            num_predict,
+            num_ctx,
+        } = self;
+        temperature.is_none()
+            && top_p.is_none()
+            && stop.is_empty()
+            && seed.is_none()
+            && frequency_penalty.is_none()
+            && presence_penalty.is_none()
+            && num_predict.is_none()
+            && num_ctx.is_none()
+    }
+}
+
+/// `format`: `"json"` (any JSON) or a JSON Schema the answer must match.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Format<'a> {
+    /// The keyword `"json"`.
+    Json(&'static str),
+    /// A JSON Schema object.
+    Schema(&'a serde_json::Value),
+}
+
+/// Body of `POST /api/chat` (Go field order: `model`, `messages`, `stream`,
+/// `format`, `keep_alive`, `tools`, `options`).
 #[derive(Debug, Serialize)]
 pub(crate) struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: Vec<ChatMessage<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<ToolDef<'a>>,
     pub stream: bool,
-    pub options: Options<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<&'a KeepAlive>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolDef<'a>>,
+    #[serde(skip_serializing_if = "Options::is_empty")]
+    pub options: Options<'a>,
 }
 
-/// Body of `POST /api/generate`.
+/// Body of `POST /api/generate` (Go field order: `model`, `prompt`,
+/// `system`, `stream`, `format`, `keep_alive`, `images`, `options`).
 #[derive(Debug, Serialize)]
 pub(crate) struct GenerateRequest<'a> {
     pub model: &'a str,
@@ -107,9 +155,15 @@ pub(crate) struct GenerateRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
     pub stream: bool,
-    pub options: Options<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<&'a KeepAlive>,
+    /// Base64 image data of every image in the conversation, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Options::is_empty")]
+    pub options: Options<'a>,
 }
 
 /// Body of `POST /api/pull`.
@@ -290,8 +344,10 @@ mod tests {
                 ChatMessage::text("system", "You are a terse assistant."),
                 ChatMessage::text("user", "Say hello."),
             ],
-            tools: Vec::new(),
             stream: false,
+            format: None,
+            keep_alive: Some(&ka),
+            tools: Vec::new(),
             options: Options {
                 temperature: Some(0.2),
                 stop: &stop,
@@ -299,11 +355,10 @@ mod tests {
                 num_ctx: Some(4096),
                 ..Options::default()
             },
-            keep_alive: Some(&ka),
         };
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
-            r#"{"model":"llama3.2","messages":[{"role":"system","content":"You are a terse assistant."},{"role":"user","content":"Say hello."}],"stream":false,"options":{"temperature":0.2,"stop":["END"],"num_predict":50,"num_ctx":4096},"keep_alive":"5m"}"#
+            r#"{"model":"llama3.2","messages":[{"role":"system","content":"You are a terse assistant."},{"role":"user","content":"Say hello."}],"stream":false,"keep_alive":"5m","options":{"temperature":0.2,"stop":["END"],"num_predict":50,"num_ctx":4096}}"#
         );
     }
 

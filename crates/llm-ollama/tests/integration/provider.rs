@@ -99,27 +99,37 @@ async fn unset_settings_are_left_to_the_server() {
     let server = MockServer::start().await.unwrap();
     server.on("POST", "/api/chat", MockReply::new(200, JSON, DONE));
     let p = provider(&spec(&server));
-    p.generate(&LlmRequest::new("hi")).await.unwrap();
-    let body = server.requests()[0].json();
+    // Nothing set: no `options` (no temperature, no `num_predict`), no
+    // system message, no `keep_alive`; the Modelfile and server decide.
+    p.generate(&LlmRequest::plain(vec![Message::user("hi")]))
+        .await
+        .unwrap();
+    let sent = &server.requests()[0];
     assert_eq!(
-        body["options"],
-        json!({"temperature": 0.7, "num_predict": 4096})
+        String::from_utf8(sent.body.clone()).unwrap(),
+        r#"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"stream":false}"#
     );
+    // `LlmRequest::new` sets a temperature and nothing else: only it is sent.
+    p.generate(&LlmRequest::new("hi")).await.unwrap();
+    let body = server.requests()[1].json();
+    assert_eq!(body["options"], json!({"temperature": 0.7}), "{body}");
     assert!(body.get("keep_alive").is_none(), "{body}");
-    assert_eq!(body["model"], "llama3.2", "the default model is used");
     assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
 }
 
 #[tokio::test]
-async fn generate_reports_usage_model_and_cost() {
+async fn generate_reports_usage_and_model_and_leaves_pricing_to_the_client() {
     let server = MockServer::start().await.unwrap();
     server.on("POST", "/api/chat", MockReply::new(200, JSON, DONE));
-    let p = provider(&spec(&server));
+    let mut priced = profile();
+    priced.cost_per_1k_tokens = 1.0;
+    let p = provider(&ProviderSpec::new("local", KIND, priced).option("base_url", server.url()));
     let r = p.generate(&LlmRequest::new("hi")).await.unwrap();
     assert_eq!(r.usage, Usage::new(31, 2));
     assert_eq!(r.model, "llama3.2");
     assert_eq!(r.provider, "local");
     assert_eq!(r.provider_kind, "ollama");
+    // The client prices responses from their usage (once, for every provider).
     assert_eq!(r.cost, 0.0);
     assert!(!r.cached);
     assert!(r.attempts.is_empty());
@@ -209,6 +219,8 @@ async fn error_line_inside_the_stream_is_an_error_item() {
         ]),
     );
     let events = collect(&provider(&spec(&server)), &LlmRequest::new("hi")).await;
+    // Ollama writes counts only on the `done: true` line, which the error line
+    // replaces: there is no usage to report before the error.
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0], Ok(StreamEvent::delta("Hello")));
     let err = events[1].clone().unwrap_err();
@@ -253,13 +265,14 @@ async fn missing_model_says_how_to_pull_it() {
         .generate(&LlmRequest::new("hi").model("llama9"))
         .await
         .unwrap_err();
-    // `llama9` is not among the instance's models, so the default model was asked for.
+    // The model is sent as given (the client resolves models, not the provider).
+    assert_eq!(server.requests()[0].json()["model"], "llama9");
     assert_eq!(err.status, Some(404));
     assert_eq!(err.class(), ErrorClass::Fallback);
     assert_eq!(err.code.as_deref(), Some("model_not_found"));
     assert!(err.message.contains("model 'llama9' not found"), "{err}");
-    assert!(err.message.contains("`llm pull llama3.2`"), "{err}");
-    assert!(err.message.contains("`ollama pull llama3.2`"), "{err}");
+    assert!(err.message.contains("`llm pull llama9`"), "{err}");
+    assert!(err.message.contains("`ollama pull llama9`"), "{err}");
     let err = p.stream(&LlmRequest::new("hi")).await.unwrap_err();
     assert!(err.message.contains("pull"), "{err}");
 }
