@@ -9,21 +9,42 @@
 //! api_key = "${ANTHROPIC_API_KEY}"          # sent as `x-api-key`; missing/empty → unavailable
 //! models = ["claude-sonnet-4-5-20250929"]
 //! default_model = "claude-sonnet-4-5-20250929"
-//! max_tokens = 8192                          # requests are clamped to it
+//! max_tokens = 8192                          # output limit when a request sets none
 //! timeout = 120                              # seconds, per attempt
 //! # Optional:
-//! base_url = "https://api.anthropic.com"     # without /v1
+//! base_url = "https://api.anthropic.com"     # without /v1; `user:pass@` → basic auth, never shown
 //! version = "2023-06-01"                     # `anthropic-version` header
 //! beta = ["prompt-caching-2024-07-31"]       # `anthropic-beta` header, comma-joined
 //! headers = { "x-team" = "novels" }          # extra headers
 //! ```
 //!
-//! Request mapping: the system prompt and every `system`-role message become the
-//! top-level `system` string (joined by a blank line); consecutive messages of
-//! the same role are merged (joined by a blank line) so that turns alternate;
-//! `temperature` is clamped to Anthropic's 0–1 range; `max_tokens` is clamped
-//! to the profile's `max_tokens`; `stop` becomes `stop_sequences`; `seed` is
-//! not sent (the API has none).
+//! Request mapping (only what the caller set is sent): the system prompt and
+//! every `system`-role message become the top-level `system` string (joined
+//! by a blank line); consecutive messages of the same role are merged
+//! (joined by a blank line) so that turns alternate, and messages with
+//! nothing to send (blank text) are left out, so no empty text goes out;
+//! user-message images become `image` blocks after the text (`data:` URLs as
+//! `base64` sources, `http(s)` URLs as `url` sources); `temperature` is
+//! clamped to Anthropic's 0–1 range; `top_p` is sent only without
+//! `temperature` (current Claude models refuse both together: with both set,
+//! `temperature` is sent and `top_p` is not); `max_tokens` is the request's,
+//! else the instance's `max_tokens`, else [`DEFAULT_MAX_TOKENS`]; the model
+//! is the request's as given; `stop` becomes `stop_sequences`; `user` becomes
+//! `metadata.user_id`; `seed` is not sent (the API has none). Penalties,
+//! logprobs and OpenAI pass-through fields are not supported (the provider
+//! does not claim those capabilities, so such requests are not sent here).
+//!
+//! Structured output is emulated: `response_format` `json_schema` becomes a
+//! tool named after the schema, with the schema as its `input_schema`
+//! (`json_object`: a tool `json_object` taking any object), which the model
+//! is made to call; its input is returned as the response content (streamed
+//! as text deltas) with `finish_reason` `Stop`. `strict` is not forwarded.
+//!
+//! Usage keeps prompt-cache reads and writes apart (`cache_read_tokens`,
+//! `cache_write_tokens`, both part of `prompt_tokens`);
+//! `model_context_window_exceeded` finishes with `Length`; the
+//! `x-should-retry` response header overrides whether an error is retried;
+//! usage reported before an in-stream `error` event is yielded before it.
 //!
 //! Tool calling: `tools` become `{name, description, input_schema}`,
 //! `tool_choice` `Auto`/`Required`/`Function(n)`/`None` becomes
