@@ -855,7 +855,18 @@ parameters = { max_new_tokens = "{{max_tokens}}", temperature = "{{temperature}}
         .skip(1)
         .map(|b| b.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks.len(), 3);
     let config = Config::from_toml_str_with_env(&blocks.concat(), None, &|_| None).unwrap();
-    assert_eq!(config.build_providers().unwrap().len(), 2);
+    let providers = config.build_providers().unwrap();
+    assert_eq!(providers.len(), 3);
+    // The structured-output example claims what its template carries.
+    let vllm = providers.iter().find(|p| p.name() == "vllm-box").unwrap();
+    for c in [
+        Capability::JsonObject,
+        Capability::JsonSchema,
+        Capability::Penalties,
+    ] {
+        assert!(vllm.supports(c, "any"), "{c:?}");
+    }
+    assert!(!vllm.supports(Capability::Tools, "any"));
 }
