@@ -56,6 +56,10 @@ impl ConformanceTarget for Anthropic {
             timeout,
             ..ProviderProfile::default()
         };
+        // The key is also the password of credentials in the URL (sent as
+        // basic authentication), so every secrecy check of the suite covers
+        // both.
+        let base_url = base_url.replacen("://", &format!("://proxy:{SECRET}@"), 1);
         let spec = ProviderSpec::new("claude", "anthropic", profile)
             .option("api_key", SECRET)
             .option("base_url", base_url);
