@@ -37,6 +37,20 @@
 //! # let _ = llm_openai::KIND;
 //! ```
 //!
+//! Every field of [`LlmRequest`](llm_core::LlmRequest) is mapped, and only
+//! what a request sets is sent: `response_format` (OpenAI's own shapes),
+//! `frequency_penalty`, `presence_penalty`, `logprobs`/`top_logprobs`,
+//! `user`, a signed `seed`, user messages with images as `text` and
+//! `image_url` content parts, and every [`extra`](llm_core::LlmRequest::extra)
+//! entry verbatim at the top level (a typed field of the same name wins).
+//! The provider claims every [`Capability`](llm_core::Capability); images
+//! only for models with vision (`vision_models`). Answers and streams report
+//! log probabilities and cached prompt tokens
+//! ([`Usage::cache_read_tokens`](llm_core::Usage::cache_read_tokens)); an
+//! error inside a 200 body or a stream gets the HTTP status OpenAI gives the
+//! same error (from its `code`, else its `type`), so it is retried and counts
+//! against health like the reply would. The README has the field table.
+//!
 //! Without an API key no `Authorization` header is sent; on `api.openai.com`
 //! the instance then reports itself unavailable (without a network probe)
 //! unless `allow_no_key = true`. Model lists match names or prefixes (also
