@@ -130,8 +130,9 @@ impl OllamaProvider {
                 continue;
             }
             let message = match need {
-                Capability::Tools => "tool calling needs `api = \"chat\"`: `/api/generate` \
-                                      cannot carry tools, tool calls or tool results"
+                Capability::Tools => "tools: tool calling needs `api = \"chat\"`: \
+                                      `/api/generate` cannot carry tools, tool calls or \
+                                      tool results"
                     .to_string(),
                 Capability::Images => format!(
                     "image_url: model `{model}` is not among this instance's `vision_models`"

@@ -547,6 +547,7 @@ async fn generate_api_cannot_carry_tools() {
     for req in [LlmRequest::new("x").tool(weather()), conversation()] {
         let err = p.generate(&req).await.unwrap_err();
         assert_eq!(err.kind, ProviderErrorKind::Unsupported, "{err}");
+        assert!(err.message.starts_with("tools: "), "{err}");
         assert!(err.message.contains("api = \"chat\""), "{err}");
         let err = p.stream(&req).await.unwrap_err();
         assert_eq!(err.kind, ProviderErrorKind::Unsupported, "{err}");
