@@ -602,39 +602,58 @@ impl LlmClient {
         let started = Instant::now();
         let plan = self.plan(req, true);
         tracing::debug!(plan = %plan, "routing");
+        let out = self
+            .executor()
+            .run(&plan, req, |p, r| async move { p.generate(&r).await })
+            .await?;
+        let mut resp = out.value;
+        resp.attempts = out.attempts;
+        Ok(self
+            .complete(resp, &out.instance, &out.request, key, started)
+            .await)
+    }
+
+    fn executor(&self) -> exec::Executor<'_> {
         let inner = &self.inner;
-        let out = exec::run(
-            &inner.routing,
-            inner.prepare,
-            &inner.instances,
-            &plan,
-            req,
-            &inner.telemetry,
-            &inner.rng,
-            |p, r| async move { p.generate(&r).await },
-        )
-        .await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => return Err(e),
-        };
-        let (mut resp, inst, adapted) = exec::finish_response(out);
-        let priced_model = adapted.model.clone().unwrap_or_default();
+        exec::Executor {
+            cfg: &inner.routing,
+            prepare: inner.prepare,
+            instances: &inner.instances,
+            telemetry: &inner.telemetry,
+            rng: &inner.rng,
+        }
+    }
+
+    /// The one place where a successful answer ends, whole or streamed:
+    /// usage (estimated only when the provider reported none), cost, metrics
+    /// and the cache entry, all under the model the request resolved to.
+    async fn complete(
+        &self,
+        mut resp: LlmResponse,
+        inst: &Instance,
+        request: &LlmRequest,
+        key: Option<&CacheKey>,
+        started: Instant,
+    ) -> LlmResponse {
+        let route_model = request.model.clone().unwrap_or_default();
         if resp.usage.total_tokens == 0 {
-            resp.usage = tokens::estimate_usage(&adapted, &resp.content);
+            resp.usage =
+                tokens::estimate_usage(request, &answer_text(&resp.content, &resp.tool_calls));
         }
         resp.cost = price(
             inst.provider.as_ref(),
-            &priced_model,
+            &route_model,
             &resp.model,
             &resp.usage,
         );
         resp.response_time = started.elapsed();
-        self.record_success(&resp, &priced_model);
-        let mut entry = CachedResponse::from_response(&resp);
-        entry.route_model = Some(priced_model);
-        self.store(key, entry).await;
-        Ok(resp)
+        self.record_success(&resp, &route_model);
+        if key.is_some() {
+            let mut entry = CachedResponse::from_response(&resp);
+            entry.route_model = Some(route_model);
+            self.store(key, entry).await;
+        }
+        resp
     }
 
     fn record_success(&self, resp: &LlmResponse, model: &str) {
@@ -660,22 +679,11 @@ impl LlmClient {
         }
         let plan = self.plan(&req, true);
         let inner = &self.inner;
-        let out = exec::run(
-            &inner.routing,
-            inner.prepare,
-            &inner.instances,
-            &plan,
-            &req,
-            &inner.telemetry,
-            &inner.rng,
-            exec::open_stream,
-        )
-        .instrument(span.clone())
-        .await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => return Err(e),
-        };
+        let out = self
+            .executor()
+            .run(&plan, &req, exec::open_stream)
+            .instrument(span.clone())
+            .await?;
         let model = out.request.model.clone().unwrap_or_default();
         let OpenedStream {
             first,
@@ -805,33 +813,32 @@ impl StreamState {
             }
             Some(Ok(StreamEvent::Done { finish_reason })) => {
                 self.finished = true;
-                let model = self.request.model.clone().unwrap_or_default();
-                let tool_calls = std::mem::take(&mut self.calls).finish();
-                let usage = self.usage.unwrap_or_else(|| {
-                    tokens::estimate_usage(&self.request, &answer_text(&self.text, &tool_calls))
-                });
                 let resp = LlmResponse {
                     content: std::mem::take(&mut self.text),
                     provider: provider.name().to_string(),
                     provider_kind: provider.kind().to_string(),
                     model: self.reported_model.clone(),
-                    usage,
-                    cost: price(provider.as_ref(), &model, &self.reported_model, &usage),
-                    response_time: self.started.elapsed(),
+                    usage: self.usage.unwrap_or_default(),
+                    cost: 0.0,
+                    response_time: std::time::Duration::ZERO,
                     finish_reason: finish_reason.clone(),
                     cached: false,
                     attempts: Vec::new(),
-                    tool_calls,
+                    tool_calls: std::mem::take(&mut self.calls).finish(),
                     logprobs: std::mem::take(&mut self.logprobs),
                 };
-                self.client.record_success(&resp, &model);
+                let key = self.key.take();
+                let resp = self
+                    .client
+                    .complete(
+                        resp,
+                        &self.instance,
+                        &self.request,
+                        key.as_ref(),
+                        self.started,
+                    )
+                    .await;
                 self.span.in_scope(|| record_response(&resp));
-                if self.key.is_some() {
-                    let key = self.key.take();
-                    let mut entry = CachedResponse::from_response(&resp);
-                    entry.route_model = Some(model);
-                    self.client.store(key.as_ref(), entry).await;
-                }
                 Some((Ok(StreamEvent::Done { finish_reason }), self))
             }
             Some(Err(e)) => {

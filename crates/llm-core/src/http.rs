@@ -143,6 +143,79 @@ pub struct ErrorBody {
     pub message: Option<String>,
 }
 
+/// How a provider's error replies become [`ProviderError`]s: the one piece
+/// of error handling a provider writes; [`send_with`] does the rest
+/// (timeouts, transport errors, reading a bounded body, request id,
+/// `Retry-After`).
+///
+/// ```
+/// use llm_core::http::{ErrorBody, ErrorMapping};
+/// use llm_core::http::reqwest::{header::HeaderMap, StatusCode};
+///
+/// struct Acme;
+/// impl ErrorMapping for Acme {
+///     fn parse(&self, body: &[u8]) -> ErrorBody {
+///         let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+///         ErrorBody {
+///             code: v["code"].as_str().map(str::to_string),
+///             message: v["detail"].as_str().map(str::to_string),
+///         }
+///     }
+/// }
+/// let e = Acme.map_error("acme", StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(),
+///     br#"{"code":"slow_down","detail":"too fast"}"#);
+/// assert_eq!((e.status, e.code.as_deref(), e.message.as_str()), (Some(429), Some("slow_down"), "too fast"));
+/// ```
+pub trait ErrorMapping: Send + Sync {
+    /// Error code and message of an error body; the default finds none (the
+    /// body's text, truncated, becomes the message).
+    fn parse(&self, body: &[u8]) -> ErrorBody {
+        let _ = body;
+        ErrorBody::default()
+    }
+
+    /// The error for a non-2xx reply. The default: an HTTP error with the
+    /// parsed code and message, the request id and `Retry-After`. Override to
+    /// read more (a provider's own retry header, a body request id).
+    fn map_error(
+        &self,
+        provider: &str,
+        status: reqwest::StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ProviderError {
+        let parsed = self.parse(body);
+        let message = parsed
+            .message
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| error_text(status, body));
+        let mut err = ProviderError::http(provider, status.as_u16(), message)
+            .with_request_id(request_id(headers))
+            .with_retry_after(retry_after(headers));
+        err.code = parsed.code;
+        err
+    }
+}
+
+/// A body parser is an error mapping.
+impl ErrorMapping for fn(&[u8]) -> ErrorBody {
+    fn parse(&self, body: &[u8]) -> ErrorBody {
+        self(body)
+    }
+}
+
+/// The text of an error body that is not the provider's error JSON:
+/// trimmed and truncated to 1,000 bytes, or the status's reason when empty.
+pub fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        truncate_text(text, MAX_ERROR_TEXT)
+    }
+}
+
 /// Sends `request` and waits for the response head, within `timeout`.
 ///
 /// A non-2xx status becomes an HTTP [`ProviderError`] with the body parsed by
@@ -152,6 +225,16 @@ pub async fn send(
     request: reqwest::RequestBuilder,
     timeout: Duration,
     parse_error: fn(&[u8]) -> ErrorBody,
+) -> Result<reqwest::Response, ProviderError> {
+    send_with(provider, request, timeout, &parse_error).await
+}
+
+/// [`send`] with a provider's [`ErrorMapping`].
+pub async fn send_with(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    mapping: &dyn ErrorMapping,
 ) -> Result<reqwest::Response, ProviderError> {
     let resp = match tokio::time::timeout(timeout, request.send()).await {
         Err(_) => {
@@ -166,7 +249,7 @@ pub async fn send(
     if resp.status().is_success() {
         return Ok(resp);
     }
-    Err(error_from_response(provider, resp, timeout, parse_error).await)
+    Err(error_from_response_with(provider, resp, timeout, mapping).await)
 }
 
 /// Builds the error for a non-2xx response.
@@ -176,28 +259,24 @@ pub async fn error_from_response(
     timeout: Duration,
     parse_error: fn(&[u8]) -> ErrorBody,
 ) -> ProviderError {
+    error_from_response_with(provider, resp, timeout, &parse_error).await
+}
+
+/// Builds the error for a non-2xx response with a provider's [`ErrorMapping`]:
+/// the body is read up to 64 KiB and parsed whole before any text is cut.
+pub async fn error_from_response_with(
+    provider: &str,
+    resp: reqwest::Response,
+    timeout: Duration,
+    mapping: &dyn ErrorMapping,
+) -> ProviderError {
     let status = resp.status();
     let headers = resp.headers().clone();
-    // An error body is read up to a bound; what fits is parsed.
     let body = match tokio::time::timeout(timeout, read_capped(resp, MAX_ERROR_BODY)).await {
         Ok(Ok((b, _))) => b,
         _ => Bytes::new(),
     };
-    let parsed = parse_error(&body);
-    let message = parsed.message.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(&body);
-        let text = text.trim();
-        if text.is_empty() {
-            status.canonical_reason().unwrap_or("error").to_string()
-        } else {
-            truncate(text, MAX_ERROR_TEXT)
-        }
-    });
-    let mut err = ProviderError::http(provider, status.as_u16(), message)
-        .with_request_id(request_id(&headers))
-        .with_retry_after(retry_after(&headers));
-    err.code = parsed.code;
-    err
+    mapping.map_error(provider, status, &headers, &body)
 }
 
 /// Reads a whole JSON body within `timeout`, at most
@@ -268,13 +347,14 @@ pub fn decode_json<T: DeserializeOwned>(provider: &str, body: &[u8]) -> Result<T
             provider,
             format!(
                 "invalid JSON in response ({e}): {}",
-                truncate(&String::from_utf8_lossy(body), 200)
+                truncate_text(&String::from_utf8_lossy(body), 200)
             ),
         )
     })
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub fn truncate_text(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -525,7 +605,7 @@ mod tests {
 
     #[test]
     fn truncation_respects_char_boundaries() {
-        assert_eq!(truncate("中文字", 4), "中…");
-        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate_text("中文字", 4), "中…");
+        assert_eq!(truncate_text("abc", 10), "abc");
     }
 }

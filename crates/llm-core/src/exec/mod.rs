@@ -24,7 +24,7 @@ use crate::error::{ErrorClass, LlmError, ProviderError};
 use crate::metrics::Telemetry;
 use crate::provider::Provider;
 use crate::router::{adapt_request, RoutePlan};
-use crate::types::{Attempt, AttemptOutcome, LlmRequest, LlmResponse, ResponseStream, StreamEvent};
+use crate::types::{Attempt, AttemptOutcome, LlmRequest, ResponseStream, StreamEvent};
 
 /// One configured provider instance and its health.
 #[derive(Clone)]
@@ -48,22 +48,59 @@ pub(crate) struct OpenedStream {
     pub(crate) first_event_after: Duration,
 }
 
-/// Runs `call` against each provider of `plan` until one succeeds.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn run<T, F, Fut>(
-    cfg: &RoutingConfig,
-    prepare: bool,
-    instances: &[Instance],
+/// The resilient executor: what one run over a route plan needs, borrowed
+/// from the client.
+pub(crate) struct Executor<'a> {
+    /// Retry, health and deadline settings.
+    pub(crate) cfg: &'a RoutingConfig,
+    /// Whether to call [`Provider::prepare`] before an instance's first attempt.
+    pub(crate) prepare: bool,
+    /// Every configured instance.
+    pub(crate) instances: &'a [Instance],
+    /// Where attempt outcomes, retries, fallbacks and circuit changes go.
+    pub(crate) telemetry: &'a Telemetry,
+    /// Jitter source.
+    pub(crate) rng: &'a std::sync::Mutex<fastrand::Rng>,
+}
+
+impl Executor<'_> {
+    /// Runs `call` against each provider of `plan` until one succeeds: per
+    /// attempt a timeout, retries of transient errors with backoff (each
+    /// asking the breaker), the next provider at once on a fallback-class
+    /// error, all within the overall deadline. Every attempt's outcome is
+    /// recorded here, once: health, breaker, metrics (`error` per failed
+    /// attempt), spans.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        plan: &RoutePlan,
+        req: &LlmRequest,
+        call: F,
+    ) -> Result<Outcome<T>, LlmError>
+    where
+        F: Fn(Arc<dyn Provider>, LlmRequest) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        run(self, plan, req, call).await
+    }
+}
+
+async fn run<T, F, Fut>(
+    ex: &Executor<'_>,
     plan: &RoutePlan,
     req: &LlmRequest,
-    telemetry: &Telemetry,
-    rng: &std::sync::Mutex<fastrand::Rng>,
     call: F,
 ) -> Result<Outcome<T>, LlmError>
 where
     F: Fn(Arc<dyn Provider>, LlmRequest) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
+    let Executor {
+        cfg,
+        prepare,
+        instances,
+        telemetry,
+        rng,
+    } = *ex;
     let start = Instant::now();
     let deadline = start + cfg.deadline.0;
     let mut attempts: Vec<Attempt> = Vec::new();
@@ -364,11 +401,4 @@ pub(crate) async fn open_stream(
             "stream ended before its first event",
         )),
     }
-}
-
-/// Copies a generate outcome's bookkeeping into the response.
-pub(crate) fn finish_response(out: Outcome<LlmResponse>) -> (LlmResponse, Instance, LlmRequest) {
-    let mut resp = out.value;
-    resp.attempts = out.attempts;
-    (resp, out.instance, out.request)
 }
