@@ -456,7 +456,8 @@ impl ResponseCache for RedisCache {
             // Larger than the head (or rewritten since): the whole entry, on
             // the bulk connection, never more than the limit plus one byte.
             let mut rest = redis::cmd("GETRANGE");
-            rest.arg(&rkey).arg(0).arg(max);
+            // Redis takes a signed 64-bit index.
+            rest.arg(&rkey).arg(0).arg(max.min(i64::MAX as u64));
             bytes = self
                 .run::<Vec<u8>>(
                     "GET",
