@@ -14,9 +14,10 @@ use tokio::time::Instant;
 
 use super::convert::{self, Parsed};
 use super::error::ApiError;
+use super::scrub::Scrubber;
 use super::wire::{
     finish_reason, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Delta,
-    DeltaFunction, DeltaToolCall, UsageField, WireUsage,
+    DeltaFunction, DeltaToolCall, UsageField, WireLogprobs, WireUsage,
 };
 use super::AppState;
 
@@ -25,9 +26,13 @@ pub(crate) async fn chat_completions(
     State(st): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let scrubber = st.scrubber.clone();
     match handle(st, body).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(mut e) => {
+            e.message = scrubber.scrub(&e.message);
+            e.into_response()
+        }
     }
 }
 
@@ -45,6 +50,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         stream,
         include_usage,
     } = convert::parse(&body, &st.client)?;
+    let logprobs = request.logprobs;
     let timeout = st.settings.request_timeout;
     let deadline = Instant::now() + timeout;
     let id = completion_id();
@@ -54,7 +60,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         let resp = tokio::time::timeout_at(deadline, st.client.generate(request))
             .await
             .map_err(|_| ApiError::timeout(timeout))??;
-        let mut out = completion(&id, created, &resp);
+        let mut out = completion(&id, created, &resp, logprobs);
         let own = own_time(entered, &resp.attempts);
         telemetry.gateway_overhead(own.as_secs_f64());
         overhead_header(&mut out, own);
@@ -69,12 +75,16 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
     telemetry.gateway_overhead(own.as_secs_f64());
     let mut out = event_stream(
         opened,
-        id,
-        created,
-        include_usage,
-        estimate_from,
-        deadline,
-        timeout,
+        Meta {
+            id,
+            created,
+            include_usage,
+            logprobs,
+            estimate_from,
+            deadline,
+            timeout,
+            scrubber: st.scrubber.clone(),
+        },
     );
     overhead_header(&mut out, own);
     Ok(out)
@@ -124,7 +134,7 @@ fn llm_headers(headers: &mut HeaderMap, provider: &str, cached: bool, attempts: 
     }
 }
 
-fn completion(id: &str, created: u64, resp: &LlmResponse) -> Response {
+fn completion(id: &str, created: u64, resp: &LlmResponse, logprobs: bool) -> Response {
     let body = ChatCompletion {
         id,
         object: "chat.completion",
@@ -140,7 +150,7 @@ fn completion(id: &str, created: u64, resp: &LlmResponse) -> Response {
                 refusal: None,
                 tool_calls: resp.tool_calls.iter().map(Into::into).collect(),
             },
-            logprobs: None,
+            logprobs: logprobs.then(|| WireLogprobs::new(&resp.logprobs)),
             finish_reason: finish_reason(&resp.finish_reason),
         }],
         usage: resp.usage.into(),
@@ -172,19 +182,38 @@ enum Phase {
     End,
 }
 
+/// What a stream needs besides its events.
+struct Meta {
+    id: String,
+    created: u64,
+    include_usage: bool,
+    /// Whether the request asked for log probabilities.
+    logprobs: bool,
+    /// The request, kept to estimate usage when the provider reports none.
+    estimate_from: Option<LlmRequest>,
+    deadline: Instant,
+    timeout: Duration,
+    scrubber: Scrubber,
+}
+
 struct SseState {
     events: ResponseStream,
     id: String,
     created: u64,
     model: String,
     include_usage: bool,
+    logprobs: bool,
+    /// With `logprobs`: a text delta held back until the log probabilities
+    /// of its tokens arrive, so both go out in one chunk as OpenAI sends them.
+    pending: Option<String>,
     /// The request, kept to estimate usage when the provider reports none.
     estimate_from: Option<LlmRequest>,
     text: String,
     usage: Option<Usage>,
     phase: Phase,
     deadline: Instant,
-    timeout: std::time::Duration,
+    timeout: Duration,
+    scrubber: Scrubber,
 }
 
 impl SseState {
@@ -210,20 +239,55 @@ impl SseState {
     }
 
     fn content(&self, delta: Delta<'_>, finish: Option<&'static str>) -> Bytes {
+        self.with_logprobs(delta, None, finish)
+    }
+
+    fn with_logprobs(
+        &self,
+        delta: Delta<'_>,
+        logprobs: Option<WireLogprobs<'_>>,
+        finish: Option<&'static str>,
+    ) -> Bytes {
         self.chunk(
             vec![ChunkChoice {
                 index: 0,
                 delta,
-                logprobs: None,
+                logprobs,
                 finish_reason: finish,
             }],
             None,
         )
     }
 
+    /// A text delta's chunk.
+    fn text_chunk(&self, text: &str, logprobs: Option<WireLogprobs<'_>>) -> Bytes {
+        self.with_logprobs(
+            Delta {
+                content: Some(text),
+                ..Delta::default()
+            },
+            logprobs,
+            None,
+        )
+    }
+
+    /// The held-back text delta, if any, as a chunk without log probabilities.
+    fn flush(&mut self) -> Vec<u8> {
+        match self.pending.take() {
+            Some(text) => self.text_chunk(&text, None).to_vec(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `head` (flushed chunks) followed by `tail`.
+    fn after(mut head: Vec<u8>, tail: &[u8]) -> Bytes {
+        head.extend_from_slice(tail);
+        Bytes::from(head)
+    }
+
     /// The finish chunk, the usage chunk when asked for, and `[DONE]`.
     fn finish(&mut self, reason: &'static str) -> Bytes {
-        let mut out = Vec::new();
+        let mut out = self.flush();
         out.extend_from_slice(&self.content(Delta::default(), Some(reason)));
         if self.include_usage {
             let usage = match (self.usage, &self.estimate_from) {
@@ -242,7 +306,9 @@ impl SseState {
             Phase::End => return None,
             Phase::Start => {
                 self.phase = Phase::Body;
-                let first = self.content(Delta::first(), None);
+                // As OpenAI: with log probabilities asked for, the role chunk has an empty list.
+                let logprobs = self.logprobs.then(|| WireLogprobs::new(&[]));
+                let first = self.with_logprobs(Delta::first(), logprobs, None);
                 return Some((first, self));
             }
             Phase::Body => {}
@@ -253,7 +319,9 @@ impl SseState {
                 Err(_) => {
                     self.phase = Phase::End;
                     tracing::warn!(provider = %self.events.provider, "stream cut at the request timeout");
-                    return Some((error_event(&ApiError::timeout(self.timeout)), self));
+                    let head = self.flush();
+                    let out = Self::after(head, &error_event(&ApiError::timeout(self.timeout)));
+                    return Some((out, self));
                 }
             };
             match item {
@@ -261,22 +329,37 @@ impl SseState {
                     if text.is_empty() {
                         continue;
                     }
-                    let out = self.content(
-                        Delta {
-                            content: Some(&text),
-                            ..Delta::default()
-                        },
-                        None,
-                    );
                     if self.estimate_from.is_some() {
                         self.text.push_str(&text);
                     }
+                    if self.logprobs {
+                        let head = self.flush();
+                        self.pending = Some(text);
+                        if head.is_empty() {
+                            continue;
+                        }
+                        return Some((Bytes::from(head), self));
+                    }
+                    let out = self.text_chunk(&text, None);
                     return Some((out, self));
                 }
                 Some(Ok(StreamEvent::Usage { usage })) => self.usage = Some(usage),
-                // Log probabilities reach OpenAI clients through the provider's
-                // own chunk mapping; nothing to add to the text here.
-                Some(Ok(StreamEvent::Logprobs { .. })) => {}
+                Some(Ok(StreamEvent::Logprobs { logprobs })) => {
+                    if !self.logprobs {
+                        continue;
+                    }
+                    // On the chunk of the text they describe; alone (an empty
+                    // delta) when that text has gone out already.
+                    let out = match self.pending.take() {
+                        Some(text) => self.text_chunk(&text, Some(WireLogprobs::new(&logprobs))),
+                        None => self.with_logprobs(
+                            Delta::default(),
+                            Some(WireLogprobs::new(&logprobs)),
+                            None,
+                        ),
+                    };
+                    return Some((out, self));
+                }
                 Some(Ok(StreamEvent::ToolCall {
                     index,
                     id,
@@ -284,6 +367,7 @@ impl SseState {
                     arguments,
                 })) => {
                     let first = id.is_some() || name.is_some();
+                    let head = self.flush();
                     let out = self.content(
                         Delta {
                             tool_calls: Some([DeltaToolCall {
@@ -302,7 +386,7 @@ impl SseState {
                     if self.estimate_from.is_some() {
                         self.text.push_str(&arguments);
                     }
-                    return Some((out, self));
+                    return Some((Self::after(head, &out), self));
                 }
                 Some(Ok(StreamEvent::Done { finish_reason: r })) => {
                     self.phase = Phase::End;
@@ -311,7 +395,9 @@ impl SseState {
                 }
                 Some(Err(e)) => {
                     self.phase = Phase::End;
-                    return Some((error_event(&stream_error(&e)), self));
+                    let head = self.flush();
+                    let err = stream_error(&e, &self.scrubber);
+                    return Some((Self::after(head, &error_event(&err)), self));
                 }
                 None => {
                     self.phase = Phase::End;
@@ -319,16 +405,19 @@ impl SseState {
                         self.events.provider.clone(),
                         "stream ended before it was complete",
                     );
-                    return Some((error_event(&stream_error(&e)), self));
+                    let head = self.flush();
+                    let err = stream_error(&e, &self.scrubber);
+                    return Some((Self::after(head, &error_event(&err)), self));
                 }
             }
         }
     }
 }
 
-fn stream_error(e: &ProviderError) -> ApiError {
-    tracing::warn!(error = %e, "upstream failed after the stream started");
-    let mut err = ApiError::internal(format!("The upstream provider failed mid-stream: {e}"));
+fn stream_error(e: &ProviderError, scrubber: &Scrubber) -> ApiError {
+    let text = scrubber.scrub(&e.to_string());
+    tracing::warn!(error = %text, "upstream failed after the stream started");
+    let mut err = ApiError::internal(format!("The upstream provider failed mid-stream: {text}"));
     err.code = Some("upstream_error");
     err
 }
@@ -346,15 +435,17 @@ fn error_event(e: &ApiError) -> Bytes {
     data(&e.body_json())
 }
 
-fn event_stream(
-    events: ResponseStream,
-    id: String,
-    created: u64,
-    include_usage: bool,
-    estimate_from: Option<LlmRequest>,
-    deadline: Instant,
-    timeout: std::time::Duration,
-) -> Response {
+fn event_stream(events: ResponseStream, meta: Meta) -> Response {
+    let Meta {
+        id,
+        created,
+        include_usage,
+        logprobs,
+        estimate_from,
+        deadline,
+        timeout,
+        scrubber,
+    } = meta;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -374,12 +465,15 @@ fn event_stream(
         id,
         created,
         include_usage,
+        logprobs,
+        pending: None,
         estimate_from,
         text: String::new(),
         usage: None,
         phase: Phase::Start,
         deadline,
         timeout,
+        scrubber,
     };
     let body = futures::stream::unfold(state, SseState::next).map(Ok::<_, Infallible>);
     let mut r = Response::new(Body::from_stream(body));

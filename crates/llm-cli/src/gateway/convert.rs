@@ -1,12 +1,21 @@
 //! An OpenAI request body → an [`LlmRequest`], with OpenAI-style validation.
 
-use llm_router::{LlmClient, LlmRequest, Message, Tool, ToolCall, ToolChoice};
+use llm_router::{
+    ImageInput, LlmClient, LlmRequest, Message, ResponseFormat, Tool, ToolCall, ToolChoice,
+};
+use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::wire::{ChatMessage, ChatRequest, Content, Stop, WireTool, WireToolChoice};
+use super::wire::{
+    ChatMessage, ChatRequest, Content, Stop, WireResponseFormat, WireTool, WireToolChoice,
+    MAPPED_FIELDS, PASSTHROUGH_FIELDS, REFUSED_FIELDS,
+};
 
 /// Most stop sequences OpenAI accepts.
 const MAX_STOP: usize = 4;
+
+/// Most alternatives per token `top_logprobs` may ask for.
+const MAX_TOP_LOGPROBS: u8 = 20;
 
 /// A parsed chat request.
 #[derive(Debug)]
@@ -30,12 +39,13 @@ pub fn parse(body: &[u8], client: &LlmClient) -> Result<Parsed, ApiError> {
             ),
         )
     })?;
-    if !value.is_object() {
+    let Some(object) = value.as_object() else {
         return Err(ApiError::invalid(
             None,
             "The request body must be a JSON object.",
         ));
-    }
+    };
+    let extra = sort_fields(object)?;
     let raw: ChatRequest = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let param = (!path.is_empty() && path != ".").then_some(path);
@@ -48,10 +58,58 @@ pub fn parse(body: &[u8], client: &LlmClient) -> Result<Parsed, ApiError> {
             ),
         )
     })?;
-    convert(raw, client)
+    convert(raw, extra, client)
 }
 
-fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
+/// Refuses unknown fields and fields the gateway cannot honour (a null value
+/// counts as absent) and returns the pass-through fields, verbatim.
+fn sort_fields(object: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let mut extra = Map::new();
+    for (key, value) in object {
+        let key = key.as_str();
+        if MAPPED_FIELDS.contains(&key) {
+            continue;
+        }
+        if PASSTHROUGH_FIELDS.contains(&key) {
+            if !value.is_null() {
+                extra.insert(key.to_string(), value.clone());
+            }
+            continue;
+        }
+        if REFUSED_FIELDS.contains(&key) {
+            if value.is_null() {
+                continue;
+            }
+            let message = match key {
+                "audio" => {
+                    "Invalid 'audio': audio output is not supported by this gateway; omit                      'audio' (text answers only)."
+                }
+                "functions" => {
+                    "Invalid 'functions': the deprecated 'functions' parameter is not supported                      by this gateway; use 'tools'."
+                }
+                _ => {
+                    "Invalid 'function_call': the deprecated 'function_call' parameter is not                      supported by this gateway; use 'tool_choice'."
+                }
+            };
+            let mut e = ApiError::invalid(Some(key), message);
+            e.code = Some("unsupported_parameter");
+            return Err(e);
+        }
+        let mut e = ApiError::invalid(
+            Some(key),
+            format!("Unrecognized request argument supplied: {key}"),
+        );
+        e.code = Some("unknown_parameter");
+        return Err(e);
+    }
+    Ok(extra)
+}
+
+fn convert(
+    raw: ChatRequest,
+    extra: Map<String, Value>,
+    client: &LlmClient,
+) -> Result<Parsed, ApiError> {
     let model = raw
         .model
         .ok_or_else(|| ApiError::invalid(Some("model"), "You must provide a model parameter."))?;
@@ -73,8 +131,9 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
             content,
             tool_calls,
             tool_call_id,
+            name: _,
         } = m;
-        let text = content_text(i, content)?;
+        let (text, images) = content_parts(i, content, role == "user")?;
         let required = |field: &str| {
             ApiError::invalid(
                 Some(&format!("messages[{i}].{field}")),
@@ -83,7 +142,11 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
         };
         match role.as_str() {
             "system" | "developer" => system.push(text.unwrap_or_default()),
-            "user" => conversation.push(Message::user(text.ok_or_else(|| required("content"))?)),
+            "user" => {
+                let mut message = Message::user(text.ok_or_else(|| required("content"))?);
+                message.images = images;
+                conversation.push(message);
+            }
             "assistant" => {
                 let mut calls = Vec::new();
                 for (j, c) in tool_calls.into_iter().flatten().enumerate() {
@@ -198,11 +261,50 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
     // OpenAI takes any 64-bit integer, negative ones too.
     req.seed = raw.seed;
     if raw.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::invalid(
+        let mut e = ApiError::invalid(
             Some("n"),
-            "Invalid 'n': this gateway returns exactly one choice; n must be 1.",
-        ));
+            "Invalid 'n': this gateway returns exactly one choice; n must be 1 (send n \
+             requests for n answers).",
+        );
+        e.code = Some("unsupported_parameter");
+        return Err(e);
     }
+    if let Some(modalities) = &raw.modalities {
+        if modalities.iter().any(|m| m != "text") {
+            let mut e = ApiError::invalid(
+                Some("modalities"),
+                "Invalid 'modalities': this gateway answers with text only; modalities must \
+                 be [\"text\"].",
+            );
+            e.code = Some("unsupported_parameter");
+            return Err(e);
+        }
+    }
+    req.frequency_penalty = penalty("frequency_penalty", raw.frequency_penalty)?;
+    req.presence_penalty = penalty("presence_penalty", raw.presence_penalty)?;
+    req.logprobs = raw.logprobs.unwrap_or(false);
+    if let Some(top) = raw.top_logprobs {
+        if top > MAX_TOP_LOGPROBS {
+            return Err(ApiError::invalid(
+                Some("top_logprobs"),
+                format!(
+                    "Invalid 'top_logprobs': integer above maximum value. Expected a value <= \
+                     {MAX_TOP_LOGPROBS}, but got {top} instead."
+                ),
+            ));
+        }
+        if !req.logprobs {
+            return Err(ApiError::invalid(
+                Some("top_logprobs"),
+                "Invalid 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is \
+                 used.",
+            ));
+        }
+        req.top_logprobs = Some(top);
+    }
+    req.user = raw.user;
+    req.response_format = raw.response_format.map(response_format).transpose()?;
+    req.extra = extra;
 
     req.tools = tools(raw.tools)?;
     req.tool_choice = raw.tool_choice.map(tool_choice).transpose()?;
@@ -228,6 +330,75 @@ fn convert(raw: ChatRequest, client: &LlmClient) -> Result<Parsed, ApiError> {
         stream,
         include_usage,
     })
+}
+
+/// A penalty in OpenAI's range, -2 to 2.
+fn penalty(field: &str, value: Option<f32>) -> Result<Option<f32>, ApiError> {
+    match value {
+        Some(v) if !(-2.0..=2.0).contains(&v) => Err(ApiError::invalid(
+            Some(field),
+            format!("Invalid '{field}': expected a value between -2 and 2, but got {v} instead."),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// `response_format`: `text`, `json_object` or `json_schema` (name and schema required).
+fn response_format(raw: WireResponseFormat) -> Result<ResponseFormat, ApiError> {
+    match raw.kind.as_str() {
+        "text" => Ok(ResponseFormat::Text),
+        "json_object" => Ok(ResponseFormat::JsonObject),
+        "json_schema" => {
+            let js = raw.json_schema.ok_or_else(|| {
+                ApiError::invalid(
+                    Some("response_format.json_schema"),
+                    "Missing required parameter: 'response_format.json_schema'.",
+                )
+            })?;
+            let name_ok = !js.name.is_empty()
+                && js.name.len() <= 64
+                && js
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !name_ok {
+                return Err(ApiError::invalid(
+                    Some("response_format.json_schema.name"),
+                    format!(
+                        "Invalid 'response_format.json_schema.name': '{}'. Expected 1 to 64 of \
+                         a-z, A-Z, 0-9, underscores and dashes.",
+                        js.name
+                    ),
+                ));
+            }
+            let schema = js.schema.ok_or_else(|| {
+                ApiError::invalid(
+                    Some("response_format.json_schema.schema"),
+                    "Missing required parameter: 'response_format.json_schema.schema' (this \
+                     gateway needs the schema to give it to every kind of provider).",
+                )
+            })?;
+            if !schema.is_object() {
+                return Err(ApiError::invalid(
+                    Some("response_format.json_schema.schema"),
+                    "Invalid 'response_format.json_schema.schema': expected a JSON Schema object.",
+                ));
+            }
+            Ok(ResponseFormat::JsonSchema {
+                name: js.name,
+                schema,
+                strict: js.strict,
+                description: js.description,
+            })
+        }
+        other => Err(ApiError::invalid(
+            Some("response_format.type"),
+            format!(
+                "Invalid value: '{other}'. Supported values are: 'text', 'json_object' and \
+                 'json_schema'."
+            ),
+        )),
+    }
 }
 
 /// A request using tools needs a configured provider that supports them;
@@ -279,6 +450,19 @@ fn tools(raw: Option<Vec<WireTool>>) -> Result<Vec<Tool>, ApiError> {
                 format!("Missing required parameter: 'tools[{i}].function'."),
             )
         })?;
+        if f.strict == Some(true) {
+            let mut e = ApiError::invalid(
+                Some(&format!("tools[{i}].function.strict")),
+                format!(
+                    "Invalid 'tools[{i}].function.strict': strict function calling is not \
+                     supported by this gateway (no provider behind it is asked to follow a tool's \
+                     schema exactly). Omit 'strict' or set it to false; for output that must \
+                     match a schema, use response_format json_schema."
+                ),
+            );
+            e.code = Some("unsupported_parameter");
+            return Err(e);
+        }
         out.push(Tool {
             name: f.name,
             description: f.description,
@@ -316,41 +500,99 @@ fn tool_choice(raw: WireToolChoice) -> Result<ToolChoice, ApiError> {
     }
 }
 
-/// The text of a message's content; `None` for null or absent content.
-fn content_text(i: usize, content: Option<Content>) -> Result<Option<String>, ApiError> {
+/// The text of a message's content (`None` for null or absent content; text
+/// parts joined) and its images, in order (`image_url` parts, user messages only).
+fn content_parts(
+    i: usize,
+    content: Option<Content>,
+    images_allowed: bool,
+) -> Result<(Option<String>, Vec<ImageInput>), ApiError> {
     match content {
-        None => Ok(None),
-        Some(Content::Text(s)) => Ok(Some(s)),
+        None => Ok((None, Vec::new())),
+        Some(Content::Text(s)) => Ok((Some(s), Vec::new())),
         Some(Content::Parts(parts)) => {
             let mut out = String::new();
+            let mut images = Vec::new();
             for (j, p) in parts.into_iter().enumerate() {
+                let at = |field: &str| format!("messages[{i}].content[{j}].{field}");
                 match p.kind.as_str() {
                     "text" => {
                         let t = p.text.ok_or_else(|| {
                             ApiError::invalid(
-                                Some(&format!("messages[{i}].content[{j}].text")),
-                                format!(
-                                    "Missing required parameter: 'messages[{i}].content[{j}].text'."
-                                ),
+                                Some(&at("text")),
+                                format!("Missing required parameter: '{}'.", at("text")),
                             )
                         })?;
                         out.push_str(&t);
                     }
                     // A refusal the model gave earlier adds nothing to the prompt.
                     "refusal" => {}
-                    other => {
+                    "image_url" if images_allowed => {
+                        let img = p.image_url.ok_or_else(|| {
+                            ApiError::invalid(
+                                Some(&at("image_url")),
+                                format!("Missing required parameter: '{}'.", at("image_url")),
+                            )
+                        })?;
+                        images.push(image(&at("image_url"), img)?);
+                    }
+                    "image_url" => {
                         return Err(ApiError::invalid(
-                            Some(&format!("messages[{i}].content[{j}].type")),
+                            Some(&at("type")),
                             format!(
-                                "Invalid value: '{other}'. This gateway supports only 'text' content parts."
+                                "Invalid value: 'image_url'. Images are allowed in user messages \
+                                 only ('{}').",
+                                at("type")
                             ),
                         ))
                     }
+                    other => {
+                        let mut e = ApiError::invalid(
+                            Some(&at("type")),
+                            format!(
+                                "Invalid value for '{}': '{other}'. This gateway supports 'text' \
+                                 and 'image_url' content parts.",
+                                at("type")
+                            ),
+                        );
+                        e.code = Some("unsupported_parameter");
+                        return Err(e);
+                    }
                 }
             }
-            Ok(Some(out))
+            Ok((Some(out), images))
         }
     }
+}
+
+/// An `image_url` part: an `http(s):` URL or a base64 `data:image/…` URL, and
+/// an optional `detail` of `low`, `high` or `auto`.
+fn image(at: &str, raw: super::wire::ImageUrl) -> Result<ImageInput, ApiError> {
+    let input = ImageInput {
+        url: raw.url,
+        detail: raw.detail,
+    };
+    let inline_ok = input
+        .data()
+        .is_some_and(|d| d.media_type.starts_with("image/") && !d.base64.is_empty());
+    if !input.is_remote() && !inline_ok {
+        return Err(ApiError::invalid(
+            Some(&format!("{at}.url")),
+            format!(
+                "Invalid '{at}.url': expected an https URL or a base64 data URL \
+                 (data:image/png;base64,...)."
+            ),
+        ));
+    }
+    if let Some(d) = input.detail.as_deref() {
+        if !matches!(d, "low" | "high" | "auto") {
+            return Err(ApiError::invalid(
+                Some(&format!("{at}.detail")),
+                format!("Invalid value: '{d}'. Supported values are: 'low', 'high' and 'auto'."),
+            ));
+        }
+    }
+    Ok(input)
 }
 
 /// Applies `model`: `auto` (the router decides), `instance/model` (that
@@ -448,9 +690,85 @@ mod tests {
         assert_eq!(r.top_p, Some(0.5));
         assert_eq!(r.stop, vec!["END".to_string()]);
         assert_eq!(r.seed, Some(-1));
+        assert_eq!(r.frequency_penalty, Some(0.1));
+        assert_eq!(r.user.as_deref(), Some("u"));
         assert!(p.stream && p.include_usage);
         assert_eq!(r.provider, None);
         assert_eq!(r.model, None);
+        assert!(r.extra.is_empty());
+    }
+
+    #[test]
+    fn maps_structured_output_logprobs_images_and_passthrough() {
+        let p = parse_str(
+            r#"{"model":"auto","messages":[{"role":"user","name":"ann","content":[
+              {"type":"text","text":"What is "},
+              {"type":"image_url","image_url":{"url":"https://example.com/a.png"}},
+              {"type":"text","text":"this?"},
+              {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]}],
+            "response_format":{"type":"json_schema","json_schema":{"name":"City","description":"a city",
+              "schema":{"type":"object","properties":{"name":{"type":"string"}}},"strict":true}},
+            "logprobs":true,"top_logprobs":2,"presence_penalty":-0.5,"modalities":["text"],
+            "logit_bias":{"50256":-100},"service_tier":"flex","metadata":{"k":"v"},"store":true,
+            "reasoning_effort":"low","prediction":{"type":"content","content":"x"},
+            "web_search_options":{},"verbosity":"low","prompt_cache_key":"pk",
+            "prompt_cache_retention":"24h","safety_identifier":"sid","audio":null,"functions":null}"#,
+        )
+        .unwrap();
+        let r = p.request;
+        assert_eq!(r.messages[0].content, "What is this?");
+        assert_eq!(
+            r.messages[0].images,
+            vec![
+                ImageInput::url("https://example.com/a.png"),
+                ImageInput {
+                    url: "data:image/png;base64,iVBORw0KGgo=".into(),
+                    detail: Some("low".into())
+                }
+            ]
+        );
+        assert_eq!(
+            r.response_format,
+            Some(ResponseFormat::JsonSchema {
+                name: "City".into(),
+                schema: serde_json::json!({"type":"object","properties":{"name":{"type":"string"}}}),
+                strict: Some(true),
+                description: Some("a city".into()),
+            })
+        );
+        assert!(r.logprobs);
+        assert_eq!(r.top_logprobs, Some(2));
+        assert_eq!(r.presence_penalty, Some(-0.5));
+        assert_eq!(r.frequency_penalty, None);
+        let keys: Vec<&str> = r.extra.keys().map(String::as_str).collect();
+        let mut expected = super::PASSTHROUGH_FIELDS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(r.extra["logit_bias"], serde_json::json!({"50256": -100}));
+        assert_eq!(
+            r.extra["prediction"],
+            serde_json::json!({"type":"content","content":"x"})
+        );
+
+        for (format, expected) in [
+            (r#"{"type":"text"}"#, ResponseFormat::Text),
+            (r#"{"type":"json_object"}"#, ResponseFormat::JsonObject),
+        ] {
+            let body = format!(
+                r#"{{"model":"auto","messages":[{{"role":"user","content":"q"}}],"response_format":{format}}}"#
+            );
+            assert_eq!(
+                parse_str(&body).unwrap().request.response_format,
+                Some(expected)
+            );
+        }
+        // Null pass-through fields are absent ones.
+        let r = parse_str(
+            r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"logit_bias":null,"n":1,"stream":false}"#,
+        )
+        .unwrap()
+        .request;
+        assert!(r.extra.is_empty());
     }
 
     #[test]
@@ -461,7 +779,7 @@ mod tests {
               "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
             {"role":"tool","tool_call_id":"call_1","content":[{"type":"text","text":"sunny"}]}],
             "tools":[{"type":"function","function":{"name":"get_weather","description":"d",
-              "parameters":{"type":"object","properties":{"city":{"type":"string"}}},"strict":true}},
+              "parameters":{"type":"object","properties":{"city":{"type":"string"}}},"strict":false}},
               {"type":"function","function":{"name":"now"}}],
             "tool_choice":{"type":"function","function":{"name":"now"}},"parallel_tool_calls":false}"#,
         )
@@ -587,7 +905,91 @@ mod tests {
             ),
             (
                 r#"{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#,
+                "messages[0].content[0].image_url",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x/a.png"}}]}]}"#,
+                "messages[0].content[0].image_url.url",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:text/plain;base64,aGk="}}]}]}"#,
+                "messages[0].content[0].image_url.url",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/a.png","detail":"max"}}]}]}"#,
+                "messages[0].content[0].image_url.detail",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x/a.png"}}]},{"role":"user","content":"q"}]}"#,
                 "messages[0].content[0].type",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"AA==","format":"wav"}}]}]}"#,
+                "messages[0].content[0].type",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"f"}}]}]}"#,
+                "messages[0].content[0].type",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"some_future_field":1}"#,
+                "some_future_field",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"top_k":40}"#,
+                "top_k",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"audio":{"voice":"alloy","format":"wav"}}"#,
+                "audio",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"modalities":["text","audio"]}"#,
+                "modalities",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"functions":[{"name":"f"}]}"#,
+                "functions",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"function_call":"auto"}"#,
+                "function_call",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"frequency_penalty":2.5}"#,
+                "frequency_penalty",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"presence_penalty":-3}"#,
+                "presence_penalty",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"top_logprobs":2}"#,
+                "top_logprobs",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"logprobs":true,"top_logprobs":21}"#,
+                "top_logprobs",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"response_format":{"type":"xml"}}"#,
+                "response_format.type",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"response_format":{"type":"json_schema"}}"#,
+                "response_format.json_schema",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"response_format":{"type":"json_schema","json_schema":{"name":"a b","schema":{}}}}"#,
+                "response_format.json_schema.name",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"response_format":{"type":"json_schema","json_schema":{"name":"a"}}}"#,
+                "response_format.json_schema.schema",
+            ),
+            (
+                r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"f","strict":true}}]}"#,
+                "tools[0].function.strict",
             ),
             (
                 r#"{"model":"auto","messages":[{"role":"user"}]}"#,

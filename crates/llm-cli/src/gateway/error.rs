@@ -7,6 +7,13 @@ use axum::response::{IntoResponse, Response};
 use llm_router::{Attempt, AttemptOutcome, LlmError};
 use serde::Serialize;
 
+use super::scrub::scrub_patterns;
+
+/// Upstream HTTP statuses that blame the request itself: when every attempt
+/// failed with one, the caller gets that status rather than a 502 (which
+/// SDKs retry, sending the same bad request again).
+const CLIENT_STATUSES: &[u16] = &[400, 404, 413, 422];
+
 /// An API error: an HTTP status and OpenAI's error object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -183,9 +190,73 @@ fn with_attempts(head: &str, attempts: &[Attempt]) -> String {
     format!("{head}: {}", list.join("; "))
 }
 
+/// The upstream's own message inside an attempt's description
+/// (`provider `x`: HTTP 400 (code): message [request id …]`).
+fn upstream_message(description: &str) -> &str {
+    let Some((_, rest)) = description.split_once(": HTTP ") else {
+        return description;
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = match rest.strip_prefix(" (") {
+        Some(r) => r.split_once(')').map_or(r, |(_, after)| after),
+        None => rest,
+    };
+    let rest = rest.strip_prefix(": ").unwrap_or(rest);
+    match rest.rfind(" [request id ") {
+        Some(i) => &rest[..i],
+        None => rest,
+    }
+}
+
+/// When every attempt that was made failed with a client-class status
+/// ([`CLIENT_STATUSES`]): that error, with the first upstream's status and message.
+fn client_error(attempts: &[Attempt]) -> Option<ApiError> {
+    let failed: Vec<(&Attempt, u16, &str)> = attempts
+        .iter()
+        .filter_map(|a| match &a.outcome {
+            AttemptOutcome::Failed {
+                status, message, ..
+            } => Some((a, status.unwrap_or(0), message.as_str())),
+            _ => None,
+        })
+        .collect();
+    let (_, status, first) = *failed.first()?;
+    if !failed.iter().all(|(_, s, _)| CLIENT_STATUSES.contains(s)) {
+        return None;
+    }
+    let code = StatusCode::from_u16(status).ok()?;
+    let who: Vec<String> = failed
+        .iter()
+        .map(|(a, s, _)| format!("{} HTTP {s}", a.provider))
+        .collect();
+    Some(ApiError::new(
+        code,
+        "invalid_request_error",
+        format!(
+            "{} (rejected upstream: {})",
+            upstream_message(first),
+            who.join(", ")
+        ),
+    ))
+}
+
 impl From<LlmError> for ApiError {
     fn from(e: LlmError) -> Self {
-        match &e {
+        let mut err = Self::from_llm(&e);
+        // Upstream text may quote keys (masked or not): never pass them on.
+        err.message = scrub_patterns(&err.message);
+        err
+    }
+}
+
+impl ApiError {
+    fn from_llm(e: &LlmError) -> Self {
+        match e {
+            LlmError::Unsupported { field, .. } => {
+                let mut err = ApiError::invalid(Some(field), e.to_string());
+                err.code = Some("unsupported_parameter");
+                err
+            }
             LlmError::Validation(v) => ApiError::invalid(Some(v.field), v.to_string()),
             LlmError::UnknownProvider { name, .. } => ApiError::model_not_found(name),
             // No configured provider can ever serve it: the request's fault.
@@ -217,13 +288,15 @@ impl From<LlmError> for ApiError {
                 err
             }
             LlmError::AllProvidersFailed { attempts } => {
-                let mut err = ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "server_error",
-                    with_attempts("All providers failed", attempts),
-                );
-                err.code = Some("upstream_error");
-                err
+                client_error(attempts).unwrap_or_else(|| {
+                    let mut err = ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "server_error",
+                        with_attempts("All providers failed", attempts),
+                    );
+                    err.code = Some("upstream_error");
+                    err
+                })
             }
             LlmError::DeadlineExceeded { deadline, attempts } => {
                 let mut err = ApiError::new(
@@ -280,5 +353,102 @@ mod tests {
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], "temperature");
         assert!(v["error"]["code"].is_null());
+    }
+
+    fn failed(provider: &str, status: Option<u16>, message: &str) -> Attempt {
+        Attempt {
+            provider: provider.into(),
+            model: "m".into(),
+            outcome: AttemptOutcome::Failed {
+                class: llm_router::ErrorClass::Fallback,
+                status,
+                message: message.into(),
+            },
+            elapsed: Duration::ZERO,
+            calls: 1,
+        }
+    }
+
+    #[test]
+    fn the_upstream_message_is_taken_out_of_an_attempt() {
+        assert_eq!(
+            upstream_message(
+                "provider `openai`: HTTP 400 (context_length_exceeded): This model's maximum \
+                 context length is 128000 tokens. [request id req_1]"
+            ),
+            "This model's maximum context length is 128000 tokens."
+        );
+        assert_eq!(
+            upstream_message("provider `local`: HTTP 404: model \"x\" not found"),
+            "model \"x\" not found"
+        );
+        assert_eq!(
+            upstream_message("overall deadline reached"),
+            "overall deadline reached"
+        );
+    }
+
+    #[test]
+    fn only_client_errors_everywhere_keep_their_status() {
+        let all_400 = LlmError::AllProvidersFailed {
+            attempts: vec![
+                failed("a", Some(400), "provider `a`: HTTP 400: too long"),
+                Attempt {
+                    outcome: AttemptOutcome::Skipped {
+                        reason: "circuit open".into(),
+                    },
+                    ..failed("b", None, "")
+                },
+                failed("c", Some(404), "provider `c`: HTTP 404: no such model"),
+            ],
+        };
+        let e = ApiError::from(all_400);
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.kind, "invalid_request_error");
+        assert!(
+            e.message
+                .starts_with("too long (rejected upstream: a HTTP 400, c HTTP 404)"),
+            "{}",
+            e.message
+        );
+
+        for mixed in [
+            vec![
+                failed("a", Some(400), "provider `a`: HTTP 400: too long"),
+                failed("b", Some(500), "provider `b`: HTTP 500: oops"),
+            ],
+            vec![failed("a", Some(401), "provider `a`: HTTP 401: bad key")],
+            vec![failed("a", None, "provider `a`: connect: refused")],
+        ] {
+            let e = ApiError::from(LlmError::AllProvidersFailed { attempts: mixed });
+            assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        }
+    }
+
+    #[test]
+    fn unsupported_fields_are_400_naming_the_field() {
+        let e = ApiError::from(LlmError::Unsupported {
+            field: "logit_bias".into(),
+            capability: llm_router::Capability::Passthrough,
+        });
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.param.as_deref(), Some("logit_bias"));
+        assert_eq!(e.code, Some("unsupported_parameter"));
+    }
+
+    #[test]
+    fn upstream_keys_never_reach_the_caller() {
+        let e = ApiError::from(LlmError::AllProvidersFailed {
+            attempts: vec![failed(
+                "a",
+                Some(401),
+                "provider `a`: HTTP 401 (invalid_api_key): Incorrect API key provided: \
+                 sk-VKMIs****wjh3.",
+            )],
+        });
+        assert!(!e.message.contains("sk-"), "{}", e.message);
+        assert!(e
+            .message
+            .contains("Incorrect API key provided: [redacted]."));
     }
 }

@@ -4,6 +4,10 @@
 //! `GET /v1/models`, `GET /v1/models/{model}`, `GET /health`, `GET /metrics`.
 //! `/v1/*` needs a bearer key when `api_keys` are configured and counts
 //! against `max_concurrency`; `/health` and `/metrics` are always open.
+//! With allowed CORS origins ([`Gateway::cors_origins`]) browser preflights
+//! are answered, without a key. Error text from upstreams is scrubbed of
+//! key-like tokens and of the configured keys before it reaches a caller or
+//! a log.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -24,6 +28,7 @@ mod convert;
 pub mod error;
 mod middleware;
 mod routes;
+pub mod scrub;
 mod server;
 pub mod wire;
 
@@ -32,18 +37,50 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
 use llm_router::config::GatewayConfig;
-use llm_router::LlmClient;
+use llm_router::{LlmClient, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use routes::PROMETHEUS_CONTENT_TYPE;
+pub use scrub::Scrubber;
 pub use server::Shutdown;
+
+/// Response headers a browser script may read on a cross-origin answer.
+const EXPOSED_HEADERS: &[&str] = &[
+    "x-llm-provider",
+    "x-llm-cache",
+    "x-llm-attempts",
+    "x-llm-overhead-ms",
+    "x-request-id",
+    "retry-after",
+];
+
+/// How long a browser may cache a preflight answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// A CORS origin that is not a valid `scheme://host[:port]` header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidOrigin(pub String);
+
+impl std::fmt::Display for InvalidOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid CORS origin `{}`: expected `*` or scheme://host[:port] (e.g. https://app.example.com)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InvalidOrigin {}
 
 /// Limits of a running gateway (from `[gateway]`).
 #[derive(Debug, Clone)]
@@ -62,12 +99,16 @@ pub(crate) struct AppState {
     pub(crate) inflight: Arc<Semaphore>,
     /// Unix seconds of the start (the `created` of listed models).
     pub(crate) started: u64,
+    /// Removes keys from upstream error text.
+    pub(crate) scrubber: Scrubber,
 }
 
 /// A gateway, configured but not yet listening.
 pub struct Gateway {
     state: AppState,
     shutdown_grace: Duration,
+    /// Allowed browser origins (`None`: no CORS headers at all).
+    cors: Option<AllowOrigin>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -79,6 +120,7 @@ impl std::fmt::Debug for Gateway {
                 &format_args!("[{} redacted]", self.state.keys.len()),
             )
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("cors", &self.cors.is_some())
             .finish()
     }
 }
@@ -99,9 +141,67 @@ impl Gateway {
                 settings: Arc::new(settings),
                 keys: Arc::new(middleware::Keys::new(&config.api_keys)),
                 started: chat::unix_now(),
+                scrubber: Scrubber::new(&config.api_keys),
             },
             shutdown_grace: config.shutdown_grace.0,
+            cors: None,
         }
+    }
+
+    /// Allows browser scripts from `origins` (`*` for any) to call the
+    /// gateway: preflights (`OPTIONS`) are answered without a key, with the
+    /// methods `GET`/`POST` and whatever request headers the browser asks
+    /// for (`Authorization`, `Content-Type`, the SDKs' `x-stainless-*`, …).
+    /// No origins (the default) means no CORS headers at all.
+    pub fn cors_origins<S: AsRef<str>>(mut self, origins: &[S]) -> Result<Self, InvalidOrigin> {
+        if origins.is_empty() {
+            self.cors = None;
+            return Ok(self);
+        }
+        if origins.iter().any(|o| o.as_ref().trim() == "*") {
+            self.cors = Some(AllowOrigin::any());
+            return Ok(self);
+        }
+        let mut list = Vec::with_capacity(origins.len());
+        for o in origins {
+            let o = o.as_ref().trim().trim_end_matches('/');
+            let well_formed = o.split_once("://").is_some_and(|(scheme, host)| {
+                !scheme.is_empty() && !host.is_empty() && !host.contains('/')
+            });
+            let value = HeaderValue::from_str(o)
+                .ok()
+                .filter(|_| well_formed)
+                .ok_or_else(|| InvalidOrigin(o.to_string()))?;
+            list.push(value);
+        }
+        self.cors = Some(AllowOrigin::list(list));
+        Ok(self)
+    }
+
+    /// Also removes these secrets (e.g. the providers' keys) verbatim from
+    /// upstream error text. The gateway's own `api_keys` are always removed.
+    pub fn scrub_secrets<'a>(
+        mut self,
+        secrets: impl IntoIterator<Item = &'a SecretString>,
+    ) -> Self {
+        self.state.scrubber.add(secrets);
+        self
+    }
+
+    fn cors_layer(&self) -> Option<CorsLayer> {
+        let origins = self.cors.clone()?;
+        let exposed: Vec<HeaderName> = EXPOSED_HEADERS
+            .iter()
+            .map(|h| HeaderName::from_static(h))
+            .collect();
+        Some(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+                .allow_headers(AllowHeaders::mirror_request())
+                .expose_headers(exposed)
+                .max_age(PREFLIGHT_MAX_AGE),
+        )
     }
 
     /// The axum router, for embedding the gateway in another server.
@@ -128,7 +228,7 @@ impl Gateway {
                 st.clone(),
                 middleware::auth,
             ));
-        Router::new()
+        let app = Router::new()
             .route(
                 "/health",
                 get(routes::health).fallback(routes::wrong_method),
@@ -141,7 +241,12 @@ impl Gateway {
             .fallback(routes::not_found)
             .layer(DefaultBodyLimit::max(st.settings.max_body_bytes))
             .layer(TraceLayer::new_for_http())
-            .with_state(st)
+            .with_state(st);
+        // Outermost, so a preflight is answered before authentication.
+        match self.cors_layer() {
+            Some(cors) => app.layer(cors),
+            None => app,
+        }
     }
 
     /// Listens on `[gateway] addr`.

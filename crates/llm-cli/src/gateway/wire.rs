@@ -1,13 +1,62 @@
 //! Serde types of the OpenAI Chat Completions API, as the gateway serves it.
 //!
-//! Requests: unknown fields are ignored (as OpenAI does); known fields with a
-//! wrong type are errors naming the field. Responses: the exact shapes of
-//! `chat.completion`, `chat.completion.chunk` and the model list.
+//! Requests: every top-level field of OpenAI's Chat Completions reference is
+//! known ([`MAPPED_FIELDS`], [`PASSTHROUGH_FIELDS`], [`REFUSED_FIELDS`]); any
+//! other field is refused, and a known field with a wrong type is an error
+//! naming the field. Responses: the exact shapes of `chat.completion`,
+//! `chat.completion.chunk` and the model list.
 
-use llm_router::{FinishReason, Usage};
+use llm_router::{FinishReason, TokenLogprob, Usage};
 use serde::{Deserialize, Serialize};
 
-/// `POST /v1/chat/completions` body (the fields the gateway uses).
+/// Request fields the gateway maps into the router's request (or handles itself).
+pub const MAPPED_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "n",
+    "stream",
+    "stream_options",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+    "user",
+    "response_format",
+    "modalities",
+];
+
+/// OpenAI-specific request fields passed through verbatim to OpenAI-kind
+/// upstreams (a request carrying any is served only by those).
+pub const PASSTHROUGH_FIELDS: &[&str] = &[
+    "logit_bias",
+    "service_tier",
+    "metadata",
+    "store",
+    "reasoning_effort",
+    "prediction",
+    "web_search_options",
+    "verbosity",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "safety_identifier",
+];
+
+/// Request fields the gateway cannot honour: refused with a 400 when set
+/// (not null). `n` above 1 and `modalities` other than `["text"]` are refused
+/// too.
+pub const REFUSED_FIELDS: &[&str] = &["audio", "functions", "function_call"];
+
+/// `POST /v1/chat/completions` body (the fields the gateway maps; pass-through
+/// fields are taken from the JSON object as they are).
 #[derive(Debug, Deserialize)]
 pub struct ChatRequest {
     /// `auto`, a model name, or `instance/model`.
@@ -38,6 +87,48 @@ pub struct ChatRequest {
     pub tool_choice: Option<WireToolChoice>,
     /// Whether the model may call several tools in one answer.
     pub parallel_tool_calls: Option<bool>,
+    /// Penalty for frequent tokens, -2 to 2.
+    pub frequency_penalty: Option<f32>,
+    /// Penalty for tokens that appeared at all, -2 to 2.
+    pub presence_penalty: Option<f32>,
+    /// Return the log probability of each generated token.
+    pub logprobs: Option<bool>,
+    /// With `logprobs`, how many alternatives per position (0 to 20).
+    pub top_logprobs: Option<u8>,
+    /// An end-user identifier.
+    pub user: Option<String>,
+    /// `{"type":"text"}`, `{"type":"json_object"}` or
+    /// `{"type":"json_schema","json_schema":{…}}`.
+    pub response_format: Option<WireResponseFormat>,
+    /// Output modalities; only `["text"]` is served.
+    pub modalities: Option<Vec<String>>,
+}
+
+/// `response_format`.
+#[derive(Debug, Deserialize)]
+pub struct WireResponseFormat {
+    /// `text`, `json_object` or `json_schema`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The schema of a `json_schema` format.
+    #[serde(default)]
+    pub json_schema: Option<WireJsonSchema>,
+}
+
+/// `response_format.json_schema`.
+#[derive(Debug, Deserialize)]
+pub struct WireJsonSchema {
+    /// The schema's name.
+    pub name: String,
+    /// What the schema is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The JSON Schema.
+    #[serde(default)]
+    pub schema: Option<serde_json::Value>,
+    /// Exact schema adherence.
+    #[serde(default)]
+    pub strict: Option<bool>,
 }
 
 /// One entry of `tools`.
@@ -61,7 +152,8 @@ pub struct WireFunction {
     /// JSON Schema of the arguments (absent: no arguments).
     #[serde(default)]
     pub parameters: Option<serde_json::Value>,
-    /// Structured-output strictness (accepted; passed on by no provider).
+    /// Exact schema adherence of the arguments: `true` is refused (no
+    /// provider behind the gateway is asked for it), `false` is the default.
     #[serde(default)]
     pub strict: Option<bool>,
 }
@@ -147,6 +239,9 @@ pub struct ChatMessage {
     /// The call a `tool` message answers.
     #[serde(default)]
     pub tool_call_id: Option<String>,
+    /// A participant name (accepted; not passed on).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// Message content.
@@ -171,6 +266,19 @@ pub struct ContentPart {
     /// Text of a `refusal` part.
     #[serde(default)]
     pub refusal: Option<String>,
+    /// The image of an `image_url` part.
+    #[serde(default)]
+    pub image_url: Option<ImageUrl>,
+}
+
+/// `content[].image_url`.
+#[derive(Debug, Deserialize)]
+pub struct ImageUrl {
+    /// An `https:` URL or a `data:image/…;base64,…` URL.
+    pub url: String,
+    /// `low`, `high` or `auto`.
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// OpenAI's `finish_reason` for ours; reasons OpenAI does not have become `stop`.
@@ -192,6 +300,16 @@ pub struct WireUsage {
     pub completion_tokens: u64,
     /// Sum.
     pub total_tokens: u64,
+    /// Prompt tokens read from the provider's prompt cache (present when any were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PromptTokensDetails {
+    /// Of `prompt_tokens`, those read from the prompt cache.
+    pub cached_tokens: u64,
 }
 
 impl From<Usage> for WireUsage {
@@ -200,8 +318,70 @@ impl From<Usage> for WireUsage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             total_tokens: u.total_tokens,
+            prompt_tokens_details: (u.cache_read_tokens > 0).then_some(PromptTokensDetails {
+                cached_tokens: u.cache_read_tokens,
+            }),
         }
     }
+}
+
+/// `choices[].logprobs`: `{"content":[…],"refusal":null}`.
+#[derive(Debug, Serialize)]
+pub struct WireLogprobs<'a> {
+    /// One entry per generated token.
+    pub content: Vec<WireTokenLogprob<'a>>,
+    /// Always null.
+    pub refusal: Option<()>,
+}
+
+impl<'a> WireLogprobs<'a> {
+    /// The wire form of the core's log probabilities.
+    pub fn new(logprobs: &'a [TokenLogprob]) -> Self {
+        Self {
+            content: logprobs
+                .iter()
+                .map(|t| WireTokenLogprob {
+                    token: &t.token,
+                    logprob: t.logprob,
+                    bytes: t.bytes.as_deref(),
+                    top_logprobs: t
+                        .top_logprobs
+                        .iter()
+                        .map(|a| WireTopLogprob {
+                            token: &a.token,
+                            logprob: a.logprob,
+                            bytes: a.bytes.as_deref(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            refusal: None,
+        }
+    }
+}
+
+/// One token of `logprobs.content`.
+#[derive(Debug, Serialize)]
+pub struct WireTokenLogprob<'a> {
+    /// The token.
+    pub token: &'a str,
+    /// Its log probability.
+    pub logprob: f64,
+    /// Its UTF-8 bytes (null when the provider gave none).
+    pub bytes: Option<&'a [u8]>,
+    /// The most likely alternatives.
+    pub top_logprobs: Vec<WireTopLogprob<'a>>,
+}
+
+/// One alternative of a token.
+#[derive(Debug, Serialize)]
+pub struct WireTopLogprob<'a> {
+    /// The token.
+    pub token: &'a str,
+    /// Its log probability.
+    pub logprob: f64,
+    /// Its UTF-8 bytes (null when the provider gave none).
+    pub bytes: Option<&'a [u8]>,
 }
 
 /// A `chat.completion` object.
@@ -230,8 +410,8 @@ pub struct Choice<'a> {
     pub index: u32,
     /// The answer.
     pub message: AssistantMessage<'a>,
-    /// Always null.
-    pub logprobs: Option<()>,
+    /// Log probabilities when the request asked for them, else null.
+    pub logprobs: Option<WireLogprobs<'a>>,
     /// Why generation ended.
     pub finish_reason: &'static str,
 }
@@ -337,8 +517,8 @@ pub struct ChunkChoice<'a> {
     pub index: u32,
     /// What is new.
     pub delta: Delta<'a>,
-    /// Always null.
-    pub logprobs: Option<()>,
+    /// Log probabilities of the tokens of this chunk's text, else null.
+    pub logprobs: Option<WireLogprobs<'a>>,
     /// Null until the last content chunk.
     pub finish_reason: Option<&'static str>,
 }

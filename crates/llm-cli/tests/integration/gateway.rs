@@ -234,9 +234,19 @@ async fn invalid_requests_are_400_naming_the_field() {
     assert_eq!(r.status(), 400);
     error_of(r).await;
 
-    // Unknown fields are ignored, as OpenAI does.
+    // Unknown fields are refused, as OpenAI does, naming the field.
     let mut body = hello("auto");
     body["some_future_field"] = json!({"x": 1});
+    let r = gw.chat(body).await;
+    assert_eq!(r.status(), 400);
+    let e = error_of(r).await;
+    assert_eq!(e["param"], "some_future_field");
+    assert_eq!(
+        e["message"],
+        "Unrecognized request argument supplied: some_future_field"
+    );
+    // An empty tool list is no tool at all.
+    let mut body = hello("auto");
     body["tools"] = json!([]);
     assert_eq!(gw.chat(body).await.status(), 200);
     assert_eq!(

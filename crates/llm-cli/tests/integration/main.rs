@@ -3,6 +3,7 @@
 mod common;
 
 mod cli;
+mod fidelity;
 mod gateway;
 mod openai_sdk;
 mod tools;

@@ -251,3 +251,90 @@ async fn sdk_receives_tool_calls_whole_and_streamed() {
     );
     assert_eq!(finish, Some(FinishReason::ToolCalls));
 }
+
+#[tokio::test]
+async fn sdk_structured_output_image_and_logprobs_round_trip() {
+    use llm_core::testing::MockReply;
+    use llm_openai::fixtures::LOGPROBS_COMPLETION;
+
+    let up = openai_upstream(MockReply::json(200, LOGPROBS_COMPLETION)).await;
+    let gw = keyed_gateway(&up.url()).await;
+    let schema = serde_json::json!({"type": "object", "properties": {"name": {"type": "string"}},
+        "required": ["name"], "additionalProperties": false});
+    let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+    // Built through the SDK's own types, so it is what the SDK sends.
+    let req: CreateChatCompletionRequest = serde_json::from_value(serde_json::json!({
+        "model": "auto",
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Which city is this?"},
+            {"type": "image_url", "image_url": {"url": png, "detail": "low"}}
+        ]}],
+        "response_format": {"type": "json_schema",
+            "json_schema": {"name": "City", "schema": schema, "strict": true}},
+        "logprobs": true,
+        "top_logprobs": 2,
+        "user": "user-1234"
+    }))
+    .unwrap();
+    let resp = sdk(&gw, "sk-gw").chat().create(req).await.unwrap();
+    let lp = resp.choices[0].logprobs.as_ref().unwrap();
+    let tokens: Vec<&str> = lp
+        .content
+        .iter()
+        .flatten()
+        .map(|t| t.token.as_str())
+        .collect();
+    assert_eq!(tokens, ["Hello", "!"]);
+    let first = &lp.content.as_ref().unwrap()[0];
+    assert_eq!(first.bytes.as_deref(), Some(&b"Hello"[..]));
+    let tops: Vec<&str> = first
+        .top_logprobs
+        .iter()
+        .map(|t| t.token.as_str())
+        .collect();
+    assert_eq!(tops, ["Hello", "Hi"]);
+
+    let sent = up
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap()
+        .json();
+    assert_eq!(
+        sent["response_format"],
+        serde_json::json!({"type": "json_schema",
+            "json_schema": {"name": "City", "schema": schema, "strict": true}})
+    );
+    assert_eq!(
+        sent["messages"][0]["content"][1],
+        serde_json::json!({"type": "image_url", "image_url": {"url": png, "detail": "low"}})
+    );
+    assert_eq!(sent["logprobs"], true);
+    assert_eq!(sent["top_logprobs"], 2);
+    assert_eq!(sent["user"], "user-1234");
+}
+
+#[tokio::test]
+async fn sdk_sees_an_upstream_client_error_as_that_status() {
+    use llm_core::testing::MockReply;
+
+    let body = r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+    let up = openai_upstream(MockReply::json(400, body)).await;
+    let gw = keyed_gateway(&up.url()).await;
+    match sdk(&gw, "sk-gw").chat().create(request("auto")).await {
+        Err(OpenAIError::ApiError(e)) => {
+            assert_eq!(e.status_code.as_u16(), 400);
+            assert!(
+                e.api_error.message.contains("maximum context length"),
+                "{}",
+                e.api_error.message
+            );
+        }
+        other => panic!("expected a 400 API error, got {other:?}"),
+    }
+    // The SDK does not retry a 400: the upstream saw the request once.
+    assert_eq!(
+        up.requests().iter().filter(|r| r.method == "POST").count(),
+        1
+    );
+}

@@ -86,12 +86,34 @@ pub struct TestGateway {
 
 /// Starts a gateway on 127.0.0.1:0 for the configuration text.
 pub async fn gateway(toml: &str) -> TestGateway {
+    gateway_with(toml, |g| g).await
+}
+
+/// Starts a gateway for the configuration text, adjusted by `customize`
+/// (CORS origins, extra secrets, …).
+pub async fn gateway_with(toml: &str, customize: impl FnOnce(Gateway) -> Gateway) -> TestGateway {
     let config = Config::from_toml_str(toml).unwrap();
     let client = LlmClient::from_config(&config).unwrap();
-    let handle = Gateway::new(client, &config.gateway)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+    serve(customize(Gateway::new(client, &config.gateway))).await
+}
+
+/// Starts a gateway serving `providers` directly (scripted ones, to see the
+/// exact request the gateway built), with the `[gateway]` settings of `toml`.
+pub async fn scripted_gateway(
+    providers: Vec<Arc<llm_core::testing::ScriptedProvider>>,
+    toml: &str,
+) -> TestGateway {
+    let config = Config::from_toml_str(toml).unwrap();
+    let mut builder = LlmClient::builder();
+    for p in providers {
+        builder = builder.provider(p);
+    }
+    let client = builder.build().unwrap();
+    serve(Gateway::new(client, &config.gateway)).await
+}
+
+async fn serve(gateway: Gateway) -> TestGateway {
+    let handle = gateway.bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", handle.local_addr());
     TestGateway {
         handle,
