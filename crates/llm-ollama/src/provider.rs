@@ -448,20 +448,12 @@ impl Provider for OllamaProvider {
     /// with `auto_download = true`, pulls missing `required_models`. Called by
     /// clients built with `prepare_providers(true)`, such as the `llm` command.
     async fn prepare(&self) -> Result<(), ProviderError> {
-        let manager = self.manager()?;
-        let unprepared =
-            |e: crate::ServiceError| ProviderError::unsupported(&self.name, e.to_string());
-        manager.ensure_running().await.map_err(unprepared)?;
-        if self.config.auto_download {
-            let name = self.name.clone();
-            manager
-                .ensure_models(move |model, p| {
-                    tracing::info!(provider = %name, model, status = %p.status, "pulling");
-                })
-                .await
-                .map_err(unprepared)?;
-        }
-        Ok(())
+        // One shared start (and pull) per instance; a failure is typed so it
+        // counts against this instance's health and the breaker can open.
+        self.manager()?
+            .prepare()
+            .await
+            .map_err(|e| e.to_provider_error(&self.name))
     }
 
     async fn is_available(&self) -> bool {
