@@ -492,7 +492,7 @@ impl ResponseCache for RedisCache {
         let len = bytes.len() as u64;
         if len > inner.max_entry_bytes {
             self.oversized("SET", &rkey, len);
-            return Err(CacheError::new(
+            return Err(CacheError::too_large(
                 NAME,
                 format!(
                     "SET {rkey}: entry of {len} bytes is larger than max_entry_bytes ({}); \

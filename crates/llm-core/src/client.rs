@@ -478,7 +478,7 @@ impl LlmClient {
     /// Stores an answer: inline in an in-process cache (sub-microsecond),
     /// in the background for any other backend, at most
     /// [`MAX_BACKGROUND_WRITES`] at a time; a write beyond that is skipped and
-    /// counted (`llm_cache_operations_total{result="write_skipped"}`), a failed
+    /// counted (`llm_cache_requests_total{result="write_skipped"}`), a failed
     /// one is counted as `error`. Never delays the answer.
     async fn store(&self, key: Option<&CacheKey>, value: CachedResponse) {
         let (Some(layer), Some(key)) = (self.inner.cache.as_ref(), key) else {
@@ -508,7 +508,7 @@ impl LlmClient {
         let key = key.clone();
         handle.spawn(async move {
             if let Err(e) = backend.set(&key, &value, ttl).await {
-                telemetry.cache("error");
+                telemetry.cache(if e.too_large { "too_large" } else { "error" });
                 tracing::debug!(error = %e, "cache store failed");
             }
             drop(permit);

@@ -298,6 +298,9 @@ pub struct CacheError {
     pub backend: String,
     /// What went wrong.
     pub message: String,
+    /// The entry was refused for its size (not a backend failure): counted
+    /// as `too_large`, not `error`.
+    pub too_large: bool,
 }
 
 impl CacheError {
@@ -306,6 +309,15 @@ impl CacheError {
         Self {
             backend: backend.into(),
             message: message.into(),
+            too_large: false,
+        }
+    }
+
+    /// An entry the backend does not store because of its size.
+    pub fn too_large(backend: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            too_large: true,
+            ..Self::new(backend, message)
         }
     }
 }
