@@ -3,13 +3,10 @@
 use std::time::Duration;
 
 use llm_core::http::reqwest::header::HeaderMap;
-use llm_core::http::{self, reqwest};
+use llm_core::http::{self, reqwest, ErrorBody, ErrorMapping};
 use llm_core::{ErrorClass, ProviderError, ProviderErrorKind};
 
 use crate::wire::{ErrorDetail, ErrorEnvelope};
-
-/// Longest error text kept from a body that is not Anthropic's error JSON.
-const MAX_ERROR_TEXT: usize = 1000;
 
 /// The HTTP status Anthropic uses for an `error.type` (its errors page).
 ///
@@ -34,42 +31,63 @@ pub(crate) fn status_for_error_type(kind: &str) -> Option<u16> {
     })
 }
 
+/// Anthropic's error replies, for [`http::send_with`].
+struct Errors;
+
+impl ErrorMapping for Errors {
+    fn parse(&self, body: &[u8]) -> ErrorBody {
+        let envelope: ErrorEnvelope = serde_json::from_slice(body).unwrap_or_default();
+        let detail = envelope.error.unwrap_or_default();
+        ErrorBody {
+            code: detail.kind,
+            message: detail.message,
+        }
+    }
+
+    fn map_error(
+        &self,
+        provider: &str,
+        status: reqwest::StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ProviderError {
+        let mut err = from_body(provider, status, body);
+        if let Some(id) = http::request_id(headers) {
+            err.request_id = Some(id);
+        }
+        let err = err.with_retry_after(http::retry_after(headers));
+        should_retry(err, headers)
+    }
+}
+
 /// Sends `request` and waits for the response head within `timeout`.
 ///
 /// A non-2xx status becomes an HTTP error carrying `error.type` as the code,
 /// `error.message`, the request id (the `request-id` header, else the body's
 /// `request_id`) and `Retry-After`; `x-should-retry` then decides whether it
-/// is retried ([`should_retry`]).
+/// is retried ([`should_retry`]). The error body read is bounded by llm-core.
 pub(crate) async fn send(
     provider: &str,
     request: reqwest::RequestBuilder,
     timeout: Duration,
 ) -> Result<reqwest::Response, ProviderError> {
-    let resp = match tokio::time::timeout(timeout, request.send()).await {
-        Err(_) => {
-            return Err(ProviderError::timeout(
-                provider,
-                format!("no response within {:.1} s", timeout.as_secs_f64()),
-            ))
-        }
-        Ok(Err(e)) => return Err(http::map_reqwest_error(provider, e)),
-        Ok(Ok(r)) => r,
+    http::send_with(provider, request, timeout, &Errors).await
+}
+
+/// The error for a non-2xx reply with `body`.
+pub(crate) fn from_body(provider: &str, status: reqwest::StatusCode, body: &[u8]) -> ProviderError {
+    let envelope: Option<ErrorEnvelope> = serde_json::from_slice(body).ok();
+    let (detail, body_id) = match envelope {
+        Some(e) => (e.error.unwrap_or_default(), e.request_id),
+        None => (ErrorDetail::default(), None),
     };
-    if resp.status().is_success() {
-        return Ok(resp);
-    }
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = match tokio::time::timeout(timeout, resp.bytes()).await {
-        Ok(Ok(b)) => b.to_vec(),
-        _ => Vec::new(),
-    };
-    let mut err = from_body(provider, status, &body);
-    if let Some(id) = http::request_id(&headers) {
-        err.request_id = Some(id);
-    }
-    let err = err.with_retry_after(http::retry_after(&headers));
-    Err(should_retry(err, &headers))
+    let message = detail
+        .message
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| http::error_text(status, body));
+    let mut err = ProviderError::http(provider, status.as_u16(), message).with_request_id(body_id);
+    err.code = detail.kind;
+    err
 }
 
 /// Applies Anthropic's `x-should-retry: true|false` response header, which
@@ -106,27 +124,6 @@ pub(crate) fn should_retry(mut err: ProviderError, headers: &HeaderMap) -> Provi
     err
 }
 
-/// The error for a non-2xx reply with `body`.
-pub(crate) fn from_body(provider: &str, status: reqwest::StatusCode, body: &[u8]) -> ProviderError {
-    let envelope: Option<ErrorEnvelope> = serde_json::from_slice(body).ok();
-    let (detail, body_id) = match envelope {
-        Some(e) => (e.error.unwrap_or_default(), e.request_id),
-        None => (ErrorDetail::default(), None),
-    };
-    let message = detail.message.filter(|m| !m.is_empty()).unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if text.is_empty() {
-            status.canonical_reason().unwrap_or("error").to_string()
-        } else {
-            truncate(text, MAX_ERROR_TEXT)
-        }
-    });
-    let mut err = ProviderError::http(provider, status.as_u16(), message).with_request_id(body_id);
-    err.code = detail.kind;
-    err
-}
-
 /// The error for an `error` event inside a stream, or an error envelope in a 2xx body.
 pub(crate) fn from_event(
     provider: &str,
@@ -143,17 +140,6 @@ pub(crate) fn from_event(
         ProviderError::new(provider, ProviderErrorKind::Http, message).with_request_id(request_id);
     err.status = status_for_error_type(&kind);
     err.with_code(kind)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -192,7 +178,6 @@ mod tests {
         assert_eq!(e.code, None);
         let e = from_body("a", reqwest::StatusCode::BAD_GATEWAY, b"");
         assert_eq!(e.message, "Bad Gateway");
-        assert_eq!(truncate("中文字", 4), "中…");
     }
 
     #[test]

@@ -249,7 +249,9 @@ impl Provider for AnthropicProvider {
         let resp = self.post(&body).await?;
         let header_id = http::request_id(resp.headers());
         let remaining = self.profile.timeout.saturating_sub(started.elapsed());
-        let message: MessageResponse = http::read_json(&self.name, resp, remaining).await?;
+        let message: MessageResponse =
+            http::read_json_max(&self.name, resp, remaining, self.profile.max_response_bytes)
+                .await?;
         if message.kind.as_deref() == Some("error") || message.error.is_some() {
             let id = header_id.or(message.request_id);
             return Err(error::from_event(&self.name, message.error, id));
@@ -346,7 +348,13 @@ impl Provider for AnthropicProvider {
                 request = request.query(&[("after_id", a.as_str())]);
             }
             let resp = error::send(&self.name, request, self.profile.timeout).await?;
-            let page: ModelPage = http::read_json(&self.name, resp, self.profile.timeout).await?;
+            let page: ModelPage = http::read_json_max(
+                &self.name,
+                resp,
+                self.profile.timeout,
+                self.profile.max_response_bytes,
+            )
+            .await?;
             ids.extend(page.data.into_iter().filter_map(|m| m.id));
             match page.last_id {
                 Some(last) if page.has_more && after.as_ref() != Some(&last) => after = Some(last),

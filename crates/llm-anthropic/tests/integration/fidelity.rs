@@ -549,3 +549,17 @@ async fn a_direct_call_without_a_model_uses_the_default_model() {
         .unwrap();
     assert_eq!(post(&s).json()["model"], json!(MODEL));
 }
+
+#[tokio::test]
+async fn a_body_over_the_instance_s_limit_is_an_error() {
+    // The 4.6 answer is 411 bytes: over a 100-byte limit, within the default.
+    assert!(COMPLETION.len() > 100);
+    let s = server("POST", "/v1/messages", completion()).await;
+    let e = provider(&s, "max_response_bytes = 100")
+        .generate(&plain("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ProviderErrorKind::Decode, "{e}");
+    assert!(e.message.contains("100 bytes"), "{e}");
+    assert!(provider(&s, "").generate(&plain("hi")).await.is_ok());
+}
