@@ -237,7 +237,9 @@ impl Provider for AnthropicProvider {
             | Capability::JsonObject
             | Capability::JsonSchema => true,
             Capability::Images => self.profile.has_vision(model),
-            Capability::Logprobs | Capability::Penalties | Capability::Passthrough => false,
+            // No such fields in the Messages API (logprobs, penalties,
+            // OpenAI pass-through), and anything else: not claimed.
+            _ => false,
         }
     }
 
