@@ -190,22 +190,43 @@ fn with_attempts(head: &str, attempts: &[Attempt]) -> String {
     format!("{head}: {}", list.join("; "))
 }
 
-/// The upstream's own message inside an attempt's description
-/// (`provider `x`: HTTP 400 (code): message [request id …]`).
-fn upstream_message(description: &str) -> &str {
+/// Upstream error codes passed on to the caller with a client-class status
+/// (SDKs and frameworks act on them, e.g. on a context overflow).
+const KNOWN_CODES: &[&str] = &[
+    "context_length_exceeded",
+    "model_not_found",
+    "invalid_value",
+    "invalid_type",
+    "invalid_image_url",
+    "invalid_image_format",
+    "image_too_large",
+    "string_above_max_length",
+    "array_above_max_length",
+    "unsupported_parameter",
+    "unsupported_value",
+    "request_too_large",
+];
+
+/// The upstream's code (when it gave one) and its own message, out of an
+/// attempt's description (`provider `x`: HTTP 400 (code): message [request id …]`).
+fn upstream_parts(description: &str) -> (Option<&str>, &str) {
     let Some((_, rest)) = description.split_once(": HTTP ") else {
-        return description;
+        return (None, description);
     };
     let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-    let rest = match rest.strip_prefix(" (") {
-        Some(r) => r.split_once(')').map_or(r, |(_, after)| after),
-        None => rest,
+    let (code, rest) = match rest.strip_prefix(" (") {
+        Some(r) => match r.split_once(')') {
+            Some((code, after)) => (Some(code), after),
+            None => (None, r),
+        },
+        None => (None, rest),
     };
     let rest = rest.strip_prefix(": ").unwrap_or(rest);
-    match rest.rfind(" [request id ") {
+    let message = match rest.rfind(" [request id ") {
         Some(i) => &rest[..i],
         None => rest,
-    }
+    };
+    (code, message)
 }
 
 /// When every attempt that was made failed with a client-class status
@@ -229,15 +250,14 @@ fn client_error(attempts: &[Attempt]) -> Option<ApiError> {
         .iter()
         .map(|(a, s, _)| format!("{} HTTP {s}", a.provider))
         .collect();
-    Some(ApiError::new(
+    let (upstream_code, message) = upstream_parts(first);
+    let mut err = ApiError::new(
         code,
         "invalid_request_error",
-        format!(
-            "{} (rejected upstream: {})",
-            upstream_message(first),
-            who.join(", ")
-        ),
-    ))
+        format!("{message} (rejected upstream: {})", who.join(", ")),
+    );
+    err.code = upstream_code.and_then(|c| KNOWN_CODES.iter().copied().find(|k| *k == c));
+    Some(err)
 }
 
 impl From<LlmError> for ApiError {
@@ -372,19 +392,22 @@ mod tests {
     #[test]
     fn the_upstream_message_is_taken_out_of_an_attempt() {
         assert_eq!(
-            upstream_message(
+            upstream_parts(
                 "provider `openai`: HTTP 400 (context_length_exceeded): This model's maximum \
                  context length is 128000 tokens. [request id req_1]"
             ),
-            "This model's maximum context length is 128000 tokens."
+            (
+                Some("context_length_exceeded"),
+                "This model's maximum context length is 128000 tokens."
+            )
         );
         assert_eq!(
-            upstream_message("provider `local`: HTTP 404: model \"x\" not found"),
-            "model \"x\" not found"
+            upstream_parts("provider `local`: HTTP 404: model \"x\" not found"),
+            (None, "model \"x\" not found")
         );
         assert_eq!(
-            upstream_message("overall deadline reached"),
-            "overall deadline reached"
+            upstream_parts("overall deadline reached"),
+            (None, "overall deadline reached")
         );
     }
 
@@ -411,6 +434,18 @@ mod tests {
             "{}",
             e.message
         );
+        assert_eq!(e.code, None);
+
+        // The upstream's code goes along when it is one clients act on.
+        let e = ApiError::from(LlmError::AllProvidersFailed {
+            attempts: vec![failed(
+                "a",
+                Some(400),
+                "provider `a`: HTTP 400 (context_length_exceeded): too long [request id r1]",
+            )],
+        });
+        assert_eq!(e.code, Some("context_length_exceeded"));
+        assert!(e.message.starts_with("too long (rejected"), "{}", e.message);
 
         for mixed in [
             vec![

@@ -40,7 +40,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
-use llm_router::config::GatewayConfig;
+use llm_router::config::{Config, GatewayConfig};
 use llm_router::{LlmClient, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -146,6 +146,14 @@ impl Gateway {
             shutdown_grace: config.shutdown_grace.0,
             cors: None,
         }
+    }
+
+    /// A gateway for `config`: its `[gateway]` settings, with every
+    /// provider's secrets (`api_key`, key- or token-like options and headers)
+    /// also scrubbed verbatim from upstream error text.
+    pub fn from_config(client: LlmClient, config: &Config) -> Self {
+        let secrets = provider_secrets(config);
+        Self::new(client, &config.gateway).scrub_secrets(&secrets)
     }
 
     /// Allows browser scripts from `origins` (`*` for any) to call the
@@ -288,6 +296,39 @@ impl Gateway {
             task,
         })
     }
+}
+
+/// Option names whose string values are secrets.
+const SECRET_OPTION_WORDS: &[&str] = &["key", "token", "secret", "password", "authorization"];
+
+/// The string values of the providers' secret-looking options (nested
+/// tables such as `headers` included).
+fn provider_secrets(config: &Config) -> Vec<SecretString> {
+    let mut out = Vec::new();
+    for spec in config.providers.iter().filter_map(|p| p.spec.as_ref()) {
+        let mut stack: Vec<_> = spec.options.iter().collect();
+        while let Some((name, value)) = stack.pop() {
+            if let Some(table) = value.as_table() {
+                stack.extend(table.iter());
+                continue;
+            }
+            let Some(text) = value.as_str() else {
+                continue;
+            };
+            let name = name.to_ascii_lowercase();
+            let secret_name = SECRET_OPTION_WORDS.iter().any(|w| name.contains(w));
+            let bearer = text
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("bearer "));
+            if secret_name || bearer {
+                out.push(SecretString::from(text.to_string()));
+                if let Some(token) = bearer.then(|| text[7..].trim()) {
+                    out.push(SecretString::from(token.to_string()));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A running gateway.

@@ -525,6 +525,7 @@ async fn client_errors_from_every_upstream_keep_their_status() {
     assert_eq!(r.status(), 400);
     let e = error_of(r).await;
     assert_eq!(e["type"], "invalid_request_error");
+    assert_eq!(e["code"], "context_length_exceeded");
     let msg = e["message"].as_str().unwrap();
     assert!(
         msg.starts_with("This model's maximum context length is 128000 tokens."),
@@ -818,5 +819,29 @@ async fn an_openai_upstream_receives_exactly_what_the_client_sent() {
             "prompt_cache_key": "k1",
             "safety_identifier": "sid-1"
         })
+    );
+}
+
+#[tokio::test]
+async fn provider_keys_of_any_shape_are_scrubbed_from_errors() {
+    let echo = r#"{"error":{"message":"key plainsecret-4411aa-zz and token hdr-tok-98765 are not valid here","type":"invalid_request_error","param":null,"code":null}}"#;
+    let up = openai_upstream(MockReply::json(401, echo)).await;
+    let gw = gateway(&format!(
+        "[llm_providers.odd]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n\
+         api_key = \"plainsecret-4411aa-zz\"\nheaders = {{ \"X-Extra-Token\" = \"hdr-tok-98765\" }}\n\
+         models = [\"gpt-4o-mini\"]\n\n{ROUTING}",
+        up.url()
+    ))
+    .await;
+    let r = gw
+        .chat(json!({"model": "auto", "messages": user("hi")}))
+        .await;
+    assert_eq!(r.status(), 502);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("plainsecret-4411aa-zz"), "{text}");
+    assert!(!text.contains("hdr-tok-98765"), "{text}");
+    assert!(
+        text.contains("key [redacted] and token [redacted]"),
+        "{text}"
     );
 }

@@ -94,7 +94,7 @@ pub async fn gateway(toml: &str) -> TestGateway {
 pub async fn gateway_with(toml: &str, customize: impl FnOnce(Gateway) -> Gateway) -> TestGateway {
     let config = Config::from_toml_str(toml).unwrap();
     let client = LlmClient::from_config(&config).unwrap();
-    serve(customize(Gateway::new(client, &config.gateway))).await
+    serve(customize(Gateway::from_config(client, &config))).await
 }
 
 /// Starts a gateway serving `providers` directly (scripted ones, to see the
