@@ -240,6 +240,7 @@ serde.workspace = true
 serde_json.workspace = true
 
 [dev-dependencies]
+futures.workspace = true
 llm-core = {{ workspace = true, features = ["testing"] }}
 tokio.workspace = true
 
@@ -271,6 +272,7 @@ serde = {{ version = "1", features = ["derive"] }}
 serde_json = "1"
 
 [dev-dependencies]
+futures = {{ version = "0.3", default-features = false, features = ["std"] }}
 llm-core = {core_testing}
 tokio = {{ version = "1", features = ["macros", "rt-multi-thread", "time"] }}
 

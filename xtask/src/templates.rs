@@ -22,6 +22,10 @@ pub(crate) const PROVIDER_FILES: &[(&str, &str)] = &[
         include_str!("../templates/provider/src/provider.rs.tmpl"),
     ),
     (
+        "src/stream.rs",
+        include_str!("../templates/provider/src/stream.rs.tmpl"),
+    ),
+    (
         "src/wire.rs",
         include_str!("../templates/provider/src/wire.rs.tmpl"),
     ),
@@ -34,12 +38,64 @@ pub(crate) const PROVIDER_FILES: &[(&str, &str)] = &[
         include_str!("../templates/provider/tests/integration/main.rs.tmpl"),
     ),
     (
+        "tests/integration/fixtures.rs",
+        include_str!("../templates/provider/tests/integration/fixtures.rs.tmpl"),
+    ),
+    (
         "tests/integration/provider.rs",
         include_str!("../templates/provider/tests/integration/provider.rs.tmpl"),
     ),
     (
+        "tests/integration/mapping.rs",
+        include_str!("../templates/provider/tests/integration/mapping.rs.tmpl"),
+    ),
+    (
         "tests/integration/conformance.rs",
         include_str!("../templates/provider/tests/integration/conformance.rs.tmpl"),
+    ),
+    (
+        "tests/fixtures/completion.json",
+        include_str!("../templates/provider/tests/fixtures/completion.json.tmpl"),
+    ),
+    (
+        "tests/fixtures/models.json",
+        include_str!("../templates/provider/tests/fixtures/models.json.tmpl"),
+    ),
+    (
+        "tests/fixtures/stream.sse",
+        include_str!("../templates/provider/tests/fixtures/stream.sse.tmpl"),
+    ),
+    (
+        "tests/fixtures/stream_cjk.sse",
+        include_str!("../templates/provider/tests/fixtures/stream_cjk.sse.tmpl"),
+    ),
+    (
+        "tests/fixtures/stream_error.sse",
+        include_str!("../templates/provider/tests/fixtures/stream_error.sse.tmpl"),
+    ),
+    (
+        "tests/fixtures/unauthorized.json",
+        include_str!("../templates/provider/tests/fixtures/unauthorized.json.tmpl"),
+    ),
+    (
+        "tests/fixtures/forbidden.json",
+        include_str!("../templates/provider/tests/fixtures/forbidden.json.tmpl"),
+    ),
+    (
+        "tests/fixtures/model_not_found.json",
+        include_str!("../templates/provider/tests/fixtures/model_not_found.json.tmpl"),
+    ),
+    (
+        "tests/fixtures/rate_limited.json",
+        include_str!("../templates/provider/tests/fixtures/rate_limited.json.tmpl"),
+    ),
+    (
+        "tests/fixtures/server_error.json",
+        include_str!("../templates/provider/tests/fixtures/server_error.json.tmpl"),
+    ),
+    (
+        "tests/fixtures/unavailable.json",
+        include_str!("../templates/provider/tests/fixtures/unavailable.json.tmpl"),
     ),
 ];
 

@@ -1,8 +1,10 @@
 //! `cargo xtask new-provider`: the scaffolded crate builds, its own tests pass
-//! as generated, and a program that links it lists its kind.
+//! as generated (the conformance suite included, against its own mock
+//! upstream), it is clean under clippy, rustdoc and rustfmt, and a program
+//! that links it lists its kind.
 //!
 //! One scaffold (outside the workspace, depending on this workspace's llm-core
-//! through `--core-path`) is shared by both tests. Builds reuse this
+//! through `--core-path`) is shared by the tests. Builds reuse this
 //! workspace's target directory and its `Cargo.lock`, so only the new crate and
 //! llm-core are compiled, offline.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,7 +18,21 @@ use std::sync::OnceLock;
 const KIND: &str = "scaffold-check";
 const CRATE: &str = "llm-scaffold-check";
 /// Tests sharing the scaffold; the last one to finish removes it.
-const USERS: usize = 2;
+const USERS: usize = 3;
+/// The checks of llm-core's conformance suite (`conformance_tests!`).
+const CONFORMANCE_CHECKS: &[&str] = &[
+    "generate",
+    "stream",
+    "stream_utf8_split",
+    "stream_truncated",
+    "stream_broken",
+    "stream_error_event",
+    "models",
+    "availability",
+    "error_statuses",
+    "malformed_bodies",
+    "timeout",
+];
 static DONE: AtomicUsize = AtomicUsize::new(0);
 
 fn workspace() -> PathBuf {
@@ -101,23 +117,48 @@ fn the_scaffolded_crate_passes_its_own_tests() {
         "src/lib.rs",
         "src/config.rs",
         "src/provider.rs",
+        "src/stream.rs",
         "src/wire.rs",
         "src/error.rs",
         "tests/integration/main.rs",
+        "tests/integration/fixtures.rs",
         "tests/integration/conformance.rs",
+        "tests/integration/mapping.rs",
         "tests/integration/provider.rs",
+        "tests/fixtures/completion.json",
+        "tests/fixtures/stream.sse",
+        "tests/fixtures/stream_cjk.sse",
+        "tests/fixtures/stream_error.sse",
+        "tests/fixtures/models.json",
     ] {
         assert!(dir.join(file).is_file(), "{file} is generated");
     }
-    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    let lib = read("src/lib.rs");
     assert!(lib.contains("llm_core::inventory::submit!"), "{lib}");
-    let provider = std::fs::read_to_string(dir.join("src/provider.rs")).unwrap();
-    assert!(
-        provider.contains("ProviderError::unsupported("),
-        "{provider}"
-    );
+    let provider = read("src/provider.rs");
+    for shape in [
+        "fn supports(",
+        "async fn check(",
+        "send_with(",
+        "read_json_max(",
+        "max_response_bytes",
+    ] {
+        assert!(provider.contains(shape), "provider.rs has `{shape}`");
+    }
     assert!(!provider.contains("todo!"), "{provider}");
-    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(!provider.contains("not implemented"), "{provider}");
+    let stream = read("src/stream.rs");
+    for shape in ["sse_events(", "decode_frames(", "impl FrameDecoder for"] {
+        assert!(stream.contains(shape), "stream.rs has `{shape}`");
+    }
+    let conformance = read("tests/integration/conformance.rs");
+    assert!(
+        conformance.contains("llm_core::conformance_tests!(ScaffoldCheck);"),
+        "{conformance}"
+    );
+    assert!(!conformance.contains("#[ignore"), "{conformance}");
+    let manifest = read("Cargo.toml");
     assert!(
         manifest.contains("path = "),
         "depends on --core-path: {manifest}"
@@ -133,11 +174,66 @@ fn the_scaffolded_crate_passes_its_own_tests() {
         out.status.success(),
         "cargo test of the scaffold failed\n{log}"
     );
-    assert!(log.contains("the_kind_is_registered ... ok"), "{log}");
-    assert!(
-        log.contains("conformance::generate ... ignored"),
-        "the conformance suite is wired but ignored\n{log}"
-    );
+    for check in CONFORMANCE_CHECKS {
+        assert!(
+            log.contains(&format!("test conformance::conformance::{check} ... ok")),
+            "the conformance check `{check}` runs and passes\n{log}"
+        );
+    }
+    for test in [
+        "provider::the_kind_is_registered",
+        "mapping::a_plain_request_sends_only_the_model_and_the_conversation",
+        "mapping::no_capability_is_claimed_and_a_request_needing_one_is_refused_unsent",
+        "mapping::availability_is_a_2xx_from_the_models_endpoint",
+    ] {
+        assert!(
+            log.contains(&format!("test {test} ... ok")),
+            "{test}\n{log}"
+        );
+    }
+    let results: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("test result:"))
+        .collect();
+    assert!(!results.is_empty(), "{log}");
+    for line in results {
+        assert!(
+            line.contains(" 0 ignored"),
+            "nothing is ignored: {line}\n{log}"
+        );
+    }
+    release();
+}
+
+#[test]
+fn the_scaffolded_crate_is_clean_under_clippy_rustdoc_and_rustfmt() {
+    let dir = scaffold().join(CRATE);
+    let out = cargo()
+        .args([
+            "clippy",
+            "--offline",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "clippy -D warnings\n{}", text(&out));
+    let out = cargo()
+        .args(["doc", "--offline", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rustdoc -D warnings\n{}", text(&out));
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["fmt", "--check"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo fmt --check\n{}", text(&out));
     release();
 }
 
