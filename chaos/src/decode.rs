@@ -268,7 +268,11 @@ impl Harness {
                 let last = i + 1 == items.len();
                 match item {
                     Ok(StreamEvent::Delta { text: t }) => text.push_str(t),
-                    Ok(StreamEvent::Usage { .. } | StreamEvent::ToolCall { .. }) => {}
+                    Ok(
+                        StreamEvent::Usage { .. }
+                        | StreamEvent::ToolCall { .. }
+                        | StreamEvent::Logprobs { .. },
+                    ) => {}
                     Ok(StreamEvent::Done { .. }) if last => return Ok(Decoded::Answer(text)),
                     Err(e) if last => return Ok(Decoded::Error(e.to_string())),
                     Ok(StreamEvent::Done { .. }) | Err(_) => {

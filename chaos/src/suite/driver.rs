@@ -149,7 +149,11 @@ pub async fn via_client(
         }
         match item {
             Ok(StreamEvent::Delta { text: t }) => text.push_str(&t),
-            Ok(StreamEvent::Usage { .. } | StreamEvent::ToolCall { .. }) => {}
+            Ok(
+                StreamEvent::Usage { .. }
+                | StreamEvent::ToolCall { .. }
+                | StreamEvent::Logprobs { .. },
+            ) => {}
             Ok(StreamEvent::Done { .. }) => {
                 end = Some(Answer::Complete {
                     text: std::mem::take(&mut text),

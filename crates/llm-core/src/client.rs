@@ -15,6 +15,7 @@ use tracing::Instrument;
 use crate::cache::{CacheKey, CachedResponse, MemoryCache, ResponseCache};
 use crate::config::{CacheBackend, CacheMode, CachingConfig, Config, RoutingConfig, Strategy};
 use crate::cost::cost_usd;
+use crate::embed::{EmbeddingRequest, EmbeddingResponse};
 use crate::error::{ConfigError, LlmError, ProviderError};
 use crate::exec::{self, HealthReport, Instance, OpenedStream, ProviderHealth};
 use crate::metrics::Telemetry;
@@ -293,6 +294,7 @@ pub fn known_models(providers: &[Arc<dyn Provider>]) -> Vec<String> {
         let profile = p.profile();
         out.extend(profile.models.iter().cloned());
         out.extend(profile.default_model.iter().cloned());
+        out.extend(profile.embedding_models.iter().cloned());
     }
     out.sort();
     out.dedup();
@@ -544,7 +546,7 @@ impl LlmClient {
         let label = hit.route_model.as_deref().unwrap_or(&hit.model);
         self.inner
             .telemetry
-            .request(&hit.provider, label, "cache_hit");
+            .request("chat", &hit.provider, label, "cache_hit");
         LlmResponse {
             content: hit.content,
             provider: hit.provider,
@@ -658,10 +660,15 @@ impl LlmClient {
 
     fn record_success(&self, resp: &LlmResponse, model: &str) {
         let t = &self.inner.telemetry;
-        t.request(&resp.provider, model, "success");
-        t.latency(&resp.provider, model, resp.response_time.as_secs_f64());
-        t.tokens(&resp.provider, model, &resp.usage);
-        t.cost(&resp.provider, model, resp.cost);
+        t.request("chat", &resp.provider, model, "success");
+        t.latency(
+            "chat",
+            &resp.provider,
+            model,
+            resp.response_time.as_secs_f64(),
+        );
+        t.tokens("chat", &resp.provider, model, &resp.usage);
+        t.cost("chat", &resp.provider, model, resp.cost);
     }
 
     /// Streams an answer. Fallback and retries apply until the first event has
@@ -721,6 +728,302 @@ impl LlmClient {
         let mut s = ResponseStream::new(name, kind, reported_model, events);
         s.attempts = out.attempts;
         Ok(s)
+    }
+}
+
+impl LlmClient {
+    /// Embeds a batch of texts: one vector per input, in order.
+    ///
+    /// Routed by model, never by task class: only instances listing the
+    /// model in `embedding_models` are tried (retries, breakers and the
+    /// deadline as for chat), and a fallback never changes the model, since
+    /// vectors of different models are not comparable. With the cache on,
+    /// each input is cached on its own (keyed by model, dimensions and text):
+    /// only the inputs not seen before are sent upstream, and the answer is
+    /// reassembled in order.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use llm_core::testing::ScriptedProvider;
+    /// use llm_core::{EmbeddingRequest, LlmClient, ProviderProfile};
+    ///
+    /// let p = ScriptedProvider::new("ollama").profile(ProviderProfile {
+    ///     embedding_models: vec!["nomic-embed-text".into()],
+    ///     ..Default::default()
+    /// });
+    /// let client = LlmClient::builder().provider(Arc::new(p)).build().unwrap();
+    /// let req = EmbeddingRequest::new(["a", "b"]).model("nomic-embed-text");
+    /// let resp = client.embed(req.clone()).await.unwrap();
+    /// assert_eq!(resp.vectors.len(), 2);
+    /// let again = client.embed(req).await.unwrap();
+    /// assert_eq!((again.cached_inputs, again.vectors), (2, resp.vectors));
+    /// # });
+    /// ```
+    pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, LlmError> {
+        let started = Instant::now();
+        let model = self.embedding_model(&req)?;
+        let span = tracing::info_span!(
+            "llm.client",
+            otel.name = "embed",
+            gen_ai.operation.name = "embeddings",
+            gen_ai.request.model = model.as_str(),
+            llm.inputs = req.inputs.len(),
+            gen_ai.system = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            llm.provider = tracing::field::Empty,
+            llm.cached_inputs = tracing::field::Empty,
+        );
+        async move {
+            let mut req = req;
+            req.model = Some(model.clone());
+            let resp = self.embed_resolved(req, &model, started).await?;
+            let span = tracing::Span::current();
+            span.record("gen_ai.system", resp.provider_kind.as_str());
+            span.record("gen_ai.usage.input_tokens", resp.usage.prompt_tokens);
+            span.record("llm.provider", resp.provider.as_str());
+            span.record("llm.cached_inputs", resp.cached_inputs);
+            Ok(resp)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The embedding model of a request, checked against the configuration.
+    fn embedding_model(&self, req: &EmbeddingRequest) -> Result<String, LlmError> {
+        let invalid = |field: &'static str, message: &str| {
+            LlmError::from(crate::error::ValidationError {
+                field,
+                message: message.to_string(),
+            })
+        };
+        if req.inputs.is_empty() {
+            return Err(invalid("input", "must contain at least one text"));
+        }
+        if req.dimensions == Some(0) {
+            return Err(invalid("dimensions", "must be at least 1"));
+        }
+        if let Some(name) = &req.provider {
+            if self.provider(name).is_none() {
+                return Err(LlmError::UnknownProvider {
+                    name: name.clone(),
+                    known: self
+                        .inner
+                        .instances
+                        .iter()
+                        .map(|i| i.provider.name().to_string())
+                        .collect(),
+                });
+            }
+        }
+        let mut known: Vec<String> = self
+            .inner
+            .instances
+            .iter()
+            .filter(|i| {
+                req.provider
+                    .as_deref()
+                    .is_none_or(|n| i.provider.name() == n)
+            })
+            .flat_map(|i| i.provider.profile().embedding_models.iter().cloned())
+            .collect();
+        known.sort();
+        known.dedup();
+        let model = req
+            .model
+            .clone()
+            .or_else(|| self.inner.routing.default_embedding_model.clone())
+            .or_else(|| (known.len() == 1).then(|| known[0].clone()));
+        match model {
+            Some(m) if known.contains(&m) => Ok(m),
+            m => Err(LlmError::UnknownEmbeddingModel {
+                model: m.unwrap_or_default(),
+                known,
+            }),
+        }
+    }
+
+    async fn embed_resolved(
+        &self,
+        req: EmbeddingRequest,
+        model: &str,
+        started: Instant,
+    ) -> Result<EmbeddingResponse, LlmError> {
+        let layer = self
+            .inner
+            .cache
+            .as_ref()
+            .filter(|_| req.cache != CacheDirective::Bypass);
+        let keys: Vec<CacheKey> = match layer {
+            Some(_) => req
+                .inputs
+                .iter()
+                .map(|t| CacheKey::for_embedding(model, req.dimensions, t))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; req.inputs.len()];
+        if let Some(layer) = layer {
+            if req.cache == CacheDirective::Use && layer.mode != CacheMode::WriteOnly {
+                match layer.backend.get_vectors(&keys).await {
+                    Ok(found) if found.len() == vectors.len() => vectors = found,
+                    Ok(_) => self.inner.telemetry.cache("error"),
+                    Err(e) => {
+                        self.inner.telemetry.cache("error");
+                        tracing::debug!(error = %e, "embedding cache lookup failed; misses");
+                    }
+                }
+            }
+        }
+        let cached_inputs = vectors.iter().filter(|v| v.is_some()).count();
+        if layer.is_some() {
+            let t = &self.inner.telemetry;
+            for _ in 0..cached_inputs {
+                t.cache("hit");
+            }
+            for _ in cached_inputs..vectors.len() {
+                t.cache("miss");
+            }
+        }
+        // The texts to send: each distinct missing text once.
+        let mut send: Vec<String> = Vec::new();
+        let mut slot_of: HashMap<&str, usize> = HashMap::new();
+        let mut wanted: Vec<(usize, usize)> = Vec::new(); // (input index, sent index)
+        for (i, text) in req.inputs.iter().enumerate() {
+            if vectors[i].is_some() {
+                continue;
+            }
+            let slot = *slot_of.entry(text.as_str()).or_insert_with(|| {
+                send.push(text.clone());
+                send.len() - 1
+            });
+            wanted.push((i, slot));
+        }
+        if send.is_empty() {
+            return Ok(EmbeddingResponse {
+                vectors: vectors.into_iter().flatten().collect(),
+                model: model.to_string(),
+                provider: String::new(),
+                provider_kind: String::new(),
+                usage: Usage::default(),
+                cost: 0.0,
+                cached_inputs,
+                attempts: Vec::new(),
+                response_time: started.elapsed(),
+            });
+        }
+        let upstream = EmbeddingRequest {
+            inputs: send,
+            ..req.clone()
+        };
+        let plan = {
+            let now = Instant::now();
+            let views: Vec<InstanceView<'_>> = self
+                .inner
+                .instances
+                .iter()
+                .map(|i| InstanceView {
+                    provider: &i.provider,
+                    skip: i.health.skip_reason(now),
+                    latency: i.health.latency(),
+                })
+                .collect();
+            let mut rng = lock(&self.inner.rng);
+            router::plan_embeddings(
+                &self.inner.routing,
+                model,
+                req.provider.as_deref(),
+                &views,
+                &mut rng,
+            )
+        };
+        let out = self
+            .executor()
+            .run(&plan, &upstream, |p, r| async move {
+                let resp = p.embed(&r).await?;
+                // A provider that answers with another count of vectors
+                // cannot be reassembled: the next one is tried.
+                if resp.vectors.len() != r.inputs.len() {
+                    return Err(ProviderError::decode(
+                        p.name(),
+                        format!(
+                            "{} vectors for {} inputs",
+                            resp.vectors.len(),
+                            r.inputs.len()
+                        ),
+                    ));
+                }
+                Ok(resp)
+            })
+            .await?;
+        let mut fresh = out.value;
+        if fresh.usage.prompt_tokens == 0 {
+            let tokens: u64 = upstream
+                .inputs
+                .iter()
+                .map(|t| tokens::estimate_tokens(t))
+                .fold(0u64, u64::saturating_add);
+            fresh.usage = Usage::new(tokens, 0);
+        }
+        let provider = out.instance.provider.clone();
+        let cost = cost_usd(provider.profile(), model, &fresh.usage);
+        let elapsed = started.elapsed();
+        let t = &self.inner.telemetry;
+        t.request("embeddings", provider.name(), model, "success");
+        t.latency("embeddings", provider.name(), model, elapsed.as_secs_f64());
+        t.tokens("embeddings", provider.name(), model, &fresh.usage);
+        t.cost("embeddings", provider.name(), model, cost);
+        if let (Some(layer), false) = (layer, keys.is_empty()) {
+            if layer.mode != CacheMode::ReadOnly {
+                let items: Vec<(CacheKey, Vec<f32>)> = wanted
+                    .iter()
+                    .map(|&(i, slot)| (keys[i].clone(), fresh.vectors[slot].clone()))
+                    .collect();
+                self.store_vectors(layer, items).await;
+            }
+        }
+        for &(i, slot) in &wanted {
+            vectors[i] = Some(fresh.vectors[slot].clone());
+        }
+        Ok(EmbeddingResponse {
+            vectors: vectors.into_iter().flatten().collect(),
+            model: model.to_string(),
+            provider: provider.name().to_string(),
+            provider_kind: provider.kind().to_string(),
+            usage: fresh.usage,
+            cost,
+            cached_inputs,
+            attempts: out.attempts,
+            response_time: elapsed,
+        })
+    }
+
+    /// Stores vectors: inline in an in-process cache, else in the background.
+    async fn store_vectors(&self, layer: &CacheLayer, items: Vec<(CacheKey, Vec<f32>)>) {
+        let telemetry = self.inner.telemetry.clone();
+        if layer.backend.is_local() {
+            if let Err(e) = layer.backend.set_vectors(&items, layer.ttl).await {
+                telemetry.cache("error");
+                tracing::debug!(error = %e, "embedding cache store failed");
+            }
+            return;
+        }
+        let (Ok(permit), Ok(handle)) = (
+            self.inner.cache_writes.clone().try_acquire_owned(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            telemetry.cache("write_skipped");
+            return;
+        };
+        let backend = layer.backend.clone();
+        let ttl = layer.ttl;
+        handle.spawn(async move {
+            if let Err(e) = backend.set_vectors(&items, ttl).await {
+                telemetry.cache(if e.too_large { "too_large" } else { "error" });
+                tracing::debug!(error = %e, "embedding cache store failed");
+            }
+            drop(permit);
+        });
     }
 }
 
@@ -864,7 +1167,7 @@ impl StreamState {
         self.client
             .inner
             .telemetry
-            .request(self.instance.provider.name(), &model, "error");
+            .request("chat", self.instance.provider.name(), &model, "error");
     }
 }
 

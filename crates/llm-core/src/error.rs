@@ -352,6 +352,18 @@ pub enum LlmError {
         /// The capability it needs.
         capability: crate::types::Capability,
     },
+    /// No configured instance serves the embedding model (or none was given
+    /// and `routing.default_embedding_model` is unset).
+    #[error(
+        "no configured provider serves embedding model `{model}` (embedding models: {})",
+        join_or_none(known)
+    )]
+    UnknownEmbeddingModel {
+        /// The model asked for (empty when none was given).
+        model: String,
+        /// Every embedding model some instance serves.
+        known: Vec<String>,
+    },
     /// No provider could be tried (none configured, all disabled, all circuits open).
     #[error("no provider available{}", list_attempts(attempts))]
     NoProviderAvailable {

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod cost;
+pub mod embed;
 pub mod error;
 pub mod exec;
 #[cfg(feature = "http")]
@@ -26,6 +27,7 @@ mod validate;
 
 pub use async_trait::async_trait;
 pub use client::{LlmClient, LlmClientBuilder};
+pub use embed::{EmbeddingRequest, EmbeddingResponse};
 pub use error::{
     CacheError, ConfigError, ErrorClass, LlmError, ProviderError, ProviderErrorKind,
     ValidationError,

@@ -219,9 +219,10 @@ impl Telemetry {
         }
     }
 
-    pub(crate) fn request(&self, provider: &str, model: &str, status: &str) {
+    pub(crate) fn request(&self, op: &str, provider: &str, model: &str, status: &str) {
         if let Some(i) = &self.instruments {
             let attrs = [
+                kv("operation", op),
                 kv("provider", provider),
                 kv("model", self.model(model)),
                 kv("status", status),
@@ -230,11 +231,15 @@ impl Telemetry {
         }
     }
 
-    pub(crate) fn latency(&self, provider: &str, model: &str, secs: f64) {
+    pub(crate) fn latency(&self, op: &str, provider: &str, model: &str, secs: f64) {
         if let Some(i) = &self.instruments {
             i.latency.record(
                 secs,
-                &[kv("provider", provider), kv("model", self.model(model))],
+                &[
+                    kv("operation", op),
+                    kv("provider", provider),
+                    kv("model", self.model(model)),
+                ],
             );
         }
     }
@@ -248,20 +253,25 @@ impl Telemetry {
         }
     }
 
-    pub(crate) fn tokens(&self, provider: &str, model: &str, usage: &Usage) {
+    pub(crate) fn tokens(&self, op: &str, provider: &str, model: &str, usage: &Usage) {
         if let Some(i) = &self.instruments {
             let m = self.model(model);
             i.tokens.add(
                 usage.prompt_tokens,
                 &[
+                    kv("operation", op),
                     kv("provider", provider),
                     kv("model", m),
                     kv("type", "input"),
                 ],
             );
+            if usage.completion_tokens == 0 && op == "embeddings" {
+                return;
+            }
             i.tokens.add(
                 usage.completion_tokens,
                 &[
+                    kv("operation", op),
                     kv("provider", provider),
                     kv("model", m),
                     kv("type", "output"),
@@ -270,11 +280,15 @@ impl Telemetry {
         }
     }
 
-    pub(crate) fn cost(&self, provider: &str, model: &str, usd: f64) {
+    pub(crate) fn cost(&self, op: &str, provider: &str, model: &str, usd: f64) {
         if let Some(i) = &self.instruments {
             i.cost.add(
                 usd,
-                &[kv("provider", provider), kv("model", self.model(model))],
+                &[
+                    kv("operation", op),
+                    kv("provider", provider),
+                    kv("model", self.model(model)),
+                ],
             );
         }
     }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::ModelPrice;
+use crate::embed::{EmbeddingRequest, EmbeddingResponse};
 use crate::error::ProviderError;
 use crate::types::{Capability, LlmRequest, LlmResponse, ResponseStream};
 
@@ -44,6 +45,10 @@ pub struct ProviderProfile {
     /// How availability is probed.
     #[serde(default)]
     pub probe: ProbeMode,
+    /// Embedding models this instance serves (an embedding request for a
+    /// model goes only to instances listing it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embedding_models: Vec<String>,
     /// Largest whole response body read from this instance, in bytes (a
     /// larger one is an error, never an unbounded allocation).
     #[serde(default = "default_max_response_bytes")]
@@ -66,6 +71,7 @@ impl Default for ProviderProfile {
             max_tokens: None,
             vision_models: None,
             probe: ProbeMode::Models,
+            embedding_models: Vec::new(),
             max_response_bytes: default_max_response_bytes(),
             timeout: Duration::from_secs(60),
             cost_per_1k_tokens: 0.0,
@@ -134,6 +140,18 @@ pub trait Provider: Send + Sync {
     fn supports(&self, capability: Capability, model: &str) -> bool {
         let _ = (capability, model);
         false
+    }
+
+    /// Embeds a batch: one vector per input, in order. `req.model` is the
+    /// embedding model (always set by the client). The default says
+    /// embeddings are not supported; a provider that implements this also
+    /// answers [`Capability::Embeddings`] in [`supports`](Self::supports).
+    async fn embed(&self, req: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        let _ = req;
+        Err(ProviderError::unsupported(
+            self.name(),
+            format!("`{}` providers have no embeddings API", self.kind()),
+        ))
     }
 
     /// Whether the provider maps tools, tool calls and tool results

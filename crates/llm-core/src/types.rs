@@ -245,6 +245,7 @@ pub struct TopLogprob {
 /// needs ([`LlmRequest::needs`], [`Provider::supports`](crate::Provider::supports)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Capability {
     /// Tools offered, or tool calls and results in the conversation.
     Tools,
@@ -264,6 +265,8 @@ pub enum Capability {
     Penalties,
     /// OpenAI-specific fields passed through verbatim ([`LlmRequest::extra`]).
     Passthrough,
+    /// Embeddings ([`Provider::embed`](crate::Provider::embed)) with the given model.
+    Embeddings,
 }
 
 impl Capability {
@@ -278,6 +281,7 @@ impl Capability {
             Capability::Logprobs => "logprobs",
             Capability::Penalties => "frequency_penalty/presence_penalty",
             Capability::Passthrough => "extra",
+            Capability::Embeddings => "model",
         }
     }
 
@@ -293,6 +297,7 @@ impl Capability {
             Capability::Logprobs => "logprobs",
             Capability::Penalties => "frequency/presence penalties",
             Capability::Passthrough => "OpenAI-specific request fields",
+            Capability::Embeddings => "embeddings",
         }
     }
 }

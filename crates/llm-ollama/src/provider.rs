@@ -253,6 +253,7 @@ fn need_code(capability: Capability) -> &'static str {
         Capability::Logprobs => "logprobs",
         Capability::Penalties => "penalties",
         Capability::Passthrough => "extra",
+        _ => "unsupported",
     }
 }
 
@@ -387,6 +388,7 @@ impl Provider for OllamaProvider {
             | Capability::SerialToolCalls
             | Capability::Logprobs
             | Capability::Passthrough => false,
+            _ => false,
         }
     }
 

@@ -292,6 +292,7 @@ impl Provider for OpenAiProvider {
             | Capability::Logprobs
             | Capability::Penalties
             | Capability::Passthrough => true,
+            _ => false,
         }
     }
 

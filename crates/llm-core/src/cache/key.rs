@@ -193,6 +193,28 @@ impl CacheKey {
         CacheKey(hex::encode(h.finalize()))
     }
 
+    /// The key of one embedding input: the model, the output dimensions and
+    /// the text (its own version tag, so it never meets a generation key).
+    ///
+    /// ```
+    /// use llm_core::cache::CacheKey;
+    /// let a = CacheKey::for_embedding("nomic-embed-text", None, "你好");
+    /// assert_ne!(a, CacheKey::for_embedding("nomic-embed-text", Some(256), "你好"));
+    /// assert_ne!(a, CacheKey::for_embedding("text-embedding-3-small", None, "你好"));
+    /// ```
+    pub fn for_embedding(model: &str, dimensions: Option<u32>, text: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"llm-embedding-key/v1");
+        field(&mut h, b"model", model.as_bytes());
+        opt_field(
+            &mut h,
+            b"dimensions",
+            dimensions.map(u32::to_le_bytes).as_ref().map(|b| &b[..]),
+        );
+        field(&mut h, b"text", text.as_bytes());
+        CacheKey(hex::encode(h.finalize()))
+    }
+
     /// The hex digest.
     pub fn as_str(&self) -> &str {
         &self.0

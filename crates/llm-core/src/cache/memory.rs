@@ -10,8 +10,24 @@ use crate::error::CacheError;
 
 #[derive(Clone)]
 struct Entry {
-    value: Arc<CachedResponse>,
+    value: Stored,
     expires: Instant,
+}
+
+/// What an entry holds: a response, or an embedding vector.
+#[derive(Clone)]
+enum Stored {
+    Response(Arc<CachedResponse>),
+    Vector(Arc<[f32]>),
+}
+
+impl Stored {
+    fn weight(&self) -> usize {
+        match self {
+            Stored::Response(r) => r.weight(),
+            Stored::Vector(v) => 16 + v.len() * 4,
+        }
+    }
 }
 
 /// An in-process cache bounded by the bytes of its entries, with per-entry TTL.
@@ -107,11 +123,11 @@ impl ResponseCache for MemoryCache {
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedResponse>, CacheError> {
-        Ok(self
-            .inner
-            .get(key)
-            .await
-            .and_then(|e| (e.expires > Instant::now()).then(|| CachedResponse::clone(&e.value))))
+        let now = Instant::now();
+        Ok(self.inner.get(key).await.and_then(|e| match e.value {
+            Stored::Response(r) if e.expires > now => Some(CachedResponse::clone(&r)),
+            _ => None,
+        }))
     }
 
     async fn set(
@@ -121,10 +137,38 @@ impl ResponseCache for MemoryCache {
         ttl: Duration,
     ) -> Result<(), CacheError> {
         let entry = Entry {
-            value: Arc::new(value.clone()),
+            value: Stored::Response(Arc::new(value.clone())),
             expires: Instant::now() + ttl,
         };
         self.inner.insert(key.clone(), entry).await;
+        Ok(())
+    }
+
+    async fn get_vectors(&self, keys: &[CacheKey]) -> Result<Vec<Option<Vec<f32>>>, CacheError> {
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.inner.get(key).await.and_then(|e| match e.value {
+                Stored::Vector(v) if e.expires > now => Some(v.to_vec()),
+                _ => None,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn set_vectors(
+        &self,
+        items: &[(CacheKey, Vec<f32>)],
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let expires = Instant::now() + ttl;
+        for (key, v) in items {
+            let entry = Entry {
+                value: Stored::Vector(Arc::from(v.as_slice())),
+                expires,
+            };
+            self.inner.insert(key.clone(), entry).await;
+        }
         Ok(())
     }
 }

@@ -141,6 +141,24 @@ pub trait ResponseCache: Send + Sync {
         value: &CachedResponse,
         ttl: Duration,
     ) -> Result<(), CacheError>;
+
+    /// Embedding vectors stored under `keys` ([`CacheKey::for_embedding`]),
+    /// one entry per key, `None` for a miss. The default stores none (every
+    /// key misses); backends keep vectors as `f32` bytes
+    /// ([`vector_to_bytes`](crate::embed::vector_to_bytes)), not JSON.
+    async fn get_vectors(&self, keys: &[CacheKey]) -> Result<Vec<Option<Vec<f32>>>, CacheError> {
+        Ok(vec![None; keys.len()])
+    }
+
+    /// Stores embedding vectors for `ttl`.
+    async fn set_vectors(
+        &self,
+        items: &[(CacheKey, Vec<f32>)],
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let _ = (items, ttl);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -134,6 +134,8 @@ struct CommonKeys {
     #[serde(default)]
     probe: Option<crate::provider::ProbeMode>,
     #[serde(default)]
+    embedding_models: Vec<String>,
+    #[serde(default)]
     max_response_bytes: Option<u64>,
     #[serde(default)]
     timeout: Option<Secs>,
@@ -152,6 +154,7 @@ const COMMON_KEYS: &[&str] = &[
     "max_tokens",
     "vision_models",
     "probe",
+    "embedding_models",
     "max_response_bytes",
     "timeout",
     "cost_per_1k_tokens",
@@ -504,6 +507,7 @@ pub(crate) fn spec_from_table(
         max_tokens: keys.max_tokens,
         vision_models: keys.vision_models,
         probe: keys.probe.unwrap_or_default(),
+        embedding_models: keys.embedding_models,
         max_response_bytes: keys
             .max_response_bytes
             .unwrap_or(ProviderProfile::default().max_response_bytes),

@@ -194,6 +194,8 @@ pub struct RoutingConfig {
     pub retry: RetryConfig,
     /// Health checks and circuit breaking.
     pub health: HealthConfig,
+    /// Embedding model of requests that name none.
+    pub default_embedding_model: Option<String>,
 }
 
 impl Default for RoutingConfig {
@@ -222,6 +224,7 @@ impl Default for RoutingConfig {
             deadline: Secs::from_secs(600),
             retry: RetryConfig::default(),
             health: HealthConfig::default(),
+            default_embedding_model: None,
         }
     }
 }

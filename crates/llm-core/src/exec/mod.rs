@@ -20,6 +20,7 @@ pub(crate) use health::ProviderHealth;
 use retry::RetryDecision;
 
 use crate::config::RoutingConfig;
+use crate::embed::EmbeddingRequest;
 use crate::error::{ErrorClass, LlmError, ProviderError};
 use crate::metrics::Telemetry;
 use crate::provider::Provider;
@@ -33,11 +34,47 @@ pub(crate) struct Instance {
     pub(crate) health: Arc<ProviderHealth>,
 }
 
+/// A request the executor can send to several instances: it knows its model
+/// and how to adapt itself to one instance.
+pub(crate) trait Routable: Clone {
+    /// Which operation it is, for metrics and spans (`chat`, `embeddings`).
+    const OPERATION: &'static str;
+    /// The request as `p` is sent it.
+    fn adapt(&self, cfg: &RoutingConfig, p: &dyn Provider) -> Self;
+    /// Its model.
+    fn model(&self) -> Option<&str>;
+}
+
+impl Routable for LlmRequest {
+    const OPERATION: &'static str = "chat";
+
+    fn adapt(&self, cfg: &RoutingConfig, p: &dyn Provider) -> Self {
+        adapt_request(cfg, p, self)
+    }
+
+    fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+}
+
+impl Routable for EmbeddingRequest {
+    const OPERATION: &'static str = "embeddings";
+
+    /// The same model everywhere: vectors of different models do not mix.
+    fn adapt(&self, _cfg: &RoutingConfig, _p: &dyn Provider) -> Self {
+        self.clone()
+    }
+
+    fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+}
+
 /// What a successful run produced.
-pub(crate) struct Outcome<T> {
+pub(crate) struct Outcome<T, R = LlmRequest> {
     pub(crate) value: T,
     pub(crate) instance: Instance,
-    pub(crate) request: LlmRequest,
+    pub(crate) request: R,
     pub(crate) attempts: Vec<Attempt>,
 }
 
@@ -70,28 +107,30 @@ impl Executor<'_> {
     /// error, all within the overall deadline. Every attempt's outcome is
     /// recorded here, once: health, breaker, metrics (`error` per failed
     /// attempt), spans.
-    pub(crate) async fn run<T, F, Fut>(
+    pub(crate) async fn run<T, R, F, Fut>(
         &self,
         plan: &RoutePlan,
-        req: &LlmRequest,
+        req: &R,
         call: F,
-    ) -> Result<Outcome<T>, LlmError>
+    ) -> Result<Outcome<T, R>, LlmError>
     where
-        F: Fn(Arc<dyn Provider>, LlmRequest) -> Fut,
+        R: Routable,
+        F: Fn(Arc<dyn Provider>, R) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         run(self, plan, req, call).await
     }
 }
 
-async fn run<T, F, Fut>(
+async fn run<T, R, F, Fut>(
     ex: &Executor<'_>,
     plan: &RoutePlan,
-    req: &LlmRequest,
+    req: &R,
     call: F,
-) -> Result<Outcome<T>, LlmError>
+) -> Result<Outcome<T, R>, LlmError>
 where
-    F: Fn(Arc<dyn Provider>, LlmRequest) -> Fut,
+    R: Routable,
+    F: Fn(Arc<dyn Provider>, R) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let Executor {
@@ -115,8 +154,8 @@ where
         };
         let provider = inst.provider.clone();
         let name = provider.name().to_string();
-        let adapted = adapt_request(cfg, provider.as_ref(), req);
-        let model = adapted.model.clone().unwrap_or_default();
+        let adapted = req.adapt(cfg, provider.as_ref());
+        let model = adapted.model().unwrap_or_default().to_string();
         let began = Instant::now();
 
         let permit = if planned.last_resort {
@@ -171,7 +210,7 @@ where
                     telemetry.circuit(&name, CircuitState::Open);
                     telemetry.active_providers(active_count(instances));
                 }
-                telemetry.request(&name, &model, "error");
+                telemetry.request(R::OPERATION, &name, &model, "error");
                 trial.disarm();
                 attempts.push(failed(&name, &model, began, 1, Some(&e)));
                 previous = Some(name);
@@ -186,7 +225,7 @@ where
             let remaining = deadline.saturating_duration_since(now);
             if remaining.is_zero() {
                 if calls > 0 {
-                    telemetry.request(&name, &model, "error");
+                    telemetry.request(R::OPERATION, &name, &model, "error");
                 }
                 attempts.push(failed(&name, &model, began, calls, None));
                 return Err(deadline_error(cfg, attempts));
@@ -195,7 +234,7 @@ where
             let timeout = provider.profile().timeout.min(remaining);
             let span = tracing::info_span!(
                 "llm.attempt",
-                gen_ai.operation.name = "chat",
+                gen_ai.operation.name = R::OPERATION,
                 gen_ai.system = provider.kind(),
                 gen_ai.request.model = model.as_str(),
                 llm.provider = name.as_str(),
@@ -248,7 +287,7 @@ where
             }
             match err.class() {
                 ErrorClass::Fatal => {
-                    telemetry.request(&name, &model, "error");
+                    telemetry.request(R::OPERATION, &name, &model, "error");
                     attempts.push(failed(&name, &model, began, calls, Some(&err)));
                     return Err(LlmError::AllProvidersFailed { attempts });
                 }
@@ -286,7 +325,7 @@ where
         };
         // Every attempt's outcome is counted once, per provider: a failed
         // primary is an error even when a fallback answers.
-        telemetry.request(&name, &model, "error");
+        telemetry.request(R::OPERATION, &name, &model, "error");
         attempts.push(failed(&name, &model, began, calls, Some(&last_err)));
         previous = Some(name);
         if Instant::now() >= deadline {
@@ -298,7 +337,12 @@ where
         let model = instances
             .iter()
             .find(|i| i.provider.name() == s.provider)
-            .map(|i| crate::router::adapt_model(cfg, i.provider.as_ref(), req.model.as_deref()))
+            .map(|i| {
+                req.adapt(cfg, i.provider.as_ref())
+                    .model()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .unwrap_or_default();
         attempts.push(Attempt {
             provider: s.provider.clone(),

@@ -253,3 +253,85 @@ pub(crate) fn plan(
         skipped,
     }
 }
+
+/// Plans an embedding request: only instances that serve `model` (config
+/// `embedding_models`) and can embed with it, the named one first, then in
+/// strategy order; an unhealthy one only as a last resort. Never another model.
+pub(crate) fn plan_embeddings(
+    cfg: &RoutingConfig,
+    model: &str,
+    provider: Option<&str>,
+    instances: &[InstanceView<'_>],
+    rng: &mut fastrand::Rng,
+) -> RoutePlan {
+    let mut skipped = Vec::new();
+    let mut usable = Vec::new();
+    let mut unhealthy = Vec::new();
+    for (index, v) in instances.iter().enumerate() {
+        let p = v.provider;
+        if !p.profile().embedding_models.iter().any(|m| m == model)
+            || !p.supports(Capability::Embeddings, model)
+        {
+            continue;
+        }
+        let candidate = Candidate {
+            index,
+            name: p.name().to_string(),
+            kind: p.kind().to_string(),
+            local: p.profile().local,
+            latency: v.latency,
+        };
+        match &v.skip {
+            Some(reason) => {
+                skipped.push(SkippedProvider {
+                    provider: p.name().to_string(),
+                    reason: reason.clone(),
+                });
+                unhealthy.push(candidate);
+            }
+            None => usable.push(candidate),
+        }
+    }
+    strategy::order(cfg, cfg.strategy, &mut usable, rng);
+    if let Some(name) = provider {
+        if let Some(pos) = usable.iter().position(|c| c.name == name) {
+            let named = usable.remove(pos);
+            usable.insert(0, named);
+        }
+    }
+    let mut sequence: Vec<PlannedProvider> = usable
+        .iter()
+        .map(|c| PlannedProvider {
+            provider: c.name.clone(),
+            model: model.to_string(),
+            max_tokens: None,
+            reason: format!("serves embedding model {model}"),
+            last_resort: false,
+        })
+        .collect();
+    if sequence.is_empty() && !unhealthy.is_empty() {
+        strategy::order(cfg, cfg.strategy, &mut unhealthy, rng);
+        let named = provider.and_then(|n| unhealthy.iter().find(|c| c.name == n));
+        if let Some(c) = named.or(unhealthy.first()) {
+            skipped.retain(|s| s.provider != c.name);
+            sequence.push(PlannedProvider {
+                provider: c.name.clone(),
+                model: model.to_string(),
+                max_tokens: None,
+                reason: "last resort: no healthy provider".into(),
+                last_resort: true,
+            });
+        }
+    }
+    RoutePlan {
+        classification: Classification {
+            class: TaskClass::Standard,
+            reason: format!("embeddings with {model}"),
+            prompt_chars: 0,
+        },
+        strategy: cfg.strategy,
+        requested: provider.map(str::to_string),
+        sequence,
+        skipped,
+    }
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::embed::{EmbeddingRequest, EmbeddingResponse};
 use crate::error::ProviderError;
 use crate::provider::{Provider, ProviderProfile};
 use crate::types::{
@@ -71,6 +72,7 @@ pub struct ScriptedProvider {
     tools: bool,
     capabilities: Vec<Capability>,
     reported_model: Option<String>,
+    embedded: Mutex<Vec<Vec<String>>>,
     script: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Reply>,
     failure: Mutex<Option<(f64, ProviderError, fastrand::Rng)>>,
@@ -93,6 +95,7 @@ impl ScriptedProvider {
             tools: false,
             capabilities: Vec::new(),
             reported_model: None,
+            embedded: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
             fallback: Mutex::new(Reply::text("ok")),
             failure: Mutex::new(None),
@@ -123,6 +126,26 @@ impl ScriptedProvider {
     pub fn reports_model(mut self, model: impl Into<String>) -> Self {
         self.reported_model = Some(model.into());
         self
+    }
+
+    /// Every embedding batch received, in order.
+    pub fn embedded(&self) -> Vec<Vec<String>> {
+        lock(&self.embedded).clone()
+    }
+
+    /// The vector this provider gives `text` with `model` (deterministic, 4
+    /// values): what [`embed`](Provider::embed) answers unless scripted to fail.
+    pub fn vector_for(model: &str, text: &str) -> Vec<f32> {
+        let mut h: u32 = 2_166_136_261;
+        for b in model.bytes().chain([0]).chain(text.bytes()) {
+            h = (h ^ u32::from(b)).wrapping_mul(16_777_619);
+        }
+        vec![
+            text.chars().count() as f32,
+            (h & 0xffff) as f32,
+            (h >> 16) as f32,
+            1.0,
+        ]
     }
 
     /// Sets the kind.
@@ -210,8 +233,12 @@ impl ScriptedProvider {
     }
 
     fn next_reply(&self, req: &LlmRequest) -> Reply {
-        self.calls.fetch_add(1, Ordering::SeqCst);
         lock(&self.requests).push(req.clone());
+        self.next_scripted()
+    }
+
+    fn next_scripted(&self) -> Reply {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(r) = lock(&self.script).pop_front() {
             return r;
         }
@@ -312,8 +339,9 @@ impl Provider for ScriptedProvider {
         &self.profile
     }
 
-    fn supports(&self, capability: Capability, _model: &str) -> bool {
+    fn supports(&self, capability: Capability, model: &str) -> bool {
         match capability {
+            Capability::Embeddings => self.profile.embedding_models.iter().any(|m| m == model),
             Capability::Tools | Capability::ForcedToolChoice | Capability::SerialToolCalls
                 if self.tools =>
             {
@@ -321,6 +349,30 @@ impl Provider for ScriptedProvider {
             }
             c => self.capabilities.contains(&c),
         }
+    }
+
+    /// Scripted like `generate` (an `Error` reply fails the batch, `Hang`
+    /// never answers); otherwise [`vector_for`](Self::vector_for) each
+    /// input, with one token per four bytes of input as usage.
+    async fn embed(&self, req: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        lock(&self.embedded).push(req.inputs.clone());
+        if let Reply::Error(e) = settle(self.next_scripted()).await {
+            return Err(e);
+        }
+        let model = req.model.clone().unwrap_or_default();
+        let vectors = req
+            .inputs
+            .iter()
+            .map(|t| Self::vector_for(&model, t))
+            .collect();
+        let tokens = req.inputs.iter().map(|t| t.len().div_ceil(4) as u64).sum();
+        Ok(EmbeddingResponse::from_provider(
+            &self.name,
+            self.kind,
+            model,
+            vectors,
+            Usage::new(tokens, 0),
+        ))
     }
 
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {

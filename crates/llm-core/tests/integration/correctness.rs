@@ -96,7 +96,7 @@ async fn a_failed_primary_counts_as_an_error_even_when_the_fallback_answers() {
     assert_eq!(
         value(
             &text,
-            r#"llm_requests_total{model="gpt-4o",provider="openai",status="error"}"#
+            r#"llm_requests_total{model="gpt-4o",operation="chat",provider="openai",status="error"}"#
         ),
         3.0,
         "{text}"
@@ -104,7 +104,7 @@ async fn a_failed_primary_counts_as_an_error_even_when_the_fallback_answers() {
     assert_eq!(
         value(
             &text,
-            r#"llm_requests_total{model="llama3:8b",provider="ollama",status="success"}"#
+            r#"llm_requests_total{model="llama3:8b",operation="chat",provider="ollama",status="success"}"#
         ),
         3.0,
         "{text}"
@@ -112,11 +112,11 @@ async fn a_failed_primary_counts_as_an_error_even_when_the_fallback_answers() {
     // The documented error-rate query: errors / all outcomes, per provider.
     let errors = value(
         &text,
-        r#"llm_requests_total{model="gpt-4o",provider="openai",status="error"}"#,
+        r#"llm_requests_total{model="gpt-4o",operation="chat",provider="openai",status="error"}"#,
     );
     let successes = value(
         &text,
-        r#"llm_requests_total{model="gpt-4o",provider="openai",status="success"}"#,
+        r#"llm_requests_total{model="gpt-4o",operation="chat",provider="openai",status="success"}"#,
     );
     assert_eq!(errors / (errors + successes), 1.0);
 }
@@ -148,7 +148,7 @@ async fn a_cache_hit_is_labelled_like_the_call_that_stored_it() {
             value(
                 &text,
                 &format!(
-                    r#"llm_requests_total{{model="gpt-4o",provider="openai",status="{status}"}}"#
+                    r#"llm_requests_total{{model="gpt-4o",operation="chat",provider="openai",status="{status}"}}"#
                 )
             ),
             1.0,

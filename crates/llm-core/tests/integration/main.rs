@@ -3,6 +3,7 @@
 mod cache;
 mod client;
 mod correctness;
+mod embeddings;
 mod http_limits;
 mod metrics;
 mod tools;

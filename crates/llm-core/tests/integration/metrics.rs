@@ -100,34 +100,34 @@ async fn every_series_is_exposed_with_its_labels_and_values() {
     assert_eq!(
         value(
             &text,
-            r#"llm_requests_total{model="llama3:8b",provider="ollama",status="success"}"#
+            r#"llm_requests_total{model="llama3:8b",operation="chat",provider="ollama",status="success"}"#
         ),
         2.0
     );
     assert_eq!(
         value(
             &text,
-            r#"llm_requests_total{model="llama3:8b",provider="ollama",status="cache_hit"}"#
+            r#"llm_requests_total{model="llama3:8b",operation="chat",provider="ollama",status="cache_hit"}"#
         ),
         1.0
     );
     assert_eq!(
         value(
             &text,
-            r#"llm_requests_total{model="gpt-4o",provider="openai",status="success"}"#
+            r#"llm_requests_total{model="gpt-4o",operation="chat",provider="openai",status="success"}"#
         ),
         3.0
     );
     assert_eq!(
         value(
             &text,
-            r#"llm_response_time_seconds_count{model="llama3:8b",provider="ollama"}"#
+            r#"llm_response_time_seconds_count{model="llama3:8b",operation="chat",provider="ollama"}"#
         ),
         2.0
     );
     assert!(
         text.contains(
-            r#"llm_response_time_seconds_bucket{model="gpt-4o",provider="openai",le="300"}"#
+            r#"llm_response_time_seconds_bucket{model="gpt-4o",operation="chat",provider="openai",le="300"}"#
         ),
         "{text}"
     );
@@ -146,15 +146,20 @@ async fn every_series_is_exposed_with_its_labels_and_values() {
     assert_eq!(
         value(
             &text,
-            r#"llm_tokens_used_total{model="gpt-4o",provider="openai",type="output"}"#
+            r#"llm_tokens_used_total{model="gpt-4o",operation="chat",provider="openai",type="output"}"#
         ),
         39.0
     );
-    assert!(value(&text, r#"llm_cost_total{model="gpt-4o",provider="openai"}"#) > 0.0);
+    assert!(
+        value(
+            &text,
+            r#"llm_cost_total{model="gpt-4o",operation="chat",provider="openai"}"#
+        ) > 0.0
+    );
     assert_eq!(
         value(
             &text,
-            r#"llm_cost_total{model="llama3:8b",provider="ollama"}"#
+            r#"llm_cost_total{model="llama3:8b",operation="chat",provider="ollama"}"#
         ),
         0.0
     );
@@ -195,7 +200,7 @@ async fn errors_are_counted_per_provider() {
     assert_eq!(
         value(
             &text,
-            r#"llm_requests_total{model="m",provider="bad",status="error"}"#
+            r#"llm_requests_total{model="m",operation="chat",provider="bad",status="error"}"#
         ),
         1.0
     );
@@ -247,14 +252,14 @@ async fn unconfigured_models_fold_into_other() {
     assert_eq!(
         value(
             &text,
-            r#"llm_requests_total{model="other",provider="open",status="success"}"#
+            r#"llm_requests_total{model="other",operation="chat",provider="open",status="success"}"#
         ),
         1.0
     );
     assert_eq!(
         value(
             &text,
-            r#"llm_requests_total{model="known",provider="open",status="success"}"#
+            r#"llm_requests_total{model="known",operation="chat",provider="open",status="success"}"#
         ),
         1.0
     );

@@ -1,0 +1,218 @@
+//! `LlmClient::embed`: routing by model, same-model fallback only, per-item
+//! cache with order kept, metrics under `operation="embeddings"`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use llm_core::cache::MemoryCache;
+use llm_core::config::RoutingConfig;
+use llm_core::metrics::MetricsRegistry;
+use llm_core::testing::{Reply, ScriptedProvider};
+use llm_core::{
+    AttemptOutcome, CacheDirective, EmbeddingRequest, LlmClient, LlmError, ProviderError,
+    ProviderProfile,
+};
+
+fn embedder(name: &str, models: &[&str]) -> ScriptedProvider {
+    ScriptedProvider::new(name).profile(ProviderProfile {
+        embedding_models: models.iter().map(|m| (*m).to_string()).collect(),
+        ..Default::default()
+    })
+}
+
+fn client(ps: &[Arc<ScriptedProvider>]) -> LlmClient {
+    let mut b = LlmClient::builder().cache(Arc::new(MemoryCache::new(1 << 24)));
+    for p in ps {
+        b = b.provider(p.clone());
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test]
+async fn a_partly_cached_batch_sends_only_the_new_inputs_and_keeps_the_order() {
+    let p = Arc::new(embedder("ollama", &["nomic-embed-text"]));
+    let c = client(std::slice::from_ref(&p));
+    let seen: Vec<String> = (0..90).map(|i| format!("chapter {i}")).collect();
+    c.embed(EmbeddingRequest::new(seen.clone()).model("nomic-embed-text"))
+        .await
+        .unwrap();
+    // 100 inputs: the 90 seen ones interleaved with 10 new ones.
+    let mut batch = Vec::new();
+    for i in 0..100 {
+        batch.push(if i % 10 == 3 {
+            format!("new {i}")
+        } else {
+            seen[i - i / 10 - usize::from(i % 10 > 3)].clone()
+        });
+    }
+    let r = c
+        .embed(EmbeddingRequest::new(batch.clone()).model("nomic-embed-text"))
+        .await
+        .unwrap();
+    assert_eq!(r.cached_inputs, 90);
+    let sent = p.embedded();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[1],
+        batch
+            .iter()
+            .filter(|t| t.starts_with("new"))
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(r.vectors.len(), 100);
+    for (text, v) in batch.iter().zip(&r.vectors) {
+        assert_eq!(
+            v,
+            &ScriptedProvider::vector_for("nomic-embed-text", text),
+            "{text}"
+        );
+    }
+    // Usage and cost cover only what was sent.
+    assert_eq!(
+        r.usage.prompt_tokens,
+        sent[1]
+            .iter()
+            .map(|t| t.len().div_ceil(4) as u64)
+            .sum::<u64>()
+    );
+    // Fully cached: no call at all.
+    let again = c
+        .embed(EmbeddingRequest::new(batch).model("nomic-embed-text"))
+        .await
+        .unwrap();
+    assert_eq!(again.cached_inputs, 100);
+    assert_eq!(again.vectors, r.vectors);
+    assert_eq!(p.embedded().len(), 2);
+    // Bypass sends everything again.
+    c.embed(
+        EmbeddingRequest::new(["chapter 1"])
+            .model("nomic-embed-text")
+            .cache(CacheDirective::Bypass),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.embedded().len(), 3);
+}
+
+#[tokio::test]
+async fn duplicate_inputs_are_sent_once() {
+    let p = Arc::new(embedder("ollama", &["m"]));
+    let c = client(std::slice::from_ref(&p));
+    let r = c
+        .embed(EmbeddingRequest::new(["a", "b", "a"]).model("m"))
+        .await
+        .unwrap();
+    assert_eq!(p.embedded(), vec![vec!["a".to_string(), "b".to_string()]]);
+    assert_eq!(r.vectors[0], r.vectors[2]);
+    assert_ne!(r.vectors[0], r.vectors[1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fallback_stays_on_the_same_model() {
+    let a = Arc::new(
+        embedder("ollama-a", &["nomic-embed-text"])
+            .otherwise(Reply::Error(ProviderError::http("ollama-a", 500, "down"))),
+    );
+    let b = Arc::new(embedder("ollama-b", &["nomic-embed-text"]));
+    let other = Arc::new(embedder("openai", &["text-embedding-3-small"]));
+    let c = client(&[a.clone(), other.clone(), b.clone()]);
+    let r = c
+        .embed(
+            EmbeddingRequest::new(["x"])
+                .model("nomic-embed-text")
+                .provider("ollama-a"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.provider, "ollama-b");
+    assert_eq!(r.model, "nomic-embed-text");
+    assert!(matches!(
+        r.attempts[0].outcome,
+        AttemptOutcome::Failed { .. }
+    ));
+    assert!(other.embedded().is_empty(), "another model is never tried");
+
+    // The only instance serving a model fails: an error, not another model.
+    let lone = Arc::new(
+        embedder("solo", &["bge-m3"])
+            .otherwise(Reply::Error(ProviderError::http("solo", 503, "busy"))),
+    );
+    let other = Arc::new(embedder("openai", &["text-embedding-3-small"]));
+    let c = client(&[lone.clone(), other.clone()]);
+    let err = c
+        .embed(EmbeddingRequest::new(["x"]).model("bge-m3"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LlmError::AllProvidersFailed { .. }), "{err}");
+    assert!(other.embedded().is_empty());
+}
+
+#[tokio::test]
+async fn the_model_comes_from_the_request_the_default_or_the_only_one() {
+    let p = Arc::new(embedder("a", &["m1", "m2"]));
+    let q = Arc::new(embedder("b", &["m3"]));
+    // Two models configured and no default: the model must be named.
+    let c = client(&[p.clone(), q.clone()]);
+    let err = c.embed(EmbeddingRequest::new(["x"])).await.unwrap_err();
+    let LlmError::UnknownEmbeddingModel { model, known } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(model, "");
+    assert_eq!(known, &["m1", "m2", "m3"]);
+    let err = c
+        .embed(EmbeddingRequest::new(["x"]).model("gpt-4o"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`gpt-4o`"), "{err}");
+    // A default model from the routing configuration.
+    let c = LlmClient::builder()
+        .provider(p.clone())
+        .provider(q.clone())
+        .routing(RoutingConfig {
+            default_embedding_model: Some("m3".into()),
+            ..RoutingConfig::default()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        c.embed(EmbeddingRequest::new(["x"]))
+            .await
+            .unwrap()
+            .provider,
+        "b"
+    );
+    // Empty batches and zero dimensions are refused naming the field.
+    let err = c
+        .embed(EmbeddingRequest::new(Vec::<String>::new()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("input"), "{err}");
+}
+
+#[tokio::test]
+async fn embeddings_are_counted_under_their_operation() {
+    let reg = MetricsRegistry::new().unwrap();
+    let p = Arc::new(embedder("ollama", &["nomic-embed-text"]));
+    let c = LlmClient::builder()
+        .provider(p)
+        .no_cache()
+        .telemetry(
+            reg.telemetry()
+                .with_models(["nomic-embed-text".to_string()]),
+        )
+        .build()
+        .unwrap();
+    c.embed(EmbeddingRequest::new(["abcd", "efgh"]).model("nomic-embed-text"))
+        .await
+        .unwrap();
+    let text = reg.encode();
+    assert!(
+        text.contains(r#"llm_requests_total{model="nomic-embed-text",operation="embeddings",provider="ollama",status="success"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"llm_tokens_used_total{model="nomic-embed-text",operation="embeddings",provider="ollama",type="input"} 2"#),
+        "{text}"
+    );
+}
