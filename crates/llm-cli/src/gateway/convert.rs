@@ -64,6 +64,18 @@ pub fn parse(body: &[u8], client: &LlmClient) -> Result<Parsed, ApiError> {
 /// Refuses unknown fields and fields the gateway cannot honour (a null value
 /// counts as absent) and returns the pass-through fields, verbatim.
 fn sort_fields(object: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    // First, so a request for audio output is refused naming `modalities`.
+    if let Some(Value::Array(modalities)) = object.get("modalities") {
+        if modalities.iter().any(|m| m.as_str() != Some("text")) {
+            let mut e = ApiError::invalid(
+                Some("modalities"),
+                "Invalid 'modalities': this gateway answers with text only; modalities must \
+                 be [\"text\"].",
+            );
+            e.code = Some("unsupported_parameter");
+            return Err(e);
+        }
+    }
     let mut extra = Map::new();
     for (key, value) in object {
         let key = key.as_str();
@@ -268,17 +280,6 @@ fn convert(
         );
         e.code = Some("unsupported_parameter");
         return Err(e);
-    }
-    if let Some(modalities) = &raw.modalities {
-        if modalities.iter().any(|m| m != "text") {
-            let mut e = ApiError::invalid(
-                Some("modalities"),
-                "Invalid 'modalities': this gateway answers with text only; modalities must \
-                 be [\"text\"].",
-            );
-            e.code = Some("unsupported_parameter");
-            return Err(e);
-        }
     }
     req.frequency_penalty = penalty("frequency_penalty", raw.frequency_penalty)?;
     req.presence_penalty = penalty("presence_penalty", raw.presence_penalty)?;

@@ -222,7 +222,7 @@ async fn fields_the_gateway_cannot_honour_are_400_naming_them() {
             "audio",
         ),
         (
-            json!({"modalities": ["text", "audio"], "audio": null}),
+            json!({"audio": {"voice": "alloy", "format": "wav"}, "modalities": ["text", "audio"]}),
             "modalities",
         ),
         (
