@@ -31,6 +31,9 @@ pub(crate) async fn chat_completions(
         Ok(r) => r,
         Err(mut e) => {
             e.message = scrubber.scrub(&e.message);
+            if e.status.is_server_error() {
+                tracing::warn!(status = e.status.as_u16(), error = %e.message, "chat completion failed");
+            }
             e.into_response()
         }
     }
