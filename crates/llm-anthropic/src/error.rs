@@ -109,15 +109,15 @@ pub(crate) fn should_retry(mut err: ProviderError, headers: &HeaderMap) -> Provi
     let retryable = err.class() == ErrorClass::Retryable;
     match value.as_deref() {
         Some("true") if !retryable => {
-            err.kind = ProviderErrorKind::Transport;
             err.message
                 .push_str(" (the server asks for a retry: x-should-retry: true)");
+            err = err.with_retry(Some(true));
         }
         Some("false") if retryable => {
-            err.kind = ProviderErrorKind::Decode;
             err.retry_after = None;
             err.message
                 .push_str(" (the server asks not to retry: x-should-retry: false)");
+            err = err.with_retry(Some(false));
         }
         _ => {}
     }

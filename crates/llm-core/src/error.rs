@@ -79,6 +79,10 @@ pub struct ProviderError {
     pub request_id: Option<String>,
     /// How long the provider asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The server's own word on retrying (e.g. Anthropic's `x-should-retry`):
+    /// `Some(true)` makes the error retryable, `Some(false)` moves on to the
+    /// next provider at once; `None` leaves it to the status.
+    pub retry: Option<bool>,
 }
 
 impl ProviderError {
@@ -96,7 +100,14 @@ impl ProviderError {
             message: message.into(),
             request_id: None,
             retry_after: None,
+            retry: None,
         }
+    }
+
+    /// Records the server's own word on retrying ([`retry`](Self::retry)).
+    pub fn with_retry(mut self, retry: Option<bool>) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// An HTTP error status with the provider's message.
@@ -166,7 +177,13 @@ impl ProviderError {
     /// 503, 504 and 529 are retryable, except a 429 or 402 that says the account
     /// is out of credit. Every other HTTP error (401, 403, 404, context length,
     /// other 4xx) and undecodable answers fall back to the next provider at once.
+    /// The server's own word ([`retry`](Self::retry)) wins over all of that.
     pub fn class(&self) -> ErrorClass {
+        match self.retry {
+            Some(true) => return ErrorClass::Retryable,
+            Some(false) => return ErrorClass::Fallback,
+            None => {}
+        }
         match self.kind {
             ProviderErrorKind::Timeout
             | ProviderErrorKind::Connect
@@ -424,6 +441,19 @@ fn list_attempts(attempts: &[Attempt]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_s_retry_word_wins_over_the_status() {
+        let busy = ProviderError::http("p", 529, "overloaded");
+        assert_eq!(busy.class(), ErrorClass::Retryable);
+        assert_eq!(busy.with_retry(Some(false)).class(), ErrorClass::Fallback);
+        let conflict = ProviderError::http("p", 409, "conflict");
+        assert_eq!(conflict.class(), ErrorClass::Fallback);
+        assert_eq!(
+            conflict.with_retry(Some(true)).class(),
+            ErrorClass::Retryable
+        );
+    }
 
     fn http(status: u16) -> ProviderError {
         ProviderError::http("p", status, "x")

@@ -34,7 +34,8 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
         .and_then(|b| b.prepare_providers(false).build())
         .context("cannot build the client")?;
     let addr = args.addr.unwrap_or_else(|| config.gateway.addr.clone());
-    let handle = Gateway::new(client.clone(), &config.gateway)
+    let handle = Gateway::from_config(client.clone(), &config)
+        .cors_origins(&config.gateway.cors_origins)?
         .bind(&addr)
         .await?;
     let local = handle.local_addr();

@@ -409,6 +409,9 @@ pub struct GatewayConfig {
     pub request_timeout: Secs,
     /// Time in-flight requests get to finish at shutdown (default 30 s).
     pub shutdown_grace: Secs,
+    /// Browser origins allowed to call the gateway (exact origins such as
+    /// `https://app.example.com`, or `"*"`); empty (the default): no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -420,6 +423,7 @@ impl Default for GatewayConfig {
             max_concurrency: 512,
             request_timeout: Secs::from_secs(600),
             shutdown_grace: Secs::from_secs(30),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -453,6 +457,7 @@ impl fmt::Debug for GatewayConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
