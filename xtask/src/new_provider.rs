@@ -279,11 +279,14 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread", "time"] }}
 [lints.rust]
 missing_docs = "warn"
 unsafe_code = "forbid"
+rust_2018_idioms = {{ level = "warn", priority = -1 }}
 
 [lints.clippy]
 unwrap_used = "deny"
 expect_used = "deny"
 panic = "deny"
+dbg_macro = "warn"
+todo = "warn"
 "#,
         core = core_dep("\"http\""),
         core_testing = core_dep("\"testing\""),
