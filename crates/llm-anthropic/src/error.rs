@@ -94,13 +94,12 @@ pub(crate) fn from_body(provider: &str, status: reqwest::StatusCode, body: &[u8]
 /// overrides the status-based rule (protocols.md 4.5: the official SDKs
 /// retry 408, 409, 429 and ≥500 unless the header says otherwise).
 ///
-/// llm-core classifies an HTTP error by its status alone, so the override
-/// is carried by the error's kind, keeping status, code and message:
-/// `true` on a status that would not be retried (e.g. 409) makes it a
-/// `Transport` error (retryable); `false` on a status that would be retried
-/// (e.g. a 529 or 500) makes it a `Decode`-kind error, which moves on to the
-/// next provider at once and still counts against this one's health. The
-/// message says so. Any other value, or no header, changes nothing.
+/// The header becomes the error's [`retry`](ProviderError::retry) word, which
+/// the client's classification follows: `true` on a status that would not be
+/// retried (e.g. 409) makes it retryable; `false` on one that would (e.g. 529
+/// or 500) moves on to the next provider at once (it still counts against
+/// this instance's health). The message says so. Any other value, or no
+/// header, changes nothing.
 pub(crate) fn should_retry(mut err: ProviderError, headers: &HeaderMap) -> ProviderError {
     let value = headers
         .get("x-should-retry")
