@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use llm_core::cache::{CacheKey, CachedResponse, ResponseCache};
+use llm_core::embed::{vector_from_bytes, vector_to_bytes};
 use llm_core::{async_trait, CacheError, ConfigError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult};
@@ -28,6 +29,16 @@ pub(crate) const HEAD_BYTES: u64 = 32 * 1024;
 /// Throughput assumed when sizing the timeout of a large transfer: each
 /// `SLOW_LINK_BYTES_PER_SEC` bytes add one second to the operation timeout.
 const SLOW_LINK_BYTES_PER_SEC: u64 = 8 * 1024 * 1024;
+
+/// First byte of a stored embedding vector (then its little-endian `f32`
+/// values). Distinct from the version byte of a stored answer
+/// ([`CachedResponse::encode`]), so neither is ever read as the other.
+pub(crate) const VECTOR_TAG: u8 = 0xF1;
+
+/// Bytes assumed per vector entry when sizing a batched lookup (a
+/// 4096-dimension vector): a batch whose reply may exceed [`HEAD_BYTES`] is
+/// fetched on the bulk connection, with a timeout for its size.
+const VECTOR_ENTRY_ESTIMATE: u64 = 4096 * 4 + 1;
 
 /// Which connection an operation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,6 +423,23 @@ fn is_outage(e: &RedisError) -> bool {
         })
 }
 
+/// A vector's stored bytes: [`VECTOR_TAG`], then the values.
+pub(crate) fn encode_vector(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + v.len() * 4);
+    out.push(VECTOR_TAG);
+    out.extend_from_slice(&vector_to_bytes(v));
+    out
+}
+
+/// The vector of [`encode_vector`]'s bytes; `None` for anything else (another
+/// tag, a length that is not whole values, no values).
+pub(crate) fn decode_vector(bytes: &[u8]) -> Option<Vec<f32>> {
+    match bytes.split_first() {
+        Some((&VECTOR_TAG, values)) if !values.is_empty() => vector_from_bytes(values),
+        _ => None,
+    }
+}
+
 /// Whole seconds for `EX`: rounded up, at least 1, at most [`MAX_TTL_SECS`].
 pub(crate) fn ttl_secs(ttl: Duration) -> u64 {
     let secs = ttl
@@ -516,6 +544,124 @@ impl ResponseCache for RedisCache {
                 .await
         }
     }
+
+    /// One `MGET` for the whole batch. An entry that is not a vector (garbage,
+    /// a stored answer, a wrong length) or is larger than `max_entry_bytes`
+    /// is a miss.
+    async fn get_vectors(&self, keys: &[CacheKey]) -> Result<Vec<Option<Vec<f32>>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let rkeys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&rkeys);
+        // A large batch can bring back a large reply: it takes the bulk
+        // connection, with time for its size, like a large entry.
+        let expected = VECTOR_ENTRY_ESTIMATE.saturating_mul(keys.len() as u64);
+        let values: Vec<Option<Vec<u8>>> = if expected > HEAD_BYTES {
+            self.run(
+                "MGET",
+                Request::Cmd(&cmd),
+                Lane::Bulk,
+                inner.transfer_timeout(expected),
+            )
+            .await?
+        } else {
+            self.run("MGET", Request::Cmd(&cmd), Lane::Main, inner.timeout)
+                .await?
+        };
+        if values.len() != keys.len() {
+            return Err(CacheError::new(
+                NAME,
+                format!("MGET: {} values for {} keys", values.len(), keys.len()),
+            ));
+        }
+        Ok(values
+            .into_iter()
+            .zip(&rkeys)
+            .map(|(value, rkey)| {
+                let bytes = value?;
+                let len = bytes.len() as u64;
+                if len > inner.max_entry_bytes {
+                    self.oversized("MGET", rkey, len);
+                    return None;
+                }
+                let vector = decode_vector(&bytes);
+                if vector.is_none() {
+                    tracing::debug!(
+                        cache = NAME,
+                        key = rkey.as_str(),
+                        bytes = len,
+                        "MGET: redis entry is not a stored vector; a miss"
+                    );
+                }
+                vector
+            })
+            .collect())
+    }
+
+    /// One pipeline of `SET key bytes EX ttl`. Empty vectors are not stored;
+    /// vectors larger than `max_entry_bytes` are not either (the others are,
+    /// then the error says how many were left out).
+    async fn set_vectors(
+        &self,
+        items: &[(CacheKey, Vec<f32>)],
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let inner = &self.inner;
+        let ex = ttl_secs(ttl);
+        let mut pipe = redis::pipe();
+        let mut total: u64 = 0;
+        let mut stored = 0usize;
+        let mut skipped = 0usize;
+        for (key, vector) in items {
+            if vector.is_empty() {
+                continue;
+            }
+            let bytes = encode_vector(vector);
+            let len = bytes.len() as u64;
+            if len > inner.max_entry_bytes {
+                self.oversized("SET", &self.redis_key(key), len);
+                skipped += 1;
+                continue;
+            }
+            total = total.saturating_add(len);
+            stored += 1;
+            pipe.cmd("SET")
+                .arg(self.redis_key(key))
+                .arg(bytes)
+                .arg("EX")
+                .arg(ex)
+                .ignore();
+        }
+        if stored > 0 {
+            if total > HEAD_BYTES {
+                self.run::<()>(
+                    "SET",
+                    Request::Pipe(&pipe),
+                    Lane::Bulk,
+                    inner.transfer_timeout(total),
+                )
+                .await?;
+            } else {
+                self.run::<()>("SET", Request::Pipe(&pipe), Lane::Main, inner.timeout)
+                    .await?;
+            }
+        }
+        if skipped > 0 {
+            return Err(CacheError::too_large(
+                NAME,
+                format!(
+                    "SET: {skipped} of {} vectors larger than max_entry_bytes ({}); \
+                     not stored",
+                    items.len(),
+                    inner.max_entry_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for RedisCache {
@@ -613,6 +759,23 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.key.as_deref(), Some("caching.max_entry_bytes"));
+    }
+
+    #[test]
+    fn vectors_are_tagged_and_anything_else_decodes_to_none() {
+        let v = vec![0.5, -1.0, 3.25];
+        let bytes = encode_vector(&v);
+        assert_eq!(bytes.len(), 13);
+        assert_eq!(bytes[0], VECTOR_TAG);
+        assert_eq!(decode_vector(&bytes), Some(v));
+        // A stored answer starts with its own version byte.
+        let answer = CachedResponse::decode(b"\x01{\"content\":\"x\",\"provider\":\"p\",\"provider_kind\":\"k\",\"model\":\"m\",\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3},\"finish_reason\":\"stop\"}")
+            .unwrap();
+        assert_eq!(decode_vector(&answer.encode()), None);
+        assert!(CachedResponse::decode(&encode_vector(&[1.0])).is_err());
+        assert_eq!(decode_vector(&bytes[..12]), None);
+        assert_eq!(decode_vector(&[VECTOR_TAG]), None);
+        assert_eq!(decode_vector(b""), None);
     }
 
     #[test]

@@ -6,6 +6,13 @@
 //! [`CachedResponse::encode`](llm_core::cache::CachedResponse::encode)'s
 //! versioned bytes.
 //!
+//! Embedding vectors are cached per input the same way, under the same prefix
+//! and TTL: one byte of their own (so an answer is never read as a vector, nor
+//! a vector as an answer), then the values as little-endian `f32`
+//! ([`vector_to_bytes`](llm_core::embed::vector_to_bytes)). A batch is looked
+//! up with one `MGET` and stored with one pipeline of `SET … EX`; an entry
+//! that is not a vector is a miss.
+//!
 //! ```toml
 //! [caching]
 //! backend = "redis"
@@ -60,7 +67,10 @@
 //!   Entries between 32 KiB and `max_entry_bytes` travel on a second
 //!   connection with a timeout that grows with their size, so a slow transfer
 //!   neither holds up other operations nor counts toward the outage rule
-//!   (only timeouts of the small operations do).
+//!   (only timeouts of the small operations do). Vectors follow the same
+//!   limit: one larger than `max_entry_bytes` is not stored, and one found
+//!   larger is a miss (`MGET` has brought it back by then); a batched lookup whose reply may exceed 32 KiB (more
+//!   than two vectors of 4096 dimensions) goes on the second connection.
 //! - The URL's password never appears in `Debug` output, logs or errors.
 
 mod cache;
