@@ -90,7 +90,16 @@ impl Api {
 
     /// Whether the server answers `GET /api/version` within [`PROBE_TIMEOUT`].
     pub async fn probe(&self) -> bool {
-        self.version(PROBE_TIMEOUT.min(self.timeout)).await.is_ok()
+        self.check().await.is_ok()
+    }
+
+    /// `GET /api/version` within [`PROBE_TIMEOUT`]: `Err` says why the server
+    /// cannot take requests (no connection, a timeout, an error status such
+    /// as a proxy's 401).
+    pub async fn check(&self) -> Result<(), ProviderError> {
+        self.version(PROBE_TIMEOUT.min(self.timeout))
+            .await
+            .map(|_| ())
     }
 
     /// `GET /api/tags`: the names of the models on the server.
@@ -196,10 +205,7 @@ pub(crate) fn shown_url(url: &str) -> String {
         }
         Err(_) => url.split(['?', '#']).next().unwrap_or("").to_string(),
     };
-    match shown.char_indices().nth(120) {
-        Some((at, _)) => format!("{}…", &shown[..at]),
-        None => shown,
-    }
+    http::truncate_text(&shown, 120)
 }
 
 /// Whether `bytes` start like a PNG, JPEG, GIF or WebP file.

@@ -45,10 +45,20 @@
 //! `llm pull <model>` / `ollama pull <model>`.
 //!
 //! [`Provider::supports`]: tools (with `api = "chat"`), JSON mode, JSON
-//! Schema, penalties, and images for the profile's vision models. Forcing a
+//! Schema, penalties, images for the profile's vision models, and embeddings
+//! for its `embedding_models`. Forcing a
 //! tool call, `parallel_tool_calls: false`, logprobs and OpenAI-specific
 //! fields are not supported: the client never plans such requests here, and a
 //! direct call with one fails before anything is sent, naming the field.
+//!
+//! # Embeddings
+//!
+//! [`Provider::embed`] sends the batch to `POST /api/embed` (`dimensions` and
+//! `keep_alive` only when set) and reads `embeddings`, one vector per input in
+//! order, with `prompt_eval_count` as the usage; [`Provider::supports`]
+//! claims [`Capability::Embeddings`](llm_core::Capability::Embeddings) for the
+//! profile's `embedding_models`. A server without `/api/embed` (an
+//! unknown-route 404) gets one `POST /api/embeddings` per input instead.
 //!
 //! # Tool calling
 //!

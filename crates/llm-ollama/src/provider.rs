@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use llm_core::http;
 use llm_core::{
-    async_trait, Capability, ConfigError, ImageInput, LlmRequest, LlmResponse, Provider,
-    ProviderError, ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseFormat,
-    ResponseStream, Role,
+    async_trait, Capability, ConfigError, EmbeddingRequest, EmbeddingResponse, ImageInput,
+    LlmRequest, LlmResponse, Provider, ProviderError, ProviderErrorKind, ProviderProfile,
+    ProviderSpec, ResponseFormat, ResponseStream, Role, Usage,
 };
 
 use crate::api::{Api, MAX_IMAGE_BYTES};
@@ -19,7 +19,10 @@ use crate::pull::PullProgress;
 use crate::service::OllamaService;
 use crate::stream;
 use crate::tools;
-use crate::wire::{self, ChatMessage, ChatRequest, Format, GenerateRequest, Options};
+use crate::wire::{
+    self, ChatMessage, ChatRequest, EmbedRequest, Format, GenerateRequest, LegacyEmbedRequest,
+    Options,
+};
 
 /// The provider kind name.
 pub const KIND: &str = "ollama";
@@ -27,6 +30,13 @@ pub const KIND: &str = "ollama";
 /// Longest NDJSON line accepted from a generation stream (the deprecated
 /// `context` array of `/api/generate` can be large).
 const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// The batch embeddings endpoint (Ollama 0.3.0 and later).
+const EMBED_PATH: &str = "/api/embed";
+/// The superseded one-text embeddings endpoint of older servers.
+const LEGACY_EMBED_PATH: &str = "/api/embeddings";
+/// Gin's body for a route the server does not know.
+const UNKNOWN_ROUTE: &str = "404 page not found";
 
 /// An Ollama server reached through its native API.
 pub struct OllamaProvider {
@@ -36,6 +46,9 @@ pub struct OllamaProvider {
     api: Api,
     /// The service manager `prepare` uses (kept, so it can stop what it started).
     manager: std::sync::OnceLock<OllamaService>,
+    /// Set once the server answered `/api/embed` with an unknown-route 404:
+    /// later batches go straight to `/api/embeddings`.
+    legacy_embed: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for OllamaProvider {
@@ -69,6 +82,7 @@ impl OllamaProvider {
             config,
             api,
             manager: std::sync::OnceLock::new(),
+            legacy_embed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -189,8 +203,119 @@ impl OllamaProvider {
                 .map(Cow::Owned);
         }
         Err(ImageError::UnsupportedUrl {
-            url: image.url.chars().take(40).collect(),
+            url: http::truncate_text(&image.url, 40),
         })
+    }
+
+    /// `POST /api/embed` with the whole batch; `Ok(None)` when the server
+    /// has no such route (an old server).
+    async fn embed_batch(
+        &self,
+        req: &EmbeddingRequest,
+        model: &str,
+        deadline: Instant,
+    ) -> Result<Option<(Vec<Vec<f32>>, Usage)>, ProviderError> {
+        let body = EmbedRequest {
+            model,
+            input: &req.inputs,
+            keep_alive: self.config.keep_alive.as_ref(),
+            dimensions: req.dimensions,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let resp = match http::send(
+            &self.name,
+            self.api.post(EMBED_PATH, &body),
+            left,
+            parse_error,
+        )
+        .await
+        {
+            Ok(resp) => resp,
+            Err(e) if is_unknown_route(&e) => return Ok(None),
+            Err(e) => return Err(refine_generation_error(e, model, EMBED_PATH)),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer: wire::EmbedResponse = http::read_json(&self.name, resp, left).await?;
+        if let Some(e) = &answer.error {
+            return Err(ProviderError::new(
+                &self.name,
+                ProviderErrorKind::Http,
+                e.message(),
+            ));
+        }
+        let vectors = answer.embeddings.unwrap_or_default();
+        if vectors.len() != req.inputs.len() {
+            return Err(ProviderError::decode(
+                &self.name,
+                format!(
+                    "`embeddings` holds {} vectors for {} inputs",
+                    vectors.len(),
+                    req.inputs.len()
+                ),
+            ));
+        }
+        let usage = Usage::new(answer.prompt_eval_count.unwrap_or(0), 0);
+        Ok(Some((vectors, usage)))
+    }
+
+    /// `POST /api/embeddings`, one request per input, in order (servers
+    /// before `/api/embed`). They report no token counts and cannot shorten
+    /// vectors.
+    async fn embed_legacy(
+        &self,
+        req: &EmbeddingRequest,
+        model: &str,
+        deadline: Instant,
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
+        if req.dimensions.is_some() {
+            return Err(ProviderError::unsupported(
+                &self.name,
+                "dimensions: this Ollama server has no `/api/embed` endpoint, and \
+                 `/api/embeddings` cannot shorten vectors; upgrade Ollama",
+            )
+            .with_code("unsupported_dimensions"));
+        }
+        let mut vectors = Vec::with_capacity(req.inputs.len());
+        for input in &req.inputs {
+            let body = LegacyEmbedRequest {
+                model,
+                prompt: input,
+                keep_alive: self.config.keep_alive.as_ref(),
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let resp = http::send(
+                &self.name,
+                self.api.post(LEGACY_EMBED_PATH, &body),
+                left,
+                parse_error,
+            )
+            .await
+            .map_err(|mut e| {
+                if is_unknown_route(&e) {
+                    e.message = format!(
+                        "{UNKNOWN_ROUTE}: this server has neither `{EMBED_PATH}` nor \
+                         `{LEGACY_EMBED_PATH}`; it cannot embed text"
+                    );
+                    e
+                } else {
+                    refine_generation_error(e, model, LEGACY_EMBED_PATH)
+                }
+            })?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer: wire::LegacyEmbedResponse = http::read_json(&self.name, resp, left).await?;
+            if let Some(e) = &answer.error {
+                return Err(ProviderError::new(
+                    &self.name,
+                    ProviderErrorKind::Http,
+                    e.message(),
+                ));
+            }
+            let vector = answer.embedding.ok_or_else(|| {
+                ProviderError::decode(&self.name, "the answer has no `embedding`")
+            })?;
+            vectors.push(vector);
+        }
+        Ok(vectors)
     }
 
     /// Sends the generation request for `model` and returns the response head.
@@ -240,6 +365,12 @@ impl OllamaProvider {
             .await
             .map_err(|e| refine_generation_error(e, model, path))
     }
+}
+
+/// Whether `err` is a 404 for a route the server does not know (rather than
+/// for a model it does not have, which is a JSON `{"error":…}`).
+fn is_unknown_route(err: &ProviderError) -> bool {
+    err.status == Some(404) && err.message.trim() == UNKNOWN_ROUTE
 }
 
 /// The snake_case name of a capability, for error codes.
@@ -376,7 +507,8 @@ impl Provider for OllamaProvider {
 
     /// Tools with `api = "chat"` only (`/api/generate` cannot carry them);
     /// JSON mode and JSON Schema (`format`) and penalties (`options`) on both
-    /// APIs; images for the profile's vision models. Ollama cannot force a
+    /// APIs; images for the profile's vision models; embeddings for the
+    /// profile's `embedding_models`. Ollama cannot force a
     /// tool call, serialize tool calls, return logprobs here or take
     /// OpenAI-specific fields.
     fn supports(&self, capability: Capability, model: &str) -> bool {
@@ -384,6 +516,7 @@ impl Provider for OllamaProvider {
             Capability::Tools => self.config.api == ApiMode::Chat,
             Capability::JsonObject | Capability::JsonSchema | Capability::Penalties => true,
             Capability::Images => self.profile.has_vision(model),
+            Capability::Embeddings => self.profile.embedding_models.iter().any(|m| m == model),
             Capability::ForcedToolChoice
             | Capability::SerialToolCalls
             | Capability::Logprobs
@@ -458,8 +591,53 @@ impl Provider for OllamaProvider {
             .map_err(|e| e.to_provider_error(&self.name))
     }
 
+    /// `POST /api/embed` with the whole batch (`dimensions` only when set,
+    /// `keep_alive` from the configuration); `prompt_eval_count` is the
+    /// usage. A server without that route (an unknown-route 404) gets one
+    /// `POST /api/embeddings` per input instead, from then on.
+    async fn embed(&self, req: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        use std::sync::atomic::Ordering;
+        let deadline = Instant::now() + self.profile.timeout;
+        let model = req
+            .model
+            .clone()
+            .or_else(|| self.profile.embedding_models.first().cloned())
+            .ok_or_else(|| {
+                ProviderError::unsupported(
+                    &self.name,
+                    "model: the request names no embedding model and the provider has no \
+                     `embedding_models`",
+                )
+            })?;
+        let done = |vectors, usage| {
+            Ok(EmbeddingResponse::from_provider(
+                &self.name, KIND, &model, vectors, usage,
+            ))
+        };
+        if req.inputs.is_empty() {
+            return done(Vec::new(), Usage::default());
+        }
+        if !self.legacy_embed.load(Ordering::Relaxed) {
+            if let Some((vectors, usage)) = self.embed_batch(req, &model, deadline).await? {
+                return done(vectors, usage);
+            }
+            tracing::info!(
+                provider = %self.name,
+                "the server has no /api/embed; using /api/embeddings one input at a time"
+            );
+            self.legacy_embed.store(true, Ordering::Relaxed);
+        }
+        let vectors = self.embed_legacy(req, &model, deadline).await?;
+        done(vectors, Usage::default())
+    }
+
     async fn is_available(&self) -> bool {
         self.api.probe().await
+    }
+
+    /// `GET /api/version`; the error says why it failed.
+    async fn check(&self) -> Result<(), ProviderError> {
+        self.api.check().await
     }
 
     async fn models(&self) -> Result<Vec<String>, ProviderError> {

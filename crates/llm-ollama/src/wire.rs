@@ -166,6 +166,51 @@ pub(crate) struct GenerateRequest<'a> {
     pub options: Options<'a>,
 }
 
+/// Body of `POST /api/embed` (Go field order: `model`, `input`,
+/// `keep_alive`, `truncate`, `dimensions`, `options`). `truncate` is never
+/// sent: the server default (`true`, cut each input to the context length)
+/// applies; `dimensions` only when the caller set it.
+#[derive(Debug, Serialize)]
+pub(crate) struct EmbedRequest<'a> {
+    pub model: &'a str,
+    pub input: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<&'a KeepAlive>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<u32>,
+}
+
+/// Answer of `POST /api/embed`: one vector per input, in input order, and
+/// the tokens of all inputs in `prompt_eval_count`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EmbedResponse {
+    #[serde(default)]
+    pub embeddings: Option<Vec<Vec<f32>>>,
+    #[serde(default)]
+    pub prompt_eval_count: Option<u64>,
+    #[serde(default)]
+    pub error: Option<ErrorValue>,
+}
+
+/// Body of the superseded `POST /api/embeddings` (servers before
+/// `/api/embed`): one text per request.
+#[derive(Debug, Serialize)]
+pub(crate) struct LegacyEmbedRequest<'a> {
+    pub model: &'a str,
+    pub prompt: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<&'a KeepAlive>,
+}
+
+/// Answer of `POST /api/embeddings`: `{"embedding":[…]}`, no token counts.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LegacyEmbedResponse {
+    #[serde(default)]
+    pub embedding: Option<Vec<f32>>,
+    #[serde(default)]
+    pub error: Option<ErrorValue>,
+}
+
 /// Body of `POST /api/pull`.
 #[derive(Debug, Serialize)]
 pub(crate) struct PullRequest<'a> {
@@ -359,6 +404,31 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"model":"llama3.2","messages":[{"role":"system","content":"You are a terse assistant."},{"role":"user","content":"Say hello."}],"stream":false,"keep_alive":"5m","options":{"temperature":0.2,"stop":["END"],"num_predict":50,"num_ctx":4096}}"#
+        );
+    }
+
+    #[test]
+    fn embed_request_shape() {
+        let input = vec!["第一章".to_string(), "b".to_string()];
+        let body = EmbedRequest {
+            model: "nomic-embed-text",
+            input: &input,
+            keep_alive: None,
+            dimensions: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"model":"nomic-embed-text","input":["第一章","b"]}"#
+        );
+        let ka = KeepAlive::Seconds(0);
+        let body = EmbedRequest {
+            keep_alive: Some(&ka),
+            dimensions: Some(256),
+            ..body
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"model":"nomic-embed-text","input":["第一章","b"],"keep_alive":0,"dimensions":256}"#
         );
     }
 
