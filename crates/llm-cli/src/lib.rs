@@ -1,7 +1,8 @@
 //! The `llm` command line tool and the OpenAI-compatible gateway of llm-router.
 //!
-//! The binary is a thin shell over [`cli::run`]; the gateway lives in
-//! [`gateway`] so that it can be started in-process (tests, embedding):
+//! The binary is a thin shell over [`cli::run`]; the gateway is the
+//! `llm-gateway` crate (re-exported as [`gateway`]), so that it can be
+//! started in-process (tests, embedding):
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -26,4 +27,4 @@
 //! ```
 
 pub mod cli;
-pub mod gateway;
+pub use llm_gateway as gateway;

@@ -5,11 +5,11 @@ use llm_router::{
 };
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
 use super::wire::{
     ChatMessage, ChatRequest, Content, Stop, WireResponseFormat, WireTool, WireToolChoice,
     MAPPED_FIELDS, PASSTHROUGH_FIELDS, REFUSED_FIELDS,
 };
+use crate::error::ApiError;
 
 /// Most stop sequences OpenAI accepts.
 const MAX_STOP: usize = 4;

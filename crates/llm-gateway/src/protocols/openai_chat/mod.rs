@@ -1,4 +1,8 @@
-//! `POST /v1/chat/completions`: one JSON object, or server-sent events.
+//! OpenAI Chat Completions, `POST /v1/chat/completions`: one JSON object, or
+//! server-sent events.
+
+mod convert;
+pub mod wire;
 
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,14 +16,14 @@ use futures::StreamExt;
 use llm_router::{LlmRequest, LlmResponse, ProviderError, ResponseStream, StreamEvent, Usage};
 use tokio::time::Instant;
 
-use super::convert::{self, Parsed};
-use super::error::ApiError;
-use super::scrub::Scrubber;
-use super::wire::{
+use self::convert::Parsed;
+use self::wire::{
     finish_reason, AssistantMessage, ChatCompletion, Choice, Chunk, ChunkChoice, Delta,
     DeltaFunction, DeltaToolCall, UsageField, WireLogprobs, WireUsage,
 };
-use super::AppState;
+use crate::error::ApiError;
+use crate::scrub::Scrubber;
+use crate::AppState;
 
 /// Handles `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(

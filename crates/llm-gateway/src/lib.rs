@@ -1,4 +1,9 @@
-//! The OpenAI-compatible gateway behind `llm serve`.
+//! The HTTP gateway of llm-router, as a library: an axum [`Router`] around an
+//! [`LlmClient`] ([`Gateway::router`]) that an application can mount inside
+//! its own server with its own middleware, or serve as is ([`Gateway::bind`];
+//! `llm serve` is a thin binary over it). Each protocol door is a module of
+//! [`protocols`]; routing, fallback, caching, auth, limits and metrics are
+//! shared by every door.
 //!
 //! Routes: `POST /v1/chat/completions` (JSON or server-sent events),
 //! `GET /v1/models`, `GET /v1/models/{model}`, `GET /health`, `GET /metrics`.
@@ -11,7 +16,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use llm_cli::gateway::Gateway;
+//! use llm_gateway::Gateway;
 //! use llm_router::config::Config;
 //! use llm_router::LlmClient;
 //!
@@ -23,14 +28,14 @@
 //! # Ok(()) }
 //! ```
 
-mod chat;
-mod convert;
 pub mod error;
 mod middleware;
+pub mod protocols;
 mod routes;
 pub mod scrub;
 mod server;
-pub mod wire;
+
+pub use protocols::openai_chat::wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,7 +145,7 @@ impl Gateway {
                 inflight: middleware::semaphore(settings.max_concurrency),
                 settings: Arc::new(settings),
                 keys: Arc::new(middleware::Keys::new(&config.api_keys)),
-                started: chat::unix_now(),
+                started: protocols::openai_chat::unix_now(),
                 scrubber: Scrubber::new(&config.api_keys),
             },
             shutdown_grace: config.shutdown_grace.0,
@@ -218,7 +223,7 @@ impl Gateway {
         let api = Router::new()
             .route(
                 "/v1/chat/completions",
-                post(chat::chat_completions).fallback(routes::wrong_method),
+                post(protocols::openai_chat::chat_completions).fallback(routes::wrong_method),
             )
             .route(
                 "/v1/models",

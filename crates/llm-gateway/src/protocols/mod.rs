@@ -1,0 +1,5 @@
+//! The protocol doors: each turns its requests into `LlmRequest`s and the
+//! answers (JSON, streams, errors) back into its own bytes. Nothing else in
+//! the pipeline knows which door a request came in by.
+
+pub mod openai_chat;
