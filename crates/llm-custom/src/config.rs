@@ -93,6 +93,22 @@ pub struct CustomConfig {
     /// Pointer to the error message of error bodies and in-stream errors; default `/error`.
     #[serde(default = "default_error_pointer")]
     pub error_pointer: String,
+    /// Path of the embeddings endpoint (`POST`); without it the instance has
+    /// no embeddings.
+    #[serde(default)]
+    pub embed_path: Option<String>,
+    /// Template of the embeddings request body (a table with `{{inputs}}`,
+    /// and optionally `{{model}}` and `{{dimensions}}`); default
+    /// `{"model": "{{model}}", "input": "{{inputs}}", "dimensions": "{{dimensions}}"}`.
+    #[serde(default)]
+    pub embed_template: Option<serde_json::Value>,
+    /// Pointer to the array of vectors in the embeddings answer (arrays of
+    /// numbers, or objects with an `embedding` array); default `/embeddings`.
+    #[serde(default = "default_embeddings_pointer")]
+    pub embeddings_pointer: String,
+    /// Pointer to the input token count of the embeddings answer.
+    #[serde(default)]
+    pub embed_tokens_pointer: Option<String>,
 }
 
 fn default_generate_path() -> String {
@@ -109,6 +125,10 @@ fn default_content_pointers() -> Vec<String> {
 
 fn default_error_pointer() -> String {
     "/error".into()
+}
+
+fn default_embeddings_pointer() -> String {
+    "/embeddings".into()
 }
 
 impl CustomConfig {
@@ -171,6 +191,7 @@ impl CustomConfig {
             ("health_path", Some(&self.health_path)),
             ("models_path", self.models_path.as_ref()),
             ("stream_path", self.stream_path.as_ref()),
+            ("embed_path", self.embed_path.as_ref()),
         ];
         for (key, path) in paths {
             if let Some(p) = path.filter(|p| !p.starts_with('/')) {
@@ -190,6 +211,8 @@ impl CustomConfig {
             ("delta_pointer", self.delta_pointer.as_ref()),
             ("stream_done_pointer", self.stream_done_pointer.as_ref()),
             ("error_pointer", Some(&self.error_pointer)),
+            ("embeddings_pointer", Some(&self.embeddings_pointer)),
+            ("embed_tokens_pointer", self.embed_tokens_pointer.as_ref()),
         ];
         let content = self
             .content_pointers
@@ -206,6 +229,18 @@ impl CustomConfig {
         if self.content_pointers.is_empty() {
             return Err(spec.error_at(Some("content_pointers"), "needs at least one pointer"));
         }
+        if self.embed_path.is_none() {
+            let set = [
+                ("embed_template", self.embed_template.is_some()),
+                ("embed_tokens_pointer", self.embed_tokens_pointer.is_some()),
+            ];
+            if let Some((key, _)) = set.into_iter().find(|(_, set)| *set) {
+                return Err(spec.error_at(
+                    Some(key),
+                    "has no effect without `embed_path` (the embeddings endpoint)",
+                ));
+            }
+        }
         if self.stream_flag.as_deref() == Some("") {
             return Err(spec.error_at(Some("stream_flag"), "must not be empty"));
         }
@@ -220,6 +255,7 @@ impl fmt::Debug for CustomConfig {
             .field("generate_path", &self.generate_path)
             .field("health_path", &self.health_path)
             .field("models_path", &self.models_path)
+            .field("embed_path", &self.embed_path)
             .field("api_key", &self.key().map(|_| "<redacted>"))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("stream", &self.stream)

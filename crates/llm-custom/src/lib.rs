@@ -93,8 +93,22 @@
 //! `response_format` `json_object` when its template uses
 //! `{{response_format}}`; `json_schema` when it uses `{{response_format}}` or
 //! `{{json_schema}}`; penalties when it uses both `{{frequency_penalty}}` and
-//! `{{presence_penalty}}`. It has no tools, images, logprobs or pass-through
+//! `{{presence_penalty}}`; embeddings with `embed_path` set, for the models
+//! in `embedding_models`. It has no tools, images, logprobs or pass-through
 //! fields.
+//!
+//! # Embeddings
+//!
+//! With `embed_path` set, [`llm_core::Provider::embed`] posts a body built
+//! from `embed_template` (placeholders `{{inputs}}`, the batch as an array of
+//! strings; `{{model}}`; `{{dimensions}}`, absent if unset; default
+//! `{"model": "{{model}}", "input": "{{inputs}}", "dimensions": "{{dimensions}}"}`)
+//! and reads one vector per input, in order, at `embeddings_pointer` (default
+//! `/embeddings`; items are arrays of numbers or objects with an `embedding`
+//! array), and the input tokens at `embed_tokens_pointer`. Another number of
+//! vectors is a decode error. The instance claims embeddings only with
+//! `embed_path` set, for the models in `embedding_models`; a request with
+//! `dimensions` to a template without `{{dimensions}}` is refused.
 //!
 //! # Usage and cost
 //!
@@ -110,7 +124,8 @@
 //! `Retry-After`. Its body is parsed first and read at `error_pointer`
 //! (message and `code`/`type`); only the message kept is shortened to 1,000
 //! bytes, so long JSON bodies keep both. A body that holds no error there is
-//! kept as text, shortened the same way.
+//! kept as text, shortened the same way. [`llm_core::Provider::check`] probes
+//! `health_path` and says why it failed.
 //!
 //! # Streaming
 //!

@@ -8,15 +8,16 @@ use futures::StreamExt as _;
 use llm_core::http::reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use llm_core::http::{self, reqwest};
 use llm_core::{
-    async_trait, Capability, ConfigError, FinishReason, LlmRequest, LlmResponse, Provider,
-    ProviderError, ProviderProfile, ProviderSpec, ResponseStream,
+    async_trait, Capability, ConfigError, EmbeddingRequest, EmbeddingResponse, FinishReason,
+    LlmRequest, LlmResponse, Provider, ProviderError, ProviderProfile, ProviderSpec,
+    ResponseStream, Usage,
 };
 use serde_json::Value;
 
 use crate::config::{strip_userinfo, CustomConfig, StreamMode};
-use crate::error::{from_response, in_body};
+use crate::error::{in_body, ErrorPointer};
 use crate::stream::{decode, ndjson_frames, sse_frames, Decoder, Estimate};
-use crate::template::{Template, Var, Vars};
+use crate::template::{EmbedVars, Template, Var, Vars};
 use crate::wire::Pointers;
 use crate::KIND;
 
@@ -35,8 +36,12 @@ pub struct CustomProvider {
     client: reqwest::Client,
     headers: HeaderMap,
     template: Template,
+    /// The embeddings body template; `None` without `embed_path`.
+    embed_template: Option<Template>,
+    errors: ErrorPointer,
     pointers: Arc<Pointers>,
     generate_url: String,
+    embed_url: Option<String>,
     stream_url: String,
     health_url: String,
     models_url: Option<String>,
@@ -51,6 +56,14 @@ impl CustomProvider {
                 Template::compile(t).map_err(|msg| spec.error_at(Some("request_template"), msg))?
             }
             None => Template::default_shape(),
+        };
+        let embed_template = match (&config.embed_path, &config.embed_template) {
+            (None, _) => None,
+            (Some(_), Some(t)) => Some(
+                Template::compile_embed(t)
+                    .map_err(|msg| spec.error_at(Some("embed_template"), msg))?,
+            ),
+            (Some(_), None) => Some(Template::default_embed_shape()),
         };
         let mut headers = http::header_map(&config.headers)
             .map_err(|e| spec.error_at(Some("headers"), e.message))?;
@@ -68,8 +81,11 @@ impl CustomProvider {
             client,
             headers,
             template,
+            embed_template,
+            errors: ErrorPointer(config.error_pointer.clone()),
             pointers: Arc::new(Pointers::from_config(&config)),
             generate_url: url(&config.generate_path),
+            embed_url: config.embed_path.as_deref().map(url),
             stream_url: url(config.stream_path()),
             health_url: url(&config.health_path),
             models_url: config.models_path.as_deref().map(url),
@@ -118,22 +134,7 @@ impl CustomProvider {
         request: reqwest::RequestBuilder,
         timeout: Duration,
     ) -> Result<reqwest::Response, ProviderError> {
-        let started = Instant::now();
-        let resp = match tokio::time::timeout(timeout, request.send()).await {
-            Err(_) => {
-                return Err(ProviderError::timeout(
-                    &self.name,
-                    format!("no response within {:.1} s", timeout.as_secs_f64()),
-                ))
-            }
-            Ok(Err(e)) => return Err(http::map_reqwest_error(&self.name, e)),
-            Ok(Ok(resp)) => resp,
-        };
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let left = timeout.saturating_sub(started.elapsed());
-        Err(from_response(&self.name, resp, left, &self.config.error_pointer).await)
+        http::send_with(&self.name, request, timeout, &self.errors).await
     }
 
     /// Reads a complete (non-streamed) answer.
@@ -186,6 +187,11 @@ impl CustomProvider {
         })
     }
 
+    /// Embeddings with `embed_path` set, for the models in `embedding_models`.
+    fn supports_embeddings(&self, model: &str) -> bool {
+        self.embed_url.is_some() && self.profile.embedding_models.iter().any(|m| m == model)
+    }
+
     async fn replay(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
         Ok(ResponseStream::replay(self.generate(req).await?))
     }
@@ -206,14 +212,16 @@ impl Provider for CustomProvider {
     }
 
     /// Structured output and penalties when the request template carries
-    /// them; nothing else (tools, images, logprobs and pass-through fields
+    /// them; embeddings with `embed_path` set for the models in
+    /// `embedding_models`; nothing else (tools, images, logprobs and pass-through fields
     /// have no placeholder).
-    fn supports(&self, capability: Capability, _model: &str) -> bool {
+    fn supports(&self, capability: Capability, model: &str) -> bool {
         let uses = |var| self.template.uses(var);
         match capability {
             Capability::JsonObject => uses(Var::ResponseFormat),
             Capability::JsonSchema => uses(Var::ResponseFormat) || uses(Var::JsonSchema),
             Capability::Penalties => uses(Var::FrequencyPenalty) && uses(Var::PresencePenalty),
+            Capability::Embeddings => self.supports_embeddings(model),
             _ => false,
         }
     }
@@ -254,16 +262,90 @@ impl Provider for CustomProvider {
         Ok(ResponseStream::new(&self.name, KIND, model, events))
     }
 
+    /// `POST embed_path` with the `embed_template` body; the vectors are at
+    /// `embeddings_pointer` (one per input, in order, or a decode error) and
+    /// the usage at `embed_tokens_pointer` (zero when not reported).
+    async fn embed(&self, req: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        let (Some(url), Some(template)) = (&self.embed_url, &self.embed_template) else {
+            return Err(ProviderError::unsupported(
+                &self.name,
+                "model: this instance has no embeddings endpoint (`embed_path`)",
+            )
+            .with_code("unsupported_embeddings"));
+        };
+        if req.dimensions.is_some() && !template.uses(Var::Dimensions) {
+            return Err(ProviderError::unsupported(
+                &self.name,
+                "dimensions: the embeddings template has no `{{dimensions}}` placeholder",
+            )
+            .with_code("unsupported_dimensions"));
+        }
+        let model = req
+            .model
+            .clone()
+            .or_else(|| self.profile.embedding_models.first().cloned())
+            .ok_or_else(|| {
+                ProviderError::unsupported(
+                    &self.name,
+                    "model: the request names no embedding model and the provider has no \
+                     `embedding_models`",
+                )
+            })?;
+        if req.inputs.is_empty() {
+            return Ok(EmbeddingResponse::from_provider(
+                &self.name,
+                KIND,
+                model,
+                Vec::new(),
+                Usage::default(),
+            ));
+        }
+        let started = Instant::now();
+        let timeout = self.profile.timeout;
+        let body = Value::Object(template.render(&EmbedVars { req, model: &model }));
+        let request = self
+            .post(url, &body)
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        let resp = self.send(request, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        let answer: Value = http::read_json(&self.name, resp, left).await?;
+        if let Some((message, code)) = self.pointers.error(&answer) {
+            return Err(in_body(&self.name, &message, code));
+        }
+        let vectors = self
+            .pointers
+            .vectors(&answer)
+            .map_err(|e| ProviderError::decode(&self.name, e))?;
+        if vectors.len() != req.inputs.len() {
+            return Err(ProviderError::decode(
+                &self.name,
+                format!(
+                    "the answer holds {} vectors for {} inputs",
+                    vectors.len(),
+                    req.inputs.len()
+                ),
+            ));
+        }
+        let usage = Usage::new(self.pointers.embed_tokens(&answer).unwrap_or(0), 0);
+        Ok(EmbeddingResponse::from_provider(
+            &self.name, KIND, model, vectors, usage,
+        ))
+    }
+
     async fn is_available(&self) -> bool {
+        self.check().await.is_ok()
+    }
+
+    /// `GET health_path` within 5 s (or the instance timeout, if shorter);
+    /// any 2xx is available, and the error says why not (no connection, a
+    /// timeout, or the status and message of the answer).
+    async fn check(&self) -> Result<(), ProviderError> {
         let timeout = HEALTH_TIMEOUT.min(self.profile.timeout);
         let request = self
             .client
             .get(&self.health_url)
             .headers(self.headers.clone());
-        matches!(
-            tokio::time::timeout(timeout, request.send()).await,
-            Ok(Ok(resp)) if resp.status().is_success()
-        )
+        self.send(request, timeout).await.map(|_| ())
     }
 
     async fn models(&self) -> Result<Vec<String>, ProviderError> {

@@ -225,6 +225,8 @@ mod tests {
             done: Some("/done".into()),
             error: "/error".into(),
             models: None,
+            embeddings: "/embeddings".into(),
+            embed_tokens: None,
         })
     }
 

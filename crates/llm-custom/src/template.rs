@@ -7,8 +7,12 @@
 //! value is absent (no system prompt, no `top_p`, no `max_tokens`, no stop
 //! sequences, no `response_format`, …) removes its key, or its array element.
 //! Every other value is sent as written.
+//!
+//! The embeddings body (`embed_template`) has its own placeholders:
+//! `{{inputs}}` (the batch, an array of strings), `{{model}}` and
+//! `{{dimensions}}`.
 
-use llm_core::{LlmRequest, ResponseFormat, Role};
+use llm_core::{EmbeddingRequest, LlmRequest, ResponseFormat, Role};
 use serde_json::{Map, Number, Value};
 
 /// A value a placeholder stands for.
@@ -44,6 +48,10 @@ pub(crate) enum Var {
     ResponseFormat,
     /// `{{json_schema}}`: the JSON Schema of a `json_schema` response format.
     JsonSchema,
+    /// `{{inputs}}` (embeddings only): the texts to embed, an array of strings.
+    Inputs,
+    /// `{{dimensions}}` (embeddings only): the requested vector length, a number.
+    Dimensions,
 }
 
 /// Placeholder names, as written between the braces.
@@ -63,6 +71,19 @@ pub(crate) const PLACEHOLDERS: &[(&str, Var)] = &[
     ("response_format", Var::ResponseFormat),
     ("json_schema", Var::JsonSchema),
 ];
+
+/// Placeholder names of the embeddings body template.
+pub(crate) const EMBED_PLACEHOLDERS: &[(&str, Var)] = &[
+    ("inputs", Var::Inputs),
+    ("model", Var::Model),
+    ("dimensions", Var::Dimensions),
+];
+
+/// What placeholders are replaced with.
+pub(crate) trait Values {
+    /// The value of `var`; `None` removes its key (or array element).
+    fn value(&self, var: Var) -> Option<Value>;
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
@@ -87,6 +108,32 @@ pub(crate) struct Vars<'a> {
     pub model: Option<&'a str>,
 }
 
+impl Values for Vars<'_> {
+    fn value(&self, var: Var) -> Option<Value> {
+        value_of(var, self)
+    }
+}
+
+/// The embeddings request values placeholders are replaced with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EmbedVars<'a> {
+    /// The request.
+    pub req: &'a EmbeddingRequest,
+    /// The embedding model.
+    pub model: &'a str,
+}
+
+impl Values for EmbedVars<'_> {
+    fn value(&self, var: Var) -> Option<Value> {
+        match var {
+            Var::Inputs => Some(Value::from(self.req.inputs.clone())),
+            Var::Model => Some(Value::String(self.model.to_string())),
+            Var::Dimensions => self.req.dimensions.map(Value::from),
+            _ => None,
+        }
+    }
+}
+
 impl Template {
     /// The original design's body: `model`, `prompt`, `max_tokens`,
     /// `temperature`, `system_prompt`.
@@ -103,18 +150,44 @@ impl Template {
         }
     }
 
-    /// Compiles a configured template; the error says where it is wrong.
+    /// The default embeddings body:
+    /// `{"model": "{{model}}", "input": "{{inputs}}", "dimensions": "{{dimensions}}"}`.
+    pub(crate) fn default_embed_shape() -> Self {
+        let slot = |k: &str, v| (k.to_string(), Node::Slot(v));
+        Self {
+            root: vec![
+                slot("model", Var::Model),
+                slot("input", Var::Inputs),
+                slot("dimensions", Var::Dimensions),
+            ],
+        }
+    }
+
+    /// Compiles a configured request template; the error says where it is wrong.
     pub(crate) fn compile(value: &Value) -> Result<Self, String> {
+        Self::compile_with(value, PLACEHOLDERS)
+    }
+
+    /// Compiles a configured embeddings template (`{{inputs}}` required).
+    pub(crate) fn compile_embed(value: &Value) -> Result<Self, String> {
+        let t = Self::compile_with(value, EMBED_PLACEHOLDERS)?;
+        if !t.uses(Var::Inputs) {
+            return Err("needs the `{{inputs}}` placeholder (the texts to embed)".into());
+        }
+        Ok(t)
+    }
+
+    fn compile_with(value: &Value, known: &[(&str, Var)]) -> Result<Self, String> {
         match value {
             Value::Object(map) => Ok(Self {
-                root: compile_object(map, "")?,
+                root: compile_object(map, "", known)?,
             }),
             _ => Err("must be a table (a JSON object)".into()),
         }
     }
 
     /// The request body for `vars`.
-    pub(crate) fn render(&self, vars: &Vars<'_>) -> Map<String, Value> {
+    pub(crate) fn render(&self, vars: &dyn Values) -> Map<String, Value> {
         render_object(&self.root, vars)
     }
 
@@ -133,24 +206,28 @@ fn node_uses(node: &Node, var: Var) -> bool {
     }
 }
 
-fn compile_object(map: &Map<String, Value>, at: &str) -> Result<Vec<(String, Node)>, String> {
+fn compile_object(
+    map: &Map<String, Value>,
+    at: &str,
+    known: &[(&str, Var)],
+) -> Result<Vec<(String, Node)>, String> {
     map.iter()
-        .map(|(k, v)| Ok((k.clone(), compile_node(v, &format!("{at}/{k}"))?)))
+        .map(|(k, v)| Ok((k.clone(), compile_node(v, &format!("{at}/{k}"), known)?)))
         .collect()
 }
 
-fn compile_node(value: &Value, at: &str) -> Result<Node, String> {
+fn compile_node(value: &Value, at: &str, known: &[(&str, Var)]) -> Result<Node, String> {
     Ok(match value {
         Value::String(s) => match placeholder(s) {
-            Some(name) => Node::Slot(lookup(name).ok_or_else(|| {
-                let known: Vec<_> = PLACEHOLDERS.iter().map(|(n, _)| *n).collect();
+            Some(name) => Node::Slot(lookup(name, known).ok_or_else(|| {
+                let names: Vec<_> = known.iter().map(|(n, _)| *n).collect();
                 format!(
                     "unknown placeholder `{{{{{name}}}}}` at `{at}` (known: {})",
-                    known.join(", ")
+                    names.join(", ")
                 )
             })?),
             None => {
-                if let Some((name, _)) = PLACEHOLDERS
+                if let Some((name, _)) = known
                     .iter()
                     .find(|(n, _)| s.contains(&format!("{{{{{n}}}}}")))
                 {
@@ -166,10 +243,10 @@ fn compile_node(value: &Value, at: &str) -> Result<Node, String> {
             items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| compile_node(v, &format!("{at}/{i}")))
+                .map(|(i, v)| compile_node(v, &format!("{at}/{i}"), known))
                 .collect::<Result<_, _>>()?,
         ),
-        Value::Object(map) => Node::Object(compile_object(map, at)?),
+        Value::Object(map) => Node::Object(compile_object(map, at, known)?),
         other => Node::Literal(other.clone()),
     })
 }
@@ -181,14 +258,11 @@ fn placeholder(s: &str) -> Option<&str> {
     simple.then_some(inner)
 }
 
-fn lookup(name: &str) -> Option<Var> {
-    PLACEHOLDERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
+fn lookup(name: &str, known: &[(&str, Var)]) -> Option<Var> {
+    known.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 
-fn render_object(fields: &[(String, Node)], vars: &Vars<'_>) -> Map<String, Value> {
+fn render_object(fields: &[(String, Node)], vars: &dyn Values) -> Map<String, Value> {
     let mut out = Map::with_capacity(fields.len());
     for (k, node) in fields {
         if let Some(v) = render_node(node, vars) {
@@ -198,10 +272,10 @@ fn render_object(fields: &[(String, Node)], vars: &Vars<'_>) -> Map<String, Valu
     out
 }
 
-fn render_node(node: &Node, vars: &Vars<'_>) -> Option<Value> {
+fn render_node(node: &Node, vars: &dyn Values) -> Option<Value> {
     match node {
         Node::Literal(v) => Some(v.clone()),
-        Node::Slot(var) => value_of(*var, vars),
+        Node::Slot(var) => vars.value(*var),
         Node::Array(items) => Some(Value::Array(
             items.iter().filter_map(|n| render_node(n, vars)).collect(),
         )),
@@ -229,6 +303,8 @@ fn value_of(var: Var, vars: &Vars<'_>) -> Option<Value> {
             Some(ResponseFormat::JsonSchema { schema, .. }) => Some(schema.clone()),
             _ => None,
         },
+        // Embeddings placeholders: not accepted in a request template.
+        Var::Inputs | Var::Dimensions => None,
     }
 }
 
@@ -530,5 +606,41 @@ mod tests {
         assert!(e.contains("whole string"), "{e}");
         let e = Template::compile(&json!(["{{prompt}}"])).unwrap_err();
         assert!(e.contains("table"), "{e}");
+        // Embeddings placeholders belong to `embed_template` only.
+        let e = Template::compile(&json!({"texts": "{{inputs}}"})).unwrap_err();
+        assert!(e.contains("unknown placeholder `{{inputs}}`"), "{e}");
+    }
+
+    #[test]
+    fn embed_templates_have_their_own_placeholders() {
+        let req = EmbeddingRequest::new(["第一章", "b"]).model("e5");
+        let vars = EmbedVars {
+            req: &req,
+            model: "e5",
+        };
+        let body = Value::Object(Template::default_embed_shape().render(&vars));
+        assert_eq!(body, json!({"model": "e5", "input": ["第一章", "b"]}));
+        let req = req.clone().dimensions(256);
+        let vars = EmbedVars {
+            req: &req,
+            model: "e5",
+        };
+        let t = Template::compile_embed(&json!({
+            "texts": "{{inputs}}", "options": {"dim": "{{dimensions}}", "normalize": true},
+            "model_id": "{{model}}"
+        }))
+        .unwrap();
+        assert_eq!(
+            Value::Object(t.render(&vars)),
+            json!({"texts": ["第一章", "b"], "options": {"dim": 256, "normalize": true},
+                   "model_id": "e5"})
+        );
+        assert!(t.uses(Var::Dimensions));
+        let e = Template::compile_embed(&json!({"model": "{{model}}"})).unwrap_err();
+        assert!(e.contains("`{{inputs}}`"), "{e}");
+        let e = Template::compile_embed(&json!({"input": "{{inputs}}", "p": "{{prompt}}"}))
+            .unwrap_err();
+        assert!(e.contains("unknown placeholder `{{prompt}}`"), "{e}");
+        assert!(e.contains("known: inputs, model, dimensions"), "{e}");
     }
 }

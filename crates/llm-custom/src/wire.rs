@@ -31,6 +31,10 @@ pub(crate) struct Pointers {
     pub error: String,
     /// Models list array (`None`: auto-detect).
     pub models: Option<String>,
+    /// Array of vectors of an embeddings answer.
+    pub embeddings: String,
+    /// Input tokens of an embeddings answer.
+    pub embed_tokens: Option<String>,
 }
 
 impl Pointers {
@@ -53,6 +57,8 @@ impl Pointers {
             done: config.done_pointer().map(str::to_string),
             error: config.error_pointer.clone(),
             models: config.models_pointer.clone(),
+            embeddings: config.embeddings_pointer.clone(),
+            embed_tokens: config.embed_tokens_pointer.clone(),
         }
     }
 
@@ -104,6 +110,44 @@ impl Pointers {
     /// `{}` are no error.
     pub(crate) fn error(&self, v: &Value) -> Option<(String, Option<String>)> {
         error_at(v, &self.error)
+    }
+
+    /// The vectors of an embeddings answer: the array at the embeddings
+    /// pointer, whose items are arrays of numbers or objects with an
+    /// `embedding` array of numbers (OpenAI's `data` items). `Err` says what
+    /// is wrong.
+    pub(crate) fn vectors(&self, v: &Value) -> Result<Vec<Vec<f32>>, String> {
+        let items = v
+            .pointer(&self.embeddings)
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("no array of vectors at `{}`", self.embeddings))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let numbers = match item {
+                    Value::Object(o) => o.get("embedding"),
+                    other => Some(other),
+                }
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("item {i} at `{}` is not a vector", self.embeddings))?;
+                numbers
+                    .iter()
+                    .map(|n| n.as_f64().map(|f| f as f32))
+                    .collect::<Option<Vec<f32>>>()
+                    .ok_or_else(|| {
+                        format!(
+                            "vector {i} at `{}` holds something other than numbers",
+                            self.embeddings
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The input token count of an embeddings answer, when reported.
+    pub(crate) fn embed_tokens(&self, v: &Value) -> Option<u64> {
+        tokens(v.pointer(self.embed_tokens.as_deref()?)?)
     }
 
     /// Model ids of a models list.
@@ -257,7 +301,34 @@ mod tests {
             done: Some("/done".into()),
             error: "/error".into(),
             models: None,
+            embeddings: "/embeddings".into(),
+            embed_tokens: Some("/usage/in".into()),
         }
+    }
+
+    #[test]
+    fn vectors_are_arrays_or_objects_with_an_embedding() {
+        let p = pointers();
+        let body = json!({"embeddings": [[0.5, -1], [2.25, 0]], "usage": {"in": 7}});
+        assert_eq!(
+            p.vectors(&body).unwrap(),
+            vec![vec![0.5, -1.0], vec![2.25, 0.0]]
+        );
+        assert_eq!(p.embed_tokens(&body), Some(7));
+        let p = Pointers {
+            embeddings: "/data".into(),
+            embed_tokens: None,
+            ..pointers()
+        };
+        let body = json!({"data": [{"object": "embedding", "index": 0, "embedding": [0.1]}]});
+        assert_eq!(p.vectors(&body).unwrap(), vec![vec![0.1_f32]]);
+        assert_eq!(p.embed_tokens(&body), None);
+        let e = p.vectors(&json!({"data": [[0.1, "x"]]})).unwrap_err();
+        assert!(e.contains("vector 0"), "{e}");
+        let e = p.vectors(&json!({"data": [{"vector": [1]}]})).unwrap_err();
+        assert!(e.contains("item 0"), "{e}");
+        let e = p.vectors(&json!({"embeddings": []})).unwrap_err();
+        assert!(e.contains("no array of vectors at `/data`"), "{e}");
     }
 
     #[test]

@@ -2,4 +2,5 @@
 
 mod conformance_ndjson;
 mod conformance_sse;
+mod embed;
 mod provider;

@@ -855,10 +855,14 @@ parameters = { max_new_tokens = "{{max_tokens}}", temperature = "{{temperature}}
         .skip(1)
         .map(|b| b.split("```").next().unwrap())
         .collect();
-    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks.len(), 4);
     let config = Config::from_toml_str_with_env(&blocks.concat(), None, &|_| None).unwrap();
     let providers = config.build_providers().unwrap();
-    assert_eq!(providers.len(), 3);
+    assert_eq!(providers.len(), 4);
+    // The embeddings example embeds with its listed model only.
+    let tei = providers.iter().find(|p| p.name() == "tei-box").unwrap();
+    assert!(tei.supports(Capability::Embeddings, "bge-m3"));
+    assert!(!tei.supports(Capability::Embeddings, "other"));
     // The structured-output example claims what its template carries.
     let vllm = providers.iter().find(|p| p.name() == "vllm-box").unwrap();
     for c in [
