@@ -16,6 +16,23 @@ pub const DEFAULT_MAX_COMPLETION_TOKENS_MODELS: &[&str] = &["o1", "o3", "o4", "g
 /// or `top_p` unless `no_sampling_params_models` is configured.
 pub const DEFAULT_NO_SAMPLING_PARAMS_MODELS: &[&str] = &["o1", "o3", "o4", "gpt-5"];
 
+/// Most inputs OpenAI accepts in one `POST /embeddings` request.
+pub const DEFAULT_EMBEDDING_BATCH_SIZE: usize = 2048;
+
+/// How embedding vectors are asked for (`embedding_encoding`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingEncoding {
+    /// `"encoding_format": "base64"`: little-endian `f32` bytes in base64,
+    /// about a quarter of the JSON text and exactly the model's `f32` values
+    /// (what OpenAI's official SDKs ask for).
+    #[default]
+    Base64,
+    /// No `encoding_format` (the server default, JSON float arrays), for
+    /// compatible servers that reject `base64`.
+    Float,
+}
+
 /// Kind-specific configuration of an `openai` instance.
 ///
 /// The common keys (`models`, `default_model`, `max_tokens`, `timeout`, prices,
@@ -52,6 +69,13 @@ pub struct OpenAiConfig {
     /// `api.openai.com`, `true` for any other base URL (local compatible servers).
     #[serde(default)]
     pub allow_no_key: Option<bool>,
+    /// Most inputs sent in one `POST /embeddings` request; larger batches
+    /// are split and reassembled in order.
+    #[serde(default = "default_embedding_batch_size")]
+    pub embedding_batch_size: usize,
+    /// How vectors are asked for: `base64` (default) or `float`.
+    #[serde(default)]
+    pub embedding_encoding: EmbeddingEncoding,
 }
 
 impl Default for OpenAiConfig {
@@ -66,6 +90,8 @@ impl Default for OpenAiConfig {
             no_sampling_params_models: default_no_sampling_models(),
             stream_usage: true,
             allow_no_key: None,
+            embedding_batch_size: DEFAULT_EMBEDDING_BATCH_SIZE,
+            embedding_encoding: EmbeddingEncoding::Base64,
         }
     }
 }
@@ -85,6 +111,8 @@ impl std::fmt::Debug for OpenAiConfig {
             .field("no_sampling_params_models", &self.no_sampling_params_models)
             .field("stream_usage", &self.stream_usage)
             .field("allow_no_key", &self.allow_no_key)
+            .field("embedding_batch_size", &self.embedding_batch_size)
+            .field("embedding_encoding", &self.embedding_encoding)
             .finish()
     }
 }
@@ -93,22 +121,11 @@ impl OpenAiConfig {
     /// Reads the kind-specific keys of `spec`; an error names the offending key
     /// (and, for a configuration file, its file and line).
     pub fn from_spec(spec: &ProviderSpec) -> Result<Self, ConfigError> {
-        let table = toml::Value::Table(spec.options.clone());
-        match serde_path_to_error::deserialize::<_, Self>(table) {
-            Ok(cfg) => Ok(cfg),
-            Err(e) => {
-                let path = e.path().to_string();
-                match path
-                    .split('.')
-                    .next()
-                    .filter(|p| !p.is_empty() && *p != "?")
-                {
-                    Some(key) => Err(spec.error_at(Some(key), e.inner().message())),
-                    // Unknown keys: llm-core names the key from serde's message.
-                    None => spec.options::<Self>(),
-                }
-            }
+        let cfg: Self = spec.options()?;
+        if cfg.embedding_batch_size == 0 {
+            return Err(spec.error_at(Some("embedding_batch_size"), "must be at least 1"));
         }
+        Ok(cfg)
     }
 
     /// The key, when one is configured and not empty.
@@ -156,6 +173,10 @@ fn default_no_sampling_models() -> Vec<String> {
 
 fn to_strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_string()).collect()
+}
+
+fn default_embedding_batch_size() -> usize {
+    DEFAULT_EMBEDDING_BATCH_SIZE
 }
 
 fn default_true() -> bool {

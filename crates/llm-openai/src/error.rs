@@ -1,6 +1,6 @@
 //! Error bodies and in-body error payloads → [`ProviderError`].
 
-use llm_core::http::ErrorBody;
+use llm_core::http::{ErrorBody, ErrorMapping};
 use llm_core::{ProviderError, ProviderErrorKind};
 use serde::Deserialize;
 
@@ -20,7 +20,17 @@ struct Envelope {
     code: Option<serde_json::Value>,
 }
 
-/// Parses an error response body; used by `llm_core::http::send`.
+/// How OpenAI's error replies become errors: [`parse_error`] reads the body;
+/// `llm_core::http::send_with` adds the status, request id and `Retry-After`.
+pub(crate) struct OpenAiErrors;
+
+impl ErrorMapping for OpenAiErrors {
+    fn parse(&self, body: &[u8]) -> ErrorBody {
+        parse_error(body)
+    }
+}
+
+/// Parses an error response body.
 ///
 /// The code is the body's `code`, else its `type`. A body that is not JSON
 /// gives an empty result, and the caller falls back to the raw text.

@@ -306,3 +306,76 @@ pub const CACHED_STREAM: &[&str] = &[
     "data: {\"id\":\"chatcmpl-C9xQ9qA7gTs1Ch3uWx6Yk8Op0Qb2Vj\",\"object\":\"chat.completion.chunk\",\"created\":1756300007,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_560af6e559\",\"choices\":[],\"usage\":{\"prompt_tokens\":1850,\"completion_tokens\":2,\"total_tokens\":1852,\"prompt_tokens_details\":{\"cached_tokens\":1792,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}},\"obfuscation\":\"n7\"}\n\n",
     "data: [DONE]\n\n",
 ];
+
+/// `POST /v1/embeddings` answer with `"encoding_format": "base64"` to
+/// `{"model":"text-embedding-3-small","input":["第一章","Chapter two"],"encoding_format":"base64","dimensions":4}`.
+///
+/// Shape from OpenAI's API reference, "Create embeddings"
+/// (<https://platform.openai.com/docs/api-reference/embeddings/create>;
+/// OpenAPI spec `openai/openai-openapi`, `openapi.yaml`: operation
+/// `createEmbedding`, schemas `CreateEmbeddingResponse` and `Embedding`):
+/// `object`, `data` (`object`, `index`, `embedding`), `model`, `usage`
+/// (`prompt_tokens`, `total_tokens`), pretty-printed with 2-space
+/// indentation as the API sends it. With `base64`, each `embedding` is the
+/// base64 of the vector's little-endian `f32` bytes. The values are
+/// [`EMBEDDING_VECTORS`]; the token counts are illustrative.
+pub const EMBEDDINGS: &str = r#"{
+  "object": "list",
+  "data": [
+    {
+      "object": "embedding",
+      "index": 0,
+      "embedding": "ZicXO4DRGLxwaYE8OAU9uw=="
+    },
+    {
+      "object": "embedding",
+      "index": 1,
+      "embedding": "DKNFvBazxDx1I4Y7v3z/PA=="
+    }
+  ],
+  "model": "text-embedding-3-small",
+  "usage": {
+    "prompt_tokens": 7,
+    "total_tokens": 7
+  }
+}"#;
+
+/// The same answer with `"encoding_format": "float"` (the API's default):
+/// each `embedding` a JSON array of numbers (the reference's example:
+/// `"embedding": [0.0023064255, -0.009327292, …]`).
+pub const EMBEDDINGS_FLOAT: &str = r#"{
+  "object": "list",
+  "data": [
+    {
+      "object": "embedding",
+      "index": 0,
+      "embedding": [
+        0.0023064255,
+        -0.009327292,
+        0.015797347,
+        -0.0028842222
+      ]
+    },
+    {
+      "object": "embedding",
+      "index": 1,
+      "embedding": [
+        -0.012062799,
+        0.024011176,
+        0.0040935823,
+        0.031187413
+      ]
+    }
+  ],
+  "model": "text-embedding-3-small",
+  "usage": {
+    "prompt_tokens": 7,
+    "total_tokens": 7
+  }
+}"#;
+
+/// The vectors of [`EMBEDDINGS`] and [`EMBEDDINGS_FLOAT`], in input order.
+pub const EMBEDDING_VECTORS: [[f32; 4]; 2] = [
+    [0.0023064255, -0.009327292, 0.015797347, -0.0028842222],
+    [-0.012062799, 0.024011176, 0.0040935823, 0.031187413],
+];

@@ -11,7 +11,7 @@
 //! default_model = "gpt-4o-mini"
 //! timeout = 60
 //! # kind-specific keys (all optional):
-//! base_url = "https://api.openai.com/v1"      # `/chat/completions`, `/models` are appended
+//! base_url = "https://api.openai.com/v1"      # `/chat/completions`, `/embeddings`, `/models` are appended
 //! organization = "org-…"                       # header OpenAI-Organization
 //! project = "proj_…"                           # header OpenAI-Project
 //! headers = { "X-Team" = "novels" }            # extra headers
@@ -19,6 +19,9 @@
 //! no_sampling_params_models = ["o1", "o3", "o4", "gpt-5"]      # the default
 //! stream_usage = true                          # stream_options.include_usage (default)
 //! # allow_no_key = true                        # default: false on api.openai.com, else true
+//! embedding_models = ["text-embedding-3-small"] # common key: models `embed` serves
+//! embedding_batch_size = 2048                  # inputs per `POST /embeddings` (the default)
+//! embedding_encoding = "base64"                # or "float" (the default is base64)
 //!
 //! [llm_providers.vllm]                         # an OpenAI-compatible local server
 //! kind = "openai"
@@ -43,13 +46,25 @@
 //! `user`, a signed `seed`, user messages with images as `text` and
 //! `image_url` content parts, and every [`extra`](llm_core::LlmRequest::extra)
 //! entry verbatim at the top level (a typed field of the same name wins).
-//! The provider claims every [`Capability`](llm_core::Capability); images
-//! only for models with vision (`vision_models`). Answers and streams report
+//! The provider claims every chat [`Capability`](llm_core::Capability);
+//! images only for models with vision (`vision_models`), embeddings only for
+//! the models in `embedding_models`. Answers and streams report
 //! log probabilities and cached prompt tokens
 //! ([`Usage::cache_read_tokens`](llm_core::Usage::cache_read_tokens)); an
 //! error inside a 200 body or a stream gets the HTTP status OpenAI gives the
 //! same error (from its `code`, else its `type`), so it is retried and counts
 //! against health like the reply would. The README has the field table.
+//!
+//! [`embed`](llm_core::Provider::embed) calls `POST /embeddings` for the
+//! models in `embedding_models` (the only ones it claims
+//! [`Capability::Embeddings`](llm_core::Capability::Embeddings) for), asks
+//! for base64 vectors (exact little-endian `f32`s, as OpenAI's SDKs do) and
+//! also accepts float arrays, puts vectors in input order by their `index`,
+//! and splits batches larger than `embedding_batch_size` (default 2048,
+//! OpenAI's limit) into parts sent in turn, reassembled in order with their
+//! usage summed; a failing part fails the call.
+//! [`check`](llm_core::Provider::check) says why the instance is unavailable
+//! (an HTTP 401 with OpenAI's message, a refused connection, no key).
 //!
 //! Without an API key no `Authorization` header is sent; on `api.openai.com`
 //! the instance then reports itself unavailable (without a network probe)
@@ -60,6 +75,7 @@
 //! reasoning models reject any but the default values).
 
 mod config;
+mod embed;
 mod error;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
@@ -72,8 +88,8 @@ use std::sync::Arc;
 use llm_core::{ConfigError, Provider, ProviderPlugin, ProviderSpec};
 
 pub use config::{
-    OpenAiConfig, DEFAULT_BASE_URL, DEFAULT_MAX_COMPLETION_TOKENS_MODELS,
-    DEFAULT_NO_SAMPLING_PARAMS_MODELS,
+    EmbeddingEncoding, OpenAiConfig, DEFAULT_BASE_URL, DEFAULT_EMBEDDING_BATCH_SIZE,
+    DEFAULT_MAX_COMPLETION_TOKENS_MODELS, DEFAULT_NO_SAMPLING_PARAMS_MODELS,
 };
 pub use provider::OpenAiProvider;
 

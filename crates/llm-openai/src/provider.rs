@@ -8,15 +8,18 @@ use llm_core::http::reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHOR
 use llm_core::http::reqwest::{self, Url};
 use llm_core::http::{self as core_http};
 use llm_core::{
-    Capability, ConfigError, EventStream, FinishReason, LlmRequest, LlmResponse, Provider,
-    ProviderError, ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream, Usage,
+    Capability, ConfigError, EmbeddingRequest, EmbeddingResponse, EventStream, FinishReason,
+    LlmRequest, LlmResponse, Provider, ProviderError, ProviderErrorKind, ProviderProfile,
+    ProviderSpec, ResponseStream, Usage,
 };
+use serde::Serialize;
 
-use crate::config::{matches_prefix, OpenAiConfig};
-use crate::error::{parse_error, payload_error};
+use crate::config::{matches_prefix, EmbeddingEncoding, OpenAiConfig};
+use crate::error::{payload_error, OpenAiErrors};
 use crate::wire::{
-    finish_reason, tool_finish, ChatCompletion, ChatRequest, ModelList, StreamOptions, WireContent,
-    WireMessage, WireResponseFormat, WireTool, WireToolCall, WireToolChoice,
+    finish_reason, tool_finish, ChatCompletion, ChatRequest, EmbeddingList, EmbeddingsRequest,
+    ModelList, StreamOptions, WireContent, WireMessage, WireResponseFormat, WireTool, WireToolCall,
+    WireToolChoice,
 };
 use crate::KIND;
 
@@ -32,6 +35,7 @@ pub struct OpenAiProvider {
     base_url: String,
     /// Parsed once: a request then only clones it.
     chat_url: Url,
+    embeddings_url: Url,
     models_url: Url,
     /// Every header sent; the `Authorization` value is marked sensitive.
     headers: HeaderMap,
@@ -40,6 +44,8 @@ pub struct OpenAiProvider {
     mct_models: Vec<String>,
     no_sampling_models: Vec<String>,
     stream_usage: bool,
+    embedding_batch_size: usize,
+    embedding_encoding: EmbeddingEncoding,
     http: reqwest::Client,
 }
 
@@ -53,6 +59,8 @@ impl fmt::Debug for OpenAiProvider {
             .field("max_completion_tokens_models", &self.mct_models)
             .field("no_sampling_params_models", &self.no_sampling_models)
             .field("stream_usage", &self.stream_usage)
+            .field("embedding_batch_size", &self.embedding_batch_size)
+            .field("embedding_encoding", &self.embedding_encoding)
             .field("profile", &self.profile)
             .finish_non_exhaustive()
     }
@@ -75,6 +83,7 @@ impl OpenAiProvider {
             name: spec.name.clone(),
             profile: spec.profile.clone(),
             chat_url: url("/chat/completions")?,
+            embeddings_url: url("/embeddings")?,
             models_url: url("/models")?,
             base_url,
             headers,
@@ -83,6 +92,8 @@ impl OpenAiProvider {
             mct_models: cfg.max_completion_tokens_models,
             no_sampling_models: cfg.no_sampling_params_models,
             stream_usage: cfg.stream_usage,
+            embedding_batch_size: cfg.embedding_batch_size,
+            embedding_encoding: cfg.embedding_encoding,
             http,
         })
     }
@@ -185,20 +196,72 @@ impl OpenAiProvider {
         }
     }
 
-    async fn post(&self, body: &ChatRequest<'_>) -> Result<reqwest::Response, ProviderError> {
-        if !self.has_key && !self.keyless_allowed {
-            // Known to fail with 401: move on to the next provider without a call.
-            return Err(ProviderError::unsupported(
-                &self.name,
-                "no API key is configured (set `api_key`, or `allow_no_key = true` for servers that need none)",
-            ));
+    /// Most inputs sent in one `POST /embeddings` request (`embedding_batch_size`).
+    pub fn embedding_batch_size(&self) -> usize {
+        self.embedding_batch_size
+    }
+
+    /// Without a key on a server that needs one, every call is known to
+    /// fail with 401: the error moves on to the next provider without a call.
+    fn require_key(&self) -> Result<(), ProviderError> {
+        if self.has_key || self.keyless_allowed {
+            return Ok(());
         }
+        Err(ProviderError::unsupported(
+            &self.name,
+            "no API key is configured (set `api_key`, or `allow_no_key = true` for servers that need none)",
+        ))
+    }
+
+    async fn post(
+        &self,
+        url: &Url,
+        body: &impl Serialize,
+    ) -> Result<reqwest::Response, ProviderError> {
+        self.require_key()?;
         let request = self
             .http
-            .post(self.chat_url.clone())
+            .post(url.clone())
             .headers(self.headers.clone())
             .json(body);
-        core_http::send(&self.name, request, self.profile.timeout, parse_error).await
+        core_http::send_with(&self.name, request, self.profile.timeout, &OpenAiErrors).await
+    }
+
+    /// Reads a whole JSON answer, at most `max_response_bytes`, within what
+    /// is left of the timeout.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        resp: reqwest::Response,
+        started: Instant,
+    ) -> Result<T, ProviderError> {
+        let remaining = self.profile.timeout.saturating_sub(started.elapsed());
+        core_http::read_json_max(&self.name, resp, remaining, self.profile.max_response_bytes).await
+    }
+
+    /// One `POST /embeddings` request for `inputs` (at most one batch):
+    /// their vectors in order and the prompt tokens reported.
+    async fn embed_part(
+        &self,
+        req: &EmbeddingRequest,
+        model: &str,
+        inputs: &[String],
+    ) -> Result<(Vec<Vec<f32>>, u64), ProviderError> {
+        let started = Instant::now();
+        let body = EmbeddingsRequest {
+            model,
+            input: inputs,
+            encoding_format: match self.embedding_encoding {
+                EmbeddingEncoding::Base64 => Some("base64"),
+                EmbeddingEncoding::Float => None,
+            },
+            dimensions: req.dimensions,
+            user: req.user.as_deref(),
+        };
+        let resp = self.post(&self.embeddings_url, &body).await?;
+        let request_id = core_http::request_id(resp.headers());
+        let list: EmbeddingList = self.read(resp, started).await?;
+        crate::embed::vectors(&self.name, list, inputs.len())
+            .map_err(|e| e.with_request_id(request_id))
     }
 
     /// Turns a decoded answer into a response.
@@ -279,8 +342,9 @@ impl Provider for OpenAiProvider {
         &self.profile
     }
 
-    /// Every capability; images only on models with vision
-    /// ([`ProviderProfile::has_vision`]: all, unless `vision_models` lists them).
+    /// Every chat capability; images only on models with vision
+    /// ([`ProviderProfile::has_vision`]: all, unless `vision_models` lists
+    /// them); embeddings only for the models in `embedding_models`.
     fn supports(&self, capability: Capability, model: &str) -> bool {
         match capability {
             Capability::Images => self.profile.has_vision(model),
@@ -292,6 +356,7 @@ impl Provider for OpenAiProvider {
             | Capability::Logprobs
             | Capability::Penalties
             | Capability::Passthrough => true,
+            Capability::Embeddings => self.profile.embedding_models.iter().any(|m| m == model),
             _ => false,
         }
     }
@@ -299,17 +364,20 @@ impl Provider for OpenAiProvider {
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
         let model = self.model_for(req)?;
-        let resp = self.post(&self.chat_request(req, &model, false)).await?;
+        let resp = self
+            .post(&self.chat_url, &self.chat_request(req, &model, false))
+            .await?;
         let request_id = core_http::request_id(resp.headers());
-        let remaining = self.profile.timeout.saturating_sub(started.elapsed());
-        let completion: ChatCompletion = core_http::read_json(&self.name, resp, remaining).await?;
+        let completion: ChatCompletion = self.read(resp, started).await?;
         self.response(completion, model, started, request_id)
     }
 
     async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
         let started = Instant::now();
         let model = self.model_for(req)?;
-        let resp = self.post(&self.chat_request(req, &model, true)).await?;
+        let resp = self
+            .post(&self.chat_url, &self.chat_request(req, &model, true))
+            .await?;
         let is_json = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -318,9 +386,7 @@ impl Provider for OpenAiProvider {
         let events: EventStream = if is_json {
             // A server that ignored `"stream": true` answered in one piece.
             let request_id = core_http::request_id(resp.headers());
-            let remaining = self.profile.timeout.saturating_sub(started.elapsed());
-            let completion: ChatCompletion =
-                core_http::read_json(&self.name, resp, remaining).await?;
+            let completion: ChatCompletion = self.read(resp, started).await?;
             let r = self.response(completion, model.clone(), started, request_id)?;
             Box::pin(futures::stream::iter(r.into_events().into_iter().map(Ok)))
         } else {
@@ -330,17 +396,57 @@ impl Provider for OpenAiProvider {
         Ok(ResponseStream::new(self.name.clone(), KIND, model, events))
     }
 
-    async fn is_available(&self) -> bool {
-        if !self.has_key && !self.keyless_allowed {
-            return false;
+    /// Embeds `req.inputs` with `POST {base_url}/embeddings`, at most
+    /// `embedding_batch_size` inputs per request: a larger batch is split,
+    /// the parts are sent one after the other and reassembled in order, and
+    /// their usage is summed; any part failing fails the call.
+    async fn embed(&self, req: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        let model = req
+            .model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .or_else(|| self.profile.embedding_models.first().cloned())
+            .ok_or_else(|| {
+                ProviderError::unsupported(
+                    &self.name,
+                    "no embedding model: the request names none and `embedding_models` is empty",
+                )
+            })?;
+        self.require_key()?;
+        let mut vectors = Vec::with_capacity(req.inputs.len());
+        let mut prompt_tokens = 0u64;
+        for part in req.inputs.chunks(self.embedding_batch_size.max(1)) {
+            let (part_vectors, tokens) = self.embed_part(req, &model, part).await?;
+            vectors.extend(part_vectors);
+            prompt_tokens = prompt_tokens.saturating_add(tokens);
         }
+        Ok(EmbeddingResponse::from_provider(
+            self.name.clone(),
+            KIND,
+            model,
+            vectors,
+            Usage::new(prompt_tokens, 0),
+        ))
+    }
+
+    async fn is_available(&self) -> bool {
+        self.check().await.is_ok()
+    }
+
+    /// `GET {base_url}/models` with a short timeout: any answer but a 2xx
+    /// (401 for a bad key, 5xx while the API is down, …) is unavailable and
+    /// the error says why; without a key on a server that needs one, no
+    /// request is sent.
+    async fn check(&self) -> Result<(), ProviderError> {
+        self.require_key()?;
         let wait = self.profile.timeout.min(PROBE_TIMEOUT);
-        let probe = self
+        let request = self
             .http
             .get(self.models_url.clone())
-            .headers(self.headers.clone())
-            .timeout(wait);
-        matches!(probe.send().await, Ok(r) if r.status().is_success())
+            .headers(self.headers.clone());
+        core_http::send_with(&self.name, request, wait, &OpenAiErrors)
+            .await
+            .map(drop)
     }
 
     async fn models(&self) -> Result<Vec<String>, ProviderError> {
@@ -349,9 +455,9 @@ impl Provider for OpenAiProvider {
             .http
             .get(self.models_url.clone())
             .headers(self.headers.clone());
-        let resp = core_http::send(&self.name, request, self.profile.timeout, parse_error).await?;
-        let remaining = self.profile.timeout.saturating_sub(started.elapsed());
-        let list: ModelList = core_http::read_json(&self.name, resp, remaining).await?;
+        let resp =
+            core_http::send_with(&self.name, request, self.profile.timeout, &OpenAiErrors).await?;
+        let list: ModelList = self.read(resp, started).await?;
         Ok(list.data.into_iter().filter_map(|m| m.id).collect())
     }
 }

@@ -640,6 +640,50 @@ impl ErrorObject {
     }
 }
 
+/// `POST /embeddings` body: only what is set is sent.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct EmbeddingsRequest<'a> {
+    pub model: &'a str,
+    pub input: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding_format: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
+}
+
+/// `POST /embeddings` answer (`{"object":"list","data":[…],"model","usage"}`),
+/// or an `{"error":…}` in a 200 body.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EmbeddingList {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub data: Vec<EmbeddingItem>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+    #[serde(default)]
+    pub error: Option<ErrorPayload>,
+}
+
+/// One `{"object":"embedding","index","embedding"}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EmbeddingItem {
+    /// Position of the input this vector belongs to (missing: the item's own position).
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub index: Option<u64>,
+    #[serde(default)]
+    pub embedding: Option<WireVector>,
+}
+
+/// A vector as `encoding_format` gives it: base64 of little-endian `f32`s,
+/// or a JSON array of numbers.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum WireVector {
+    Base64(String),
+    Floats(Vec<f32>),
+}
+
 /// Maps an OpenAI `finish_reason`.
 pub(crate) fn finish_reason(s: &str) -> FinishReason {
     match s {

@@ -2,6 +2,7 @@
 
 mod config;
 mod conformance;
+mod embeddings;
 mod fidelity;
 mod tools;
 mod wire_mapping;
