@@ -283,7 +283,7 @@ async fn stream(client: &LlmClient, req: LlmRequest, quiet: bool) -> Result<LlmR
 }
 
 /// The error, every provider tried and why, and what the user can do.
-fn failure_message(e: &LlmError, config: &Config) -> String {
+pub(crate) fn failure_message(e: &LlmError, config: &Config) -> String {
     let mut msg = e.to_string();
     let hints = hints::for_error(e, config);
     if !hints.is_empty() {

@@ -17,6 +17,27 @@ pub(crate) fn for_error(e: &LlmError, config: &Config) -> Vec<String> {
             return out;
         }
         LlmError::Validation(_) => return out,
+        LlmError::UnknownEmbeddingModel { known, .. } => {
+            if known.is_empty() {
+                add(
+                    "no provider instance lists an embedding model: add the ones it serves to \
+                     its section, e.g. `embedding_models = [\"nomic-embed-text\"]` under an \
+                     Ollama instance"
+                        .into(),
+                );
+            } else {
+                add(format!(
+                    "pick one with --model ({}), or add the model to the `embedding_models` \
+                     of an instance that serves it",
+                    known.join(", ")
+                ));
+                add(
+                    "`[routing] default_embedding_model` sets the model used without --model"
+                        .into(),
+                );
+            }
+            return out;
+        }
         LlmError::Config(_) => {
             add("`llm config check` shows where the configuration is wrong".into());
             return out;

@@ -1,6 +1,7 @@
 //! The `llm` command line: argument parsing, logging, and one module per
 //! subcommand. Logs go to stderr, results to stdout; a failure exits with 1.
 
+mod embed;
 mod generate;
 mod hints;
 mod inventory;
@@ -16,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use llm_router::config::Config;
 use llm_router::LlmClient;
 
-/// One client for many LLM providers: generate, route, inspect, pull models,
+/// One client for many LLM providers: generate, embed, route, inspect, pull models,
 /// and serve an OpenAI-compatible gateway.
 #[derive(Debug, Parser)]
 #[command(name = "llm", version, propagate_version = true)]
@@ -53,6 +54,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Generate an answer to a prompt.
     Generate(generate::GenerateArgs),
+    /// Embed texts: one vector per text (dimensions and first values, or JSON).
+    Embed(embed::EmbedArgs),
     /// Show how a prompt would be routed (no upstream call).
     Route(generate::RouteArgs),
     /// List compiled-in provider kinds and configured instances with their health.
@@ -112,6 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_path = cli.config.as_deref();
     match cli.command {
         Command::Generate(args) => generate::generate(config_path, args).await,
+        Command::Embed(args) => embed::embed(config_path, args).await,
         Command::Route(args) => generate::route(config_path, args).await,
         Command::Providers(args) => inventory::providers(config_path, args).await,
         Command::Models(args) => inventory::models(config_path, args).await,

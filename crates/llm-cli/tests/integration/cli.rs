@@ -702,3 +702,216 @@ async fn serve_starts_ollama_at_start_up_and_routes_to_it_once_ready() {
         .success();
     assert!(ok);
 }
+
+/// `POST /api/embed` as Ollama answers it (two inputs of `nomic-embed-text`,
+/// vectors shortened to six values).
+const OLLAMA_EMBED_TWO: &str = r#"{"model":"nomic-embed-text","embeddings":[[0.010071029,-0.0017594862,0.05007221,0.04692972,0.054916814,0.008599704],[-0.0098027075,0.06042469,0.025257962,-0.006364387,0.07272725,0.017194884]],"total_duration":14143917,"load_duration":1019500,"prompt_eval_count":16}"#;
+
+/// An Ollama instance serving the embedding model, on a mock.
+fn ollama_embedding_section(name: &str, url: &str) -> String {
+    format!(
+        "[llm_providers.{name}]\nkind = \"ollama\"\nbase_url = \"{url}\"\nmodels = [\"llama3.2:latest\"]\n\
+         embedding_models = [\"nomic-embed-text\"]\nbinary = \"/nonexistent/ollama\"\ntimeout = 10\n\n"
+    )
+}
+
+async fn ollama_embed_upstream(reply: MockReply) -> MockServer {
+    let m = ollama_upstream().await;
+    m.on("POST", "/api/embed", reply);
+    m
+}
+
+fn embed_bodies(up: &MockServer, path: &str) -> Vec<Value> {
+    up.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .map(|r| r.json())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_prints_dimensions_and_first_values() {
+    let up = ollama_embed_upstream(MockReply::json(200, OLLAMA_EMBED_TWO)).await;
+    let env = write_config(&format!(
+        "{}{ROUTING}",
+        ollama_embedding_section("local", &up.url())
+    ));
+    let o = llm(&env.config, &["embed", "第一章", "chapter two"], None).await;
+    assert_ok(&o);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("#  DIMS  FIRST VALUES"), "{out}");
+    assert_eq!(
+        lines[1],
+        "1  6     [0.0101, -0.0018, 0.0501, 0.0469, 0.0549, …]   第一章"
+    );
+    assert_eq!(
+        lines[2],
+        "2  6     [-0.0098, 0.0604, 0.0253, -0.0064, 0.0727, …]  chapter two"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("model nomic-embed-text via local (ollama)"),
+        "{err}"
+    );
+    assert!(err.contains("2 inputs, 0 cached · 16 tokens"), "{err}");
+    let sent = embed_bodies(&up, "/api/embed");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["model"], "nomic-embed-text");
+    assert_eq!(
+        sent[0]["input"],
+        serde_json::json!(["第一章", "chapter two"])
+    );
+    assert!(sent[0].get("dimensions").is_none(), "{}", sent[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_reads_lines_from_stdin_and_prints_the_whole_answer_as_json() {
+    let up = ollama_embed_upstream(MockReply::json(200, OLLAMA_EMBED_TWO)).await;
+    let env = write_config(&format!(
+        "{}{ROUTING}",
+        ollama_embedding_section("local", &up.url())
+    ));
+    let o = llm(
+        &env.config,
+        &["embed", "-", "--json", "--dimensions", "6"],
+        Some("first line\n\n  \r\nsecond line\r\n"),
+    )
+    .await;
+    assert_ok(&o);
+    let sent = embed_bodies(&up, "/api/embed");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]["input"],
+        serde_json::json!(["first line", "second line"])
+    );
+    assert_eq!(sent[0]["dimensions"], 6);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let vectors = v["vectors"].as_array().unwrap();
+    assert_eq!(vectors.len(), 2);
+    assert_eq!(vectors[0].as_array().unwrap().len(), 6);
+    assert_eq!(vectors[1][1].as_f64().unwrap() as f32, 0.060_424_69_f32);
+    assert_eq!(v["model"], "nomic-embed-text");
+    assert_eq!(v["provider"], "local");
+    assert_eq!(v["provider_kind"], "ollama");
+    assert_eq!(v["usage"]["prompt_tokens"], 16);
+    assert_eq!(v["cached_inputs"], 0);
+    assert!(v["cost"].is_number());
+    assert_eq!(v["attempts"][0]["provider"], "local");
+
+    // `-` among texts: the lines of stdin at its place.
+    let up = ollama_embed_upstream(MockReply::json(200, OLLAMA_EMBED_TWO)).await;
+    let env = write_config(&format!(
+        "{}{ROUTING}",
+        ollama_embedding_section("local", &up.url())
+    ));
+    let o = llm(&env.config, &["embed", "before", "-"], Some("from stdin\n")).await;
+    assert_ok(&o);
+    assert_eq!(
+        embed_bodies(&up, "/api/embed")[0]["input"],
+        serde_json::json!(["before", "from stdin"])
+    );
+
+    // Nothing on stdin: an error before any call.
+    let o = llm(&env.config, &["embed", "-"], Some("\n\n")).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no text read from stdin"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_through_an_openai_kind_instance() {
+    let up = MockServer::start().await.unwrap();
+    up.on(
+        "POST",
+        "/v1/embeddings",
+        MockReply::json(
+            200,
+            r#"{
+  "object": "list",
+  "data": [
+    {
+      "object": "embedding",
+      "index": 0,
+      "embedding": [
+        0.1,
+        0.2
+      ]
+    }
+  ],
+  "model": "text-embedding-3-small",
+  "usage": {
+    "prompt_tokens": 2,
+    "total_tokens": 2
+  }
+}
+"#,
+        ),
+    );
+    let section = openai_section("cloud", &up.url(), &["gpt-4o-mini"]).replace(
+        "timeout = 10\n",
+        "timeout = 10\nembedding_models = [\"text-embedding-3-small\"]\nembedding_encoding = \"float\"\n",
+    );
+    let env = write_config(&format!("{section}{ROUTING}"));
+    let o = llm(&env.config, &["embed", "hello", "--json"], None).await;
+    assert_ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["vectors"], serde_json::json!([[0.1, 0.2]]));
+    assert_eq!(v["model"], "text-embedding-3-small");
+    assert_eq!(v["provider"], "cloud");
+    assert_eq!(v["usage"]["prompt_tokens"], 2);
+    let sent = embed_bodies(&up, "/v1/embeddings");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["model"], "text-embedding-3-small");
+    assert_eq!(sent[0]["input"], serde_json::json!(["hello"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_embed_exits_1_listing_attempts_and_what_to_do() {
+    // Ollama's answer for a model it has not pulled.
+    let up = ollama_embed_upstream(MockReply::json(
+        404,
+        r#"{"error":"model \"nomic-embed-text\" not found, try pulling it first"}"#,
+    ))
+    .await;
+    let env = write_config(&format!(
+        "{}{ROUTING}",
+        ollama_embedding_section("local", &up.url())
+    ));
+    let o = llm(&env.config, &["embed", "hello"], None).await;
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let err = stderr(&o);
+    assert!(err.contains("local (nomic-embed-text)"), "{err}");
+    assert!(err.contains("not found"), "{err}");
+    assert!(err.contains("What you can do"), "{err}");
+    assert!(
+        err.contains("`llm pull nomic-embed-text --provider local`"),
+        "{err}"
+    );
+
+    // A model no instance serves: named with the ones that are, no call made.
+    let before = embed_bodies(&up, "/api/embed").len();
+    let o = llm(
+        &env.config,
+        &["embed", "hello", "--model", "text-embedding-3-small"],
+        None,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("embedding model `text-embedding-3-small`")
+            && err.contains("nomic-embed-text"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pick one with --model (nomic-embed-text)"),
+        "{err}"
+    );
+    assert_eq!(embed_bodies(&up, "/api/embed").len(), before);
+}
