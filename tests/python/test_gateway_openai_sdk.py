@@ -352,14 +352,18 @@ def test_image_part_reaches_ollama_as_images(client, mock):
         ("n", {"n": 2}),
         ("modalities", {"modalities": ["text", "audio"]}),
         ("audio", {"audio": {"voice": "alloy", "format": "wav"}}),
+        ("functions", {"functions": [{"name": "f", "parameters": {"type": "object", "properties": {}}}]}),
     ],
-    ids=["n", "modalities", "audio"],
+    ids=["n", "modalities", "audio", "functions"],
 )
 def test_unsupported_field_is_a_400_naming_it(client, mock, field, kwargs):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=LOCAL, messages=USER, **kwargs)
     assert e.value.status_code == 400
-    assert field in str(e.value.message)
+    body = e.value.response.json()["error"]
+    assert field in body["message"]
+    assert body["param"] == field
+    assert "  " not in body["message"], f"stray whitespace in the message: {body['message']!r}"
     assert not mock.generations(), "a refused request must not reach any upstream"
 
 
