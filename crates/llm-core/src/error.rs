@@ -372,7 +372,8 @@ pub enum LlmError {
     /// No configured instance serves the embedding model (or none was given
     /// and `routing.default_embedding_model` is unset).
     #[error(
-        "no configured provider serves embedding model `{model}` (embedding models: {})",
+        "{} (embedding models: {})",
+        unknown_embedding(model),
         join_or_none(known)
     )]
     UnknownEmbeddingModel {
@@ -418,6 +419,14 @@ impl LlmError {
             | LlmError::DeadlineExceeded { attempts, .. } => attempts,
             _ => &[],
         }
+    }
+}
+
+fn unknown_embedding(model: &str) -> String {
+    if model.is_empty() {
+        "no embedding model given and no `routing.default_embedding_model` configured".into()
+    } else {
+        format!("no configured provider serves embedding model `{model}`")
     }
 }
 
