@@ -108,7 +108,14 @@ impl Serialize for ChatRequest<'_> {
         if let Some(v) = self.user {
             typed_entry(m, k, "user", v)?;
         }
-        typed_entry(m, k, "stream", &self.stream)?;
+        // `stream: false` is OpenAI's default: sent only when streaming, so
+        // a plain request carries exactly what its client set. An `extra`
+        // entry can never set it either way.
+        if self.stream {
+            typed_entry(m, k, "stream", &true)?;
+        } else {
+            k.push("stream");
+        }
         if let Some(v) = &self.stream_options {
             typed_entry(m, k, "stream_options", v)?;
         }
@@ -912,7 +919,7 @@ mod tests {
         // `temperature` is not set by the typed request: the `extra` entry fills it.
         assert_eq!(
             serde_json::to_string(&req).unwrap(),
-            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"seed":-1,"stream":false,"service_tier":"flex","store":false,"temperature":2}"#
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"seed":-1,"service_tier":"flex","store":false,"temperature":2}"#
         );
     }
 

@@ -229,7 +229,7 @@ async fn a_round_trip_conversation_is_sent_as_documented() {
     assert_eq!(body["messages"].as_array().unwrap()[1..], documented[..]);
     assert_eq!(
         String::from_utf8(sent.body.clone()).unwrap(),
-        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_abc123","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_abc123","content":"18°C, cloudy"}],"temperature":0.7,"stream":false,"tools":[{"type":"function","function":{"name":"get_weather","description":"Current weather in a city","parameters":{"properties":{"city":{"type":"string"}},"required":["city"],"type":"object"}}}]}"#
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_abc123","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_abc123","content":"18°C, cloudy"}],"temperature":0.7,"tools":[{"type":"function","function":{"name":"get_weather","description":"Current weather in a city","parameters":{"properties":{"city":{"type":"string"}},"required":["city"],"type":"object"}}}]}"#
     );
 }
 

@@ -78,7 +78,7 @@ async fn the_documented_request_is_sent_byte_for_byte() {
     assert_eq!(sent.path, CHAT);
     assert_eq!(
         String::from_utf8(sent.body.clone()).unwrap(),
-        r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a terse assistant."},{"role":"user","content":"Say hello."}],"max_completion_tokens":50,"temperature":0.2,"stream":false}"#
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a terse assistant."},{"role":"user","content":"Say hello."}],"max_completion_tokens":50,"temperature":0.2}"#
     );
     assert_eq!(sent.header("content-type"), Some("application/json"));
 }
@@ -116,8 +116,7 @@ async fn every_request_field_is_mapped() {
             "temperature": 0.9,
             "top_p": 0.5,
             "stop": ["END", "\n\n"],
-            "seed": 42,
-            "stream": false
+            "seed": 42
         })
     );
 }

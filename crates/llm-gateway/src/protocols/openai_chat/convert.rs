@@ -94,13 +94,13 @@ fn sort_fields(object: &Map<String, Value>) -> Result<Map<String, Value>, ApiErr
             }
             let message = match key {
                 "audio" => {
-                    "Invalid 'audio': audio output is not supported by this gateway; omit                      'audio' (text answers only)."
+                    "Invalid 'audio': audio output is not supported by this gateway; omit 'audio' (text answers only)."
                 }
                 "functions" => {
-                    "Invalid 'functions': the deprecated 'functions' parameter is not supported                      by this gateway; use 'tools'."
+                    "Invalid 'functions': the deprecated 'functions' parameter is not supported by this gateway; use 'tools'."
                 }
                 _ => {
-                    "Invalid 'function_call': the deprecated 'function_call' parameter is not                      supported by this gateway; use 'tool_choice'."
+                    "Invalid 'function_call': the deprecated 'function_call' parameter is not supported by this gateway; use 'tool_choice'."
                 }
             };
             let mut e = ApiError::invalid(Some(key), message);
@@ -765,7 +765,7 @@ mod tests {
         }
         // Null pass-through fields are absent ones.
         let r = parse_str(
-            r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"logit_bias":null,"n":1,"stream":false}"#,
+            r#"{"model":"auto","messages":[{"role":"user","content":"q"}],"logit_bias":null,"n":1}"#,
         )
         .unwrap()
         .request;
