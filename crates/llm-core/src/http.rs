@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ConfigError, ProviderError};
+use crate::registry::ProviderSpec;
 
 pub use eventsource_stream::Event as SseEvent;
 pub use reqwest;
@@ -31,6 +32,99 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// Most bytes of an error body read (its message is parsed from them).
 const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// Longest wait of an availability probe ([`probe`]).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A provider's `base_url`, checked: an `http://` or `https://` URL with a
+/// host and no query or fragment, kept without a trailing `/` so that
+/// endpoint paths are appended with [`join`](Self::join).
+///
+/// A `user:password@` part stays in [`as_str`](Self::as_str) (reqwest sends
+/// it as basic authentication, e.g. for a proxy) and is left out of
+/// [`display`](Self::display), `Display`, `Debug` and every error.
+///
+/// ```
+/// use llm_core::http::BaseUrl;
+///
+/// let url = BaseUrl::new("https://user:s3cret@proxy.example/v1/").unwrap();
+/// assert_eq!(url.as_str(), "https://user:s3cret@proxy.example/v1");
+/// assert_eq!(url.display(), "https://proxy.example/v1");
+/// assert_eq!(url.join("/models"), "https://user:s3cret@proxy.example/v1/models");
+/// assert!(!format!("{url} {url:?}").contains("s3cret"));
+/// assert!(BaseUrl::new("ftp://host").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    url: reqwest::Url,
+    text: String,
+    shown: String,
+}
+
+impl BaseUrl {
+    /// Checks `value` (surrounding white space is ignored); the error says
+    /// what is wrong without repeating any credentials.
+    pub fn new(value: &str) -> Result<Self, String> {
+        let url =
+            reqwest::Url::parse(value.trim()).map_err(|e| format!("not a valid URL ({e})"))?;
+        let shown = without_credentials(&url);
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(format!(
+                "`{shown}` is not an http:// or https:// URL with a host"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("`{shown}` must not have a query or fragment"));
+        }
+        let text = url.as_str().trim_end_matches('/').to_string();
+        Ok(Self { url, text, shown })
+    }
+
+    /// Checks option `key` of `spec`: an error names the file, line and key.
+    pub fn parse(spec: &ProviderSpec, key: &str, value: &str) -> Result<Self, ConfigError> {
+        Self::new(value).map_err(|message| spec.error_at(Some(key), message))
+    }
+
+    /// The URL requests go to, credentials included, without a trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The URL without credentials or a trailing `/`, for messages and logs.
+    pub fn display(&self) -> &str {
+        &self.shown
+    }
+
+    /// The endpoint `path` (starting with `/`) under this URL.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.text)
+    }
+
+    /// The parsed URL (host and port, e.g. to tell a local server).
+    pub fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl std::fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BaseUrl").field(&self.shown).finish()
+    }
+}
+
+/// `url` without user name, password or a trailing `/`.
+fn without_credentials(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    url.as_str().trim_end_matches('/').to_string()
+}
 
 /// A shared client with rustls, connection pooling and a connect timeout.
 pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
@@ -250,6 +344,21 @@ pub async fn send_with(
         return Ok(resp);
     }
     Err(error_from_response_with(provider, resp, timeout, mapping).await)
+}
+
+/// An availability probe: sends `request` (a cheap authenticated `GET`)
+/// within `timeout`, at most [`PROBE_TIMEOUT`]. Any 2xx is available; `Err`
+/// says why not (no connection, a timeout, or the status and the API's
+/// message through `mapping`, so a 401 or a 5xx is never "available").
+pub async fn probe(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    mapping: &dyn ErrorMapping,
+) -> Result<(), ProviderError> {
+    send_with(provider, request, timeout.min(PROBE_TIMEOUT), mapping)
+        .await
+        .map(drop)
 }
 
 /// Builds the error for a non-2xx response.
@@ -601,6 +710,59 @@ mod tests {
         let v = secret_header("Bearer ", &SecretString::from("sk-hidden")).unwrap();
         assert!(v.is_sensitive());
         assert!(!format!("{v:?}").contains("sk-hidden"));
+    }
+
+    #[test]
+    fn base_urls_are_checked_and_normalized() {
+        let url = BaseUrl::new(" https://api.openai.com/v1/ ").unwrap();
+        assert_eq!(url.as_str(), "https://api.openai.com/v1");
+        assert_eq!(url.join("/models"), "https://api.openai.com/v1/models");
+        assert_eq!(
+            BaseUrl::new("http://localhost:11434").unwrap().as_str(),
+            "http://localhost:11434"
+        );
+        for bad in [
+            "",
+            "not a url",
+            "localhost:8000",
+            "ftp://host/v1",
+            "file:///tmp/x",
+            "http://h/v1?x=1",
+            "http://h/v1#top",
+        ] {
+            assert!(BaseUrl::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_url_credentials_are_never_shown() {
+        let url = BaseUrl::new("https://gateway:pa55-word@proxy.example:8443/v1").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://gateway:pa55-word@proxy.example:8443/v1"
+        );
+        assert_eq!(url.display(), "https://proxy.example:8443/v1");
+        let shown = format!("{url} {url:?}");
+        assert!(
+            !shown.contains("pa55-word") && !shown.contains("gateway"),
+            "{shown}"
+        );
+        let e = BaseUrl::new("ftp://gateway:pa55-word@host").unwrap_err();
+        assert!(!e.contains("pa55-word"), "{e}");
+        let e = BaseUrl::new("http://gateway:pa55-word@host:notaport").unwrap_err();
+        assert!(!e.contains("pa55-word"), "{e}");
+    }
+
+    #[test]
+    fn base_url_errors_name_the_key() {
+        let spec = ProviderSpec::new("acme", "acme", crate::ProviderProfile::default());
+        for bad in ["ftp://host", "no scheme", "http://"] {
+            let e = BaseUrl::parse(&spec, "base_url", bad).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("llm_providers.acme.base_url"), "{e}");
+        }
+        let e = BaseUrl::parse(&spec, "api_url", "https://h?q").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("llm_providers.acme.api_url"), "{e}");
+        assert!(e.to_string().contains("query"), "{e}");
     }
 
     #[test]

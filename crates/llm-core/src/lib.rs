@@ -17,6 +17,7 @@ pub mod exec;
 pub mod http;
 pub mod metrics;
 pub mod provider;
+pub mod provider_kit;
 pub mod registry;
 pub mod router;
 #[cfg(feature = "testing")]
