@@ -9,6 +9,7 @@ mod docs;
 mod examples;
 mod fallback;
 mod layout;
+mod real_model;
 
 /// The workspace root (this crate's parent directory).
 fn workspace() -> PathBuf {
