@@ -416,6 +416,59 @@ fn cache_hit(c: &mut Criterion) {
     drop(up);
 }
 
+/// A 100-input embedding batch answered wholly from the memory cache
+/// through `LlmClient::embed`: keys, one lookup per input, reassembly. Once
+/// with sentence-sized inputs (~40 bytes), once with paragraph-sized ones
+/// (~800 bytes, where hashing the text for its key shows).
+fn embed_cached_batch(c: &mut Criterion) {
+    use llm_core::testing::ScriptedProvider;
+    use llm_core::{EmbeddingRequest, ProviderProfile};
+
+    let rt = runtime();
+    let provider = ScriptedProvider::new("ollama").profile(ProviderProfile {
+        embedding_models: vec!["nomic-embed-text".into()],
+        ..Default::default()
+    });
+    let provider = Arc::new(provider);
+    let client = LlmClient::builder()
+        .provider(provider.clone())
+        .cache(Arc::new(MemoryCache::new(64 * 1024 * 1024)))
+        .build()
+        .unwrap();
+    let batch = |sentences: usize| {
+        let inputs: Vec<String> = (0..100)
+            .map(|i| format!("第{i}章：{}", "主角在雨夜里回到了故乡。".repeat(sentences)))
+            .collect();
+        EmbeddingRequest::new(inputs).model("nomic-embed-text")
+    };
+    let short = batch(1);
+    let long = batch(20);
+    rt.block_on(async {
+        for req in [&short, &long] {
+            client.embed(req.clone()).await.unwrap();
+            assert_eq!(client.embed(req.clone()).await.unwrap().cached_inputs, 100);
+        }
+    });
+    let calls = provider.embedded().len();
+
+    let mut g = c.benchmark_group("embed");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("client_embed_100_short_inputs_all_cached", |b| {
+        b.to_async(&rt)
+            .iter(|| async { client.embed(short.clone()).await.unwrap() });
+    });
+    g.bench_function("client_embed_100_paragraphs_all_cached", |b| {
+        b.to_async(&rt)
+            .iter(|| async { client.embed(long.clone()).await.unwrap() });
+    });
+    g.finish();
+    assert_eq!(
+        provider.embedded().len(),
+        calls,
+        "every batch was a cache hit"
+    );
+}
+
 fn explain(c: &mut Criterion) {
     // Three instances, as a typical configuration has: remote OpenAI, a
     // local OpenAI-compatible server and Ollama. No request is sent.
@@ -478,6 +531,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(40);
-    targets = generate, client_path, cache_hit, explain, cache_key
+    targets = generate, client_path, cache_hit, embed_cached_batch, explain, cache_key
 }
 criterion_main!(benches);
