@@ -1,5 +1,6 @@
-//! The accept loop: HTTP/1.1 connections on hyper, graceful shutdown with a
-//! grace period after which the remaining connections are dropped.
+//! The accept loop: HTTP/1.1 connections on hyper, graceful shutdown with
+//! `hyper_util`'s [`GracefulShutdown`] and a grace period after which the
+//! remaining connections are dropped.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -26,22 +28,24 @@ pub enum Shutdown {
 }
 
 /// Serves `router` on `listener` until `stop` turns true; then stops
-/// accepting, lets open connections finish their requests within `grace`,
-/// and drops whatever is left.
+/// accepting, asks every open connection to finish its request in flight and
+/// close (idle ones close at once), waits up to `grace` for that, and drops
+/// whatever is left.
 pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) -> Shutdown {
+    let graceful = GracefulShutdown::new();
+    // The tasks serving connections, so that a forced shutdown can drop them.
     let mut conns = JoinSet::new();
-    let for_conns = stop.clone();
     loop {
         tokio::select! {
             () = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((sock, _peer)) => {
-                    conns.spawn(connection(sock, router.clone(), for_conns.clone()));
+                    conns.spawn(connection(sock, router.clone(), &graceful));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -52,22 +56,34 @@ pub(crate) async fn run(
         }
     }
     drop(listener);
-    let drained =
-        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
-    if drained.is_ok() {
+    tracing::debug!(
+        connections = graceful.count(),
+        "shutting down: closing open connections"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_ok()
+    {
         return Shutdown::Graceful;
     }
+    // Tasks that finished but were not reaped yet are not cut.
+    while conns.try_join_next().is_some() {}
     tracing::warn!(
         connections = conns.len(),
         grace_secs = grace.as_secs_f64(),
-        "requests still in flight after shutdown_grace; dropping them"
+        "requests still in flight after shutdown_grace; dropping their connections"
     );
     conns.abort_all();
     while conns.join_next().await.is_some() {}
     Shutdown::Forced
 }
 
-async fn connection(sock: tokio::net::TcpStream, router: Router, mut stop: watch::Receiver<bool>) {
+/// Serves one connection, watched by `graceful`.
+fn connection(
+    sock: tokio::net::TcpStream,
+    router: Router,
+    graceful: &GracefulShutdown,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let _ = sock.set_nodelay(true);
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let router = router.clone();
@@ -76,16 +92,11 @@ async fn connection(sock: tokio::net::TcpStream, router: Router, mut stop: watch
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(sock), service);
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let conn = graceful.watch(conn);
+    async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection ended with an error");
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

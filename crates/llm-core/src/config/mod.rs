@@ -285,39 +285,12 @@ impl Config {
 
 fn toml_error(source: &SourceMap, e: &toml::de::Error) -> ConfigError {
     let line = e.span().map(|s| source.line_of_offset(s.start));
-    let key = line.and_then(|l| key_path_at_line(&source.text, l));
+    let key = e.span().and_then(|s| source.key_at_offset(s.start));
     let mut err = ConfigError::new(e.message().trim().to_string())
         .with_file(source.file.clone())
         .with_line(line);
     err.key = key;
     err
-}
-
-/// The dotted key path a `key = value` line defines, from the headers above it.
-fn key_path_at_line(text: &str, line: usize) -> Option<String> {
-    let mut header = String::new();
-    let mut target = None;
-    for (i, raw) in text.lines().enumerate().take(line) {
-        let l = raw.trim();
-        if let Some(h) = l.strip_prefix('[') {
-            header = h
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .trim()
-                .to_string();
-            target = Some(header.clone());
-        } else if i + 1 == line {
-            if let Some((k, _)) = l.split_once('=') {
-                let k = k.trim();
-                target = Some(if header.is_empty() {
-                    k.to_string()
-                } else {
-                    format!("{header}.{k}")
-                });
-            }
-        }
-    }
-    target.filter(|t| !t.is_empty())
 }
 
 fn provider_entry(

@@ -162,6 +162,30 @@ fn unset_variable_in_enabled_provider_names_variable_provider_and_line() {
 }
 
 #[test]
+fn key_lines_ignore_names_inside_comments_and_string_values() {
+    // `max_tokens = …` written inside a multi-line string above the real key.
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\n\
+         base_url = \"\"\"\nmax_tokens = 1\n[routing]\n\"\"\"\nmax_tokens = \"many\"\n");
+    assert_eq!(e.line, Some(7), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.max_tokens"), "{e}");
+    // A commented-out reference to the same unset variable above the real one.
+    let e = err("[llm_providers.x]\nkind = \"cfgtest\"\n\
+         # api_key = \"${NOPE_KEY}\" (the old way)\napi_key = \"${NOPE_KEY}\"\n");
+    assert!(e.message.contains("NOPE_KEY"), "{e}");
+    assert_eq!(e.line, Some(4), "{e}");
+    assert_eq!(e.key.as_deref(), Some("llm_providers.x.api_key"), "{e}");
+    // A string value that reads like the key, in a section above the key's own.
+    let e = err("[gateway]\naddr = \"deadline = soon\"\n\
+         [routing]\nstrategy = \"cost_optimized\"\ndeadline = \"soon\"\n");
+    assert_eq!(e.line, Some(5), "{e}");
+    assert_eq!(e.key.as_deref(), Some("routing.deadline"), "{e}");
+    // A value error in a dotted key names the whole path.
+    let e = err("routing.deadline = \"soon\"\n");
+    assert_eq!(e.line, Some(1), "{e}");
+    assert_eq!(e.key.as_deref(), Some("routing.deadline"), "{e}");
+}
+
+#[test]
 fn unset_variable_line_matches_the_whole_name() {
     // `${API` occurs first inside `${API_URL:-…}`; the unset one is `${API}`.
     let e = err("[llm_providers.x]\nkind = \"cfgtest\"\n\
