@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use llm_core::http::BaseUrl;
 use llm_core::{ConfigError, ProviderSpec, SecretString};
 use serde::Deserialize;
 
@@ -53,25 +54,11 @@ impl fmt::Debug for AnthropicConfig {
                     "[missing]"
                 },
             )
-            .field("base_url", &without_userinfo(&self.base_url))
+            .field("base_url", &BaseUrl::shown(&self.base_url))
             .field("version", &self.version)
             .field("beta", &self.beta)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
-    }
-}
-
-/// `url` with any `user:password@` of its authority replaced by `***@`, for
-/// messages and `Debug`. Works on text that is not a valid URL too.
-pub(crate) fn without_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
-        None => url.to_string(),
     }
 }
 
@@ -96,25 +83,10 @@ fn default_version() -> String {
 }
 
 impl AnthropicConfig {
-    /// Reads the kind-specific keys of `spec`; errors name the offending key.
+    /// Reads the kind-specific keys of `spec`; errors name the file, line and
+    /// offending key.
     pub fn from_spec(spec: &ProviderSpec) -> Result<Self, ConfigError> {
-        let value = toml::Value::Table(spec.options.clone());
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let key = path
-                .split('.')
-                .next()
-                .filter(|k| !k.is_empty() && *k != "?");
-            match key {
-                // A wrong value: the path names its key.
-                Some(k) => spec.error_at(Some(k), e.inner().message()),
-                // An unknown key: llm-core locates it from serde's message.
-                None => spec
-                    .options::<Self>()
-                    .err()
-                    .unwrap_or_else(|| spec.error_at(None, e.inner().message())),
-            }
-        })
+        spec.options()
     }
 }
 
@@ -124,16 +96,6 @@ mod tests {
 
     #[test]
     fn userinfo_is_hidden() {
-        assert_eq!(
-            without_userinfo("https://user:pa55@proxy.example:8443/v1?x=@"),
-            "https://***@proxy.example:8443/v1?x=@"
-        );
-        assert_eq!(without_userinfo("http://a@b:c@host"), "http://***@host");
-        assert_eq!(
-            without_userinfo("https://api.anthropic.com"),
-            "https://api.anthropic.com"
-        );
-        assert_eq!(without_userinfo("not a url @ all"), "not a url @ all");
         let config = AnthropicConfig {
             api_key: Some(SecretString::from("sk-ant-secret".to_string())),
             base_url: "https://u:pa55@proxy.example".into(),

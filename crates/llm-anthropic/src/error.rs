@@ -31,8 +31,8 @@ pub(crate) fn status_for_error_type(kind: &str) -> Option<u16> {
     })
 }
 
-/// Anthropic's error replies, for [`http::send_with`].
-struct Errors;
+/// Anthropic's error replies, for [`http::send_with`] and [`http::probe`].
+pub(crate) struct Errors;
 
 impl ErrorMapping for Errors {
     fn parse(&self, body: &[u8]) -> ErrorBody {

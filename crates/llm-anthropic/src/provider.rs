@@ -16,8 +16,6 @@ use crate::stream::{self, Decoder};
 use crate::wire::{self, MessageResponse, MessagesRequest, Metadata, ModelPage};
 use crate::{error, request, KIND};
 
-/// Longest wait of the `is_available` probe.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Page size of `GET /v1/models` (the API's maximum).
@@ -35,10 +33,8 @@ pub struct AnthropicProvider {
     name: String,
     profile: ProviderProfile,
     /// The API root requests go to (may carry `user:password@`, sent by
-    /// reqwest as basic authentication).
-    base_url: String,
-    /// `base_url` without credentials, for Debug.
-    shown_url: String,
+    /// reqwest as basic authentication; never shown).
+    base_url: http::BaseUrl,
     version: String,
     has_key: bool,
     /// Every header sent: `x-api-key` (sensitive), `anthropic-version`,
@@ -51,7 +47,7 @@ impl fmt::Debug for AnthropicProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnthropicProvider")
             .field("name", &self.name)
-            .field("base_url", &self.shown_url)
+            .field("base_url", &self.base_url.display())
             .field("version", &self.version)
             .field("api_key", &if self.has_key { "[set]" } else { "[missing]" })
             .field("profile", &self.profile)
@@ -68,11 +64,7 @@ impl AnthropicProvider {
 
     /// Builds an instance from a spec (name and common keys) and a typed config.
     pub fn new(spec: &ProviderSpec, config: AnthropicConfig) -> Result<Self, ConfigError> {
-        let base_url = config.base_url.trim_end_matches('/').to_string();
-        let shown_url = crate::config::without_userinfo(&base_url);
-        reqwest::Url::parse(&base_url).map_err(|e| {
-            spec.error_at(Some("base_url"), format!("invalid URL `{shown_url}`: {e}"))
-        })?;
+        let base_url = http::BaseUrl::parse(spec, "base_url", &config.base_url)?;
         let mut headers = HeaderMap::new();
         let key = config
             .api_key
@@ -102,7 +94,6 @@ impl AnthropicProvider {
             name: spec.name.clone(),
             profile: spec.profile.clone(),
             base_url,
-            shown_url,
             version: config.version,
             has_key: key.is_some(),
             headers,
@@ -111,7 +102,7 @@ impl AnthropicProvider {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        self.base_url.join(path)
     }
 
     fn require_key(&self) -> Result<(), ProviderError> {
@@ -124,22 +115,6 @@ impl AnthropicProvider {
                 "no API key configured (`api_key` is missing or empty); request not sent",
             ))
         }
-    }
-
-    /// The request's model as given (the client has already chosen the
-    /// concrete model for this instance); a direct call without one gets the
-    /// default model.
-    fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
-        let model = match req.model.as_deref().filter(|m| !m.is_empty()) {
-            Some(m) => Some(m.to_string()),
-            None => self.profile.resolve_model(None),
-        };
-        model.filter(|m| !m.is_empty()).ok_or_else(|| {
-            ProviderError::unsupported(
-                &self.name,
-                "no model: the request names none and neither `default_model` nor `models` is configured",
-            )
-        })
     }
 
     /// The request body for `req` on `model`, and the name of the tool that
@@ -246,7 +221,7 @@ impl Provider for AnthropicProvider {
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
         self.require_key()?;
-        let model = self.model_for(req)?;
+        let model = self.profile.model_for(&self.name, req)?;
         let (body, format) = self.body(req, &model, false)?;
         let resp = self.post(&body).await?;
         let header_id = http::request_id(resp.headers());
@@ -304,7 +279,7 @@ impl Provider for AnthropicProvider {
 
     async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
         self.require_key()?;
-        let model = self.model_for(req)?;
+        let model = self.profile.model_for(&self.name, req)?;
         let (body, format) = self.body(req, &model, true)?;
         let resp = self.post(&body).await?;
         let decoder =
@@ -319,21 +294,20 @@ impl Provider for AnthropicProvider {
     }
 
     async fn is_available(&self) -> bool {
-        if !self.has_key {
-            return false;
-        }
-        let wait = self.profile.timeout.min(PROBE_TIMEOUT);
-        let probe = self
+        self.check().await.is_ok()
+    }
+
+    /// `GET /v1/models?limit=1` with a short timeout: any answer but a 2xx
+    /// (401 for a bad key, 529 while overloaded, …) is unavailable and the
+    /// error says why; without a key nothing is sent.
+    async fn check(&self) -> Result<(), ProviderError> {
+        self.require_key()?;
+        let request = self
             .client
             .get(self.url("/v1/models"))
             .headers(self.headers.clone())
-            .query(&[("limit", "1")])
-            .timeout(wait)
-            .send();
-        matches!(
-            tokio::time::timeout(wait, probe).await,
-            Ok(Ok(r)) if r.status().is_success()
-        )
+            .query(&[("limit", "1")]);
+        http::probe(&self.name, request, self.profile.timeout, &error::Errors).await
     }
 
     async fn models(&self) -> Result<Vec<String>, ProviderError> {

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use llm_core::provider_kit::arguments_object;
 use llm_core::{ImageInput, LlmRequest, Message, ResponseFormat, Role, ToolChoice};
 
 use crate::wire::{
@@ -163,19 +164,13 @@ fn call_input(
     name: &str,
     arguments: &str,
 ) -> Result<serde_json::Value, String> {
-    if arguments.trim().is_empty() {
-        return Ok(serde_json::Value::Object(serde_json::Map::new()));
-    }
-    let problem = match serde_json::from_str::<serde_json::Value>(arguments) {
-        Ok(v @ serde_json::Value::Object(_)) => return Ok(v),
-        Ok(_) => "not a JSON object".to_string(),
-        Err(e) => format!("not valid JSON ({e})"),
-    };
-    Err(format!(
-        "message {i}: the arguments of tool call `{id}` (`{name}`) are {problem}: {}; \
-         Anthropic needs a JSON object as `input`",
-        truncate(arguments)
-    ))
+    arguments_object(arguments).map_err(|problem| {
+        format!(
+            "message {i}: the arguments of tool call `{id}` (`{name}`) are {problem}: {}; \
+             Anthropic needs a JSON object as `input`",
+            truncate(arguments)
+        )
+    })
 }
 
 /// System prompt and system-role messages → one `system` string (joined by a

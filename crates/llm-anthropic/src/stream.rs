@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use futures::{Stream, TryStreamExt};
 use llm_core::http::{decode_frames, FrameDecoder, SseEvent};
+use llm_core::provider_kit::arguments_object;
 use llm_core::{FinishReason, ProviderError, StreamEvent, Usage};
 
 use crate::error;
@@ -288,10 +289,9 @@ impl Decoder {
                 Err(e) => e,
             }
         } else {
-            let problem = match serde_json::from_str::<serde_json::Value>(&block.arguments) {
-                Ok(serde_json::Value::Object(_)) => return None,
-                Ok(_) => "not a JSON object".to_string(),
-                Err(e) => format!("not valid JSON ({e})"),
+            let problem = match arguments_object(&block.arguments) {
+                Ok(_) => return None,
+                Err(e) => e,
             };
             format!(
                 "the streamed arguments of tool call `{}` (`{}`) are {problem}: {}",

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use llm_core::provider_kit::arguments_text;
 use llm_core::{FinishReason, ToolCall, Usage};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -272,23 +273,17 @@ impl ContentBlock {
 /// The JSON text of a `tool_use` block's `input`: an object is written
 /// compact; a missing or `null` input is `{}`; anything else is an error.
 pub(crate) fn input_text(id: &str, input: Option<&serde_json::Value>) -> Result<String, String> {
-    match input {
-        None | Some(serde_json::Value::Null) => Ok("{}".to_string()),
-        Some(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
-        Some(other) => Err(format!(
-            "`tool_use` block `{id}` has an `input` that is not a JSON object: {}",
-            truncate(&other.to_string())
-        )),
-    }
+    arguments_text(input).map_err(|e| {
+        format!(
+            "`tool_use` block `{id}` has an `input` that is {e}: {}",
+            truncate(&input.map(ToString::to_string).unwrap_or_default())
+        )
+    })
 }
 
-/// At most 200 characters of `s`, for error messages.
+/// At most 200 bytes of `s` (on a character boundary), for error messages.
 pub(crate) fn truncate(s: &str) -> String {
-    const MAX: usize = 200;
-    match s.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_string(),
-    }
+    llm_core::http::truncate_text(s, 200)
 }
 
 /// `usage` of a message or of a `message_delta` event.

@@ -95,6 +95,13 @@ impl BaseUrl {
         &self.shown
     }
 
+    /// How a configured `value` is shown in `Debug` and messages: the
+    /// [`display`](Self::display) of the checked URL, else `<invalid URL>`
+    /// (the text may hold credentials).
+    pub fn shown(value: &str) -> String {
+        Self::new(value).map_or_else(|_| "<invalid URL>".to_string(), |u| u.shown)
+    }
+
     /// The endpoint `path` (starting with `/`) under this URL.
     pub fn join(&self, path: &str) -> String {
         format!("{}{path}", self.text)
@@ -746,6 +753,14 @@ mod tests {
         assert!(
             !shown.contains("pa55-word") && !shown.contains("gateway"),
             "{shown}"
+        );
+        assert_eq!(
+            BaseUrl::shown("http://gateway:pa55-word@host:11434/"),
+            "http://host:11434"
+        );
+        assert_eq!(
+            BaseUrl::shown("http://gateway:pa55-word@host:x"),
+            "<invalid URL>"
         );
         let e = BaseUrl::new("ftp://gateway:pa55-word@host").unwrap_err();
         assert!(!e.contains("pa55-word"), "{e}");

@@ -96,7 +96,11 @@ pub use provider::OpenAiProvider;
 /// The provider kind this crate registers.
 pub const KIND: &str = "openai";
 
-fn build(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
+/// The factory registered for the kind `openai`.
+///
+/// Referencing it from another crate also guarantees that this crate, and so
+/// its registration, is linked into the program.
+pub fn build(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
     Ok(Arc::new(OpenAiProvider::from_spec(spec)?))
 }
 

@@ -9,8 +9,8 @@ use llm_core::http::reqwest::{self, Url};
 use llm_core::http::{self as core_http};
 use llm_core::{
     Capability, ConfigError, EmbeddingRequest, EmbeddingResponse, EventStream, FinishReason,
-    LlmRequest, LlmResponse, Provider, ProviderError, ProviderErrorKind, ProviderProfile,
-    ProviderSpec, ResponseStream, Usage,
+    LlmRequest, LlmResponse, Provider, ProviderError, ProviderProfile, ProviderSpec,
+    ResponseStream, Usage,
 };
 use serde::Serialize;
 
@@ -23,8 +23,6 @@ use crate::wire::{
 };
 use crate::KIND;
 
-/// Longest wait of an [`is_available`](Provider::is_available) probe.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a TCP/TLS connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,7 +30,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct OpenAiProvider {
     name: String,
     profile: ProviderProfile,
-    base_url: String,
+    base_url: core_http::BaseUrl,
     /// Parsed once: a request then only clones it.
     chat_url: Url,
     embeddings_url: Url,
@@ -70,13 +68,12 @@ impl OpenAiProvider {
     /// Builds an instance from its configuration section.
     pub fn from_spec(spec: &ProviderSpec) -> Result<Self, ConfigError> {
         let cfg = OpenAiConfig::from_spec(spec)?;
-        let base_url =
-            parse_base_url(&cfg.base_url).map_err(|msg| spec.error_at(Some("base_url"), msg))?;
+        let base_url = core_http::BaseUrl::parse(spec, "base_url", &cfg.base_url)?;
         let headers = build_headers(&cfg).map_err(|(key, msg)| spec.error_at(Some(key), msg))?;
         let connect = spec.profile.timeout.min(CONNECT_TIMEOUT);
         let http = core_http::client(connect).map_err(|e| spec.error_at(None, e.message))?;
         let url = |path: &str| {
-            Url::parse(&format!("{base_url}{path}"))
+            Url::parse(&base_url.join(path))
                 .map_err(|e| spec.error_at(Some("base_url"), format!("not a valid URL: {e}")))
         };
         Ok(Self {
@@ -100,7 +97,7 @@ impl OpenAiProvider {
 
     /// The base URL requests go to (without a trailing `/`).
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.base_url.as_str()
     }
 
     /// Whether `model` gets `max_completion_tokens` instead of `max_tokens`.
@@ -111,25 +108,6 @@ impl OpenAiProvider {
     /// Whether `model` is sent `temperature` and `top_p`.
     pub fn sends_sampling_params(&self, model: &str) -> bool {
         !matches_prefix(&self.no_sampling_models, model)
-    }
-
-    /// The model to call: the request's own (the client has already resolved
-    /// it for this instance), else, for a direct call that names none, the
-    /// default model (`default_model`, else the first of `models`).
-    fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
-        req.model
-            .clone()
-            .filter(|m| !m.is_empty())
-            .or_else(|| self.profile.resolve_model(None))
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| {
-                ProviderError::new(
-                    &self.name,
-                    ProviderErrorKind::Unsupported,
-                    "no model to use: the request names none and no `default_model` or \
-                     `models` is configured",
-                )
-            })
     }
 
     /// The request body for `req` on `model`.
@@ -363,7 +341,7 @@ impl Provider for OpenAiProvider {
 
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
-        let model = self.model_for(req)?;
+        let model = self.profile.model_for(&self.name, req)?;
         let resp = self
             .post(&self.chat_url, &self.chat_request(req, &model, false))
             .await?;
@@ -374,7 +352,7 @@ impl Provider for OpenAiProvider {
 
     async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
         let started = Instant::now();
-        let model = self.model_for(req)?;
+        let model = self.profile.model_for(&self.name, req)?;
         let resp = self
             .post(&self.chat_url, &self.chat_request(req, &model, true))
             .await?;
@@ -401,17 +379,7 @@ impl Provider for OpenAiProvider {
     /// the parts are sent one after the other and reassembled in order, and
     /// their usage is summed; any part failing fails the call.
     async fn embed(&self, req: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
-        let model = req
-            .model
-            .clone()
-            .filter(|m| !m.is_empty())
-            .or_else(|| self.profile.embedding_models.first().cloned())
-            .ok_or_else(|| {
-                ProviderError::unsupported(
-                    &self.name,
-                    "no embedding model: the request names none and `embedding_models` is empty",
-                )
-            })?;
+        let model = self.profile.embedding_model_for(&self.name, req)?;
         self.require_key()?;
         let mut vectors = Vec::with_capacity(req.inputs.len());
         let mut prompt_tokens = 0u64;
@@ -439,14 +407,11 @@ impl Provider for OpenAiProvider {
     /// request is sent.
     async fn check(&self) -> Result<(), ProviderError> {
         self.require_key()?;
-        let wait = self.profile.timeout.min(PROBE_TIMEOUT);
         let request = self
             .http
             .get(self.models_url.clone())
             .headers(self.headers.clone());
-        core_http::send_with(&self.name, request, wait, &OpenAiErrors)
-            .await
-            .map(drop)
+        core_http::probe(&self.name, request, self.profile.timeout, &OpenAiErrors).await
     }
 
     async fn models(&self) -> Result<Vec<String>, ProviderError> {
@@ -460,19 +425,6 @@ impl Provider for OpenAiProvider {
         let list: ModelList = self.read(resp, started).await?;
         Ok(list.data.into_iter().filter_map(|m| m.id).collect())
     }
-}
-
-/// Checks and normalizes `base_url` (no trailing `/`).
-fn parse_base_url(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let url = Url::parse(trimmed).map_err(|e| format!("`{raw}` is not a valid URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("`{raw}` must start with http:// or https://"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("`{raw}` must not have a query or fragment"));
-    }
-    Ok(trimmed.to_string())
 }
 
 /// Every header sent with each request; an error names the offending key.
@@ -503,25 +455,4 @@ fn build_headers(cfg: &OpenAiConfig) -> Result<HeaderMap, (&'static str, String)
         }
     }
     Ok(map)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_urls_are_checked_and_normalized() {
-        assert_eq!(
-            parse_base_url("https://api.openai.com/v1/").as_deref(),
-            Ok("https://api.openai.com/v1")
-        );
-        assert_eq!(
-            parse_base_url(" http://localhost:11434/v1 ").as_deref(),
-            Ok("http://localhost:11434/v1")
-        );
-        assert!(parse_base_url("localhost:8000").is_err());
-        assert!(parse_base_url("ftp://host/v1").is_err());
-        assert!(parse_base_url("not a url").is_err());
-        assert!(parse_base_url("").is_err());
-    }
 }
