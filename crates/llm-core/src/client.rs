@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::cache::{CacheKey, CachedResponse, MemoryCache, ResponseCache};
-use crate::config::{CacheBackend, CacheMode, CachingConfig, Config, RoutingConfig, Strategy};
+use crate::config::{
+    CacheBackend, CacheMode, CachingConfig, Config, RoutingConfig, Secs, Strategy,
+};
 use crate::cost::cost_usd;
 use crate::embed::{EmbeddingRequest, EmbeddingResponse};
 use crate::error::{ConfigError, LlmError, ProviderError};
@@ -371,9 +373,17 @@ impl LlmClient {
     }
 
     fn plan(&self, req: &LlmRequest, refresh: bool) -> RoutePlan {
+        let views = self.views(refresh);
+        let mut rng = lock(&self.inner.rng);
+        router::plan(&self.inner.routing, req, &views, &mut rng)
+    }
+
+    /// What the router sees of every instance now; with `refresh`, stale
+    /// availability probes are started in the background (chat and
+    /// embeddings alike, so an instance that comes back is seen again).
+    fn views(&self, refresh: bool) -> Vec<InstanceView<'_>> {
         let now = Instant::now();
-        let views: Vec<InstanceView<'_>> = self
-            .inner
+        self.inner
             .instances
             .iter()
             .map(|i| {
@@ -394,33 +404,42 @@ impl LlmClient {
                     latency: i.health.latency(),
                 }
             })
-            .collect();
-        let mut rng = lock(&self.inner.rng);
-        router::plan(&self.inner.routing, req, &views, &mut rng)
+            .collect()
     }
 
     fn check(&self, req: &LlmRequest) -> Result<(), LlmError> {
         validate(req)?;
         // A field no configured instance can honour is refused before routing,
         // naming the field, rather than silently dropped or sent nowhere.
+        // One instance must have every capability the request needs; when
+        // none does, the error names what the closest one lacks.
         let needs = req.needs();
         if !needs.is_empty() {
-            for need in &needs {
-                let served = self.inner.instances.iter().any(|i| {
-                    router::missing_capability(
-                        &self.inner.routing,
-                        i.provider.as_ref(),
-                        req,
-                        std::slice::from_ref(need),
-                    )
-                    .is_none()
-                });
-                if !served {
-                    return Err(LlmError::Unsupported {
-                        field: unsupported_field(*need, req),
-                        capability: *need,
-                    });
+            let cfg = &self.inner.routing;
+            let mut closest: Option<(usize, crate::types::Capability)> = None;
+            for i in &self.inner.instances {
+                let p = i.provider.as_ref();
+                let Some(first_missing) = router::missing_capability(cfg, p, req, &needs) else {
+                    closest = None;
+                    break;
+                };
+                let missing = needs
+                    .iter()
+                    .filter(|n| {
+                        router::missing_capability(cfg, p, req, std::slice::from_ref(n)).is_some()
+                    })
+                    .count();
+                if closest.is_none_or(|(m, _)| missing < m) {
+                    closest = Some((missing, first_missing));
                 }
+            }
+            let served = closest.is_none() && !self.inner.instances.is_empty();
+            if !served {
+                let need = closest.map_or(needs[0], |(_, c)| c);
+                return Err(LlmError::Unsupported {
+                    field: unsupported_field(need, req),
+                    capability: need,
+                });
             }
         }
         if let Some(name) = &req.provider {
@@ -722,7 +741,9 @@ impl LlmClient {
             reported_model: reported_model.clone(),
             finished: false,
             span,
-            deadline: started + inner.routing.deadline.0,
+            deadline: started
+                .checked_add(inner.routing.deadline.0)
+                .unwrap_or_else(|| started + Duration::from_secs(Secs::MAX_SECS)),
         };
         let events = futures::stream::unfold(state, StreamState::next);
         let mut s = ResponseStream::new(name, kind, reported_model, events);
@@ -863,8 +884,10 @@ impl LlmClient {
             None => Vec::new(),
         };
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; req.inputs.len()];
+        let mut looked_up = false;
         if let Some(layer) = layer {
             if req.cache == CacheDirective::Use && layer.mode != CacheMode::WriteOnly {
+                looked_up = true;
                 match layer.backend.get_vectors(&keys).await {
                     Ok(found) if found.len() == vectors.len() => vectors = found,
                     Ok(_) => self.inner.telemetry.cache("error"),
@@ -876,7 +899,7 @@ impl LlmClient {
             }
         }
         let cached_inputs = vectors.iter().filter(|v| v.is_some()).count();
-        if layer.is_some() {
+        if looked_up {
             let t = &self.inner.telemetry;
             for _ in 0..cached_inputs {
                 t.cache("hit");
@@ -900,6 +923,9 @@ impl LlmClient {
             wanted.push((i, slot));
         }
         if send.is_empty() {
+            self.inner
+                .telemetry
+                .request("embeddings", "cache", model, "cache_hit");
             return Ok(EmbeddingResponse {
                 vectors: vectors.into_iter().flatten().collect(),
                 model: model.to_string(),
@@ -916,18 +942,9 @@ impl LlmClient {
             inputs: send,
             ..req.clone()
         };
+        let cached_len = vectors.iter().flatten().map(Vec::len).next();
         let plan = {
-            let now = Instant::now();
-            let views: Vec<InstanceView<'_>> = self
-                .inner
-                .instances
-                .iter()
-                .map(|i| InstanceView {
-                    provider: &i.provider,
-                    skip: i.health.skip_reason(now),
-                    latency: i.health.latency(),
-                })
-                .collect();
+            let views = self.views(true);
             let mut rng = lock(&self.inner.rng);
             router::plan_embeddings(
                 &self.inner.routing,
@@ -953,6 +970,24 @@ impl LlmClient {
                         ),
                     ));
                 }
+                // Vectors of one model have one length (the asked one, when
+                // dimensions were given, and that of any cached vector): a
+                // provider that answers otherwise is not mixed in.
+                let want = r.dimensions.map(|d| d as usize).or(cached_len);
+                let first = resp.vectors.first().map_or(0, Vec::len);
+                let bad = resp.vectors.iter().find(|v| {
+                    v.is_empty() || v.len() != first || want.is_some_and(|w| v.len() != w)
+                });
+                if let Some(v) = bad {
+                    return Err(ProviderError::decode(
+                        p.name(),
+                        format!(
+                            "a vector of {} values where {} were expected",
+                            v.len(),
+                            want.unwrap_or(first)
+                        ),
+                    ));
+                }
                 Ok(resp)
             })
             .await?;
@@ -966,7 +1001,19 @@ impl LlmClient {
             fresh.usage = Usage::new(tokens, 0);
         }
         let provider = out.instance.provider.clone();
-        let cost = cost_usd(provider.profile(), model, &fresh.usage);
+        // Embeddings are priced only by the model's own input price; the
+        // instance's chat fallback price (`cost_per_1k_tokens`) does not apply.
+        let cost = provider
+            .profile()
+            .pricing
+            .get(model)
+            .filter(|_| !provider.profile().local)
+            .map_or(0.0, |price| {
+                crate::cost::pico_to_usd(
+                    (price.input_per_1m.max(0.0) * 1e6).round() as u128
+                        * u128::from(fresh.usage.prompt_tokens),
+                )
+            });
         let elapsed = started.elapsed();
         let t = &self.inner.telemetry;
         t.request("embeddings", provider.name(), model, "success");
@@ -1163,7 +1210,11 @@ impl StreamState {
 
     fn fail(&self, e: &ProviderError) {
         let model = self.request.model.clone().unwrap_or_default();
-        self.instance.health.on_failure(e, Instant::now());
+        if self.instance.health.on_failure(e, Instant::now()) {
+            let t = &self.client.inner.telemetry;
+            t.circuit(self.instance.provider.name(), exec::CircuitState::Open);
+            t.active_providers(exec::active_count(&self.client.inner.instances));
+        }
         self.client
             .inner
             .telemetry

@@ -155,7 +155,10 @@ pub trait Provider: Send + Sync {
     }
 
     /// Whether the provider maps tools, tool calls and tool results
-    /// ([`LlmRequest::tools`], [`Message::tool_calls`](crate::Message::tool_calls)).
+    /// ([`LlmRequest::tools`], [`Message::tool_calls`](crate::Message::tool_calls))
+    /// for some model: derived from [`supports`](Self::supports), which is
+    /// what the router asks. Implement `supports`; overriding only this one
+    /// does not route tool requests to the provider.
     fn supports_tools(&self) -> bool {
         self.supports(Capability::Tools, "")
     }

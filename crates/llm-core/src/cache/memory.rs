@@ -86,6 +86,13 @@ impl moka::Expiry<CacheKey, Entry> for PerEntryTtl {
     }
 }
 
+/// When an entry stored now for `ttl` expires (a TTL beyond a year is a year).
+fn expiry(ttl: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(ttl)
+        .unwrap_or_else(|| now + Duration::from_secs(crate::config::Secs::MAX_SECS))
+}
+
 impl MemoryCache {
     /// A cache holding at most `max_bytes` of entries (approximate).
     pub fn new(max_bytes: u64) -> Self {
@@ -138,7 +145,7 @@ impl ResponseCache for MemoryCache {
     ) -> Result<(), CacheError> {
         let entry = Entry {
             value: Stored::Response(Arc::new(value.clone())),
-            expires: Instant::now() + ttl,
+            expires: expiry(ttl),
         };
         self.inner.insert(key.clone(), entry).await;
         Ok(())
@@ -161,7 +168,7 @@ impl ResponseCache for MemoryCache {
         items: &[(CacheKey, Vec<f32>)],
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        let expires = Instant::now() + ttl;
+        let expires = expiry(ttl);
         for (key, v) in items {
             let entry = Entry {
                 value: Stored::Vector(Arc::from(v.as_slice())),

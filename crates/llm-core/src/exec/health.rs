@@ -193,16 +193,27 @@ impl ProviderHealth {
     /// Probes the provider now, as its profile's `probe` mode says, and
     /// caches the result.
     pub(crate) async fn probe(&self, p: &dyn Provider) -> bool {
-        let result = match p.profile().probe {
-            ProbeMode::None => Ok(()),
-            ProbeMode::Models => p.check().await,
-            ProbeMode::Generate => {
-                let mut req =
-                    crate::types::LlmRequest::plain(vec![crate::types::Message::user("ping")])
-                        .max_tokens(1);
-                req.model = p.profile().resolve_model(None);
-                p.generate(&req).await.map(|_| ())
+        // A probe that hangs is a failed probe, after the provider's timeout.
+        let timeout = p.profile().timeout;
+        let probe = async {
+            match p.profile().probe {
+                ProbeMode::None => Ok(()),
+                ProbeMode::Models => p.check().await,
+                ProbeMode::Generate => {
+                    let mut req =
+                        crate::types::LlmRequest::plain(vec![crate::types::Message::user("ping")])
+                            .max_tokens(1);
+                    req.model = p.profile().resolve_model(None);
+                    p.generate(&req).await.map(|_| ())
+                }
             }
+        };
+        let result = match tokio::time::timeout(timeout, probe).await {
+            Ok(r) => r,
+            Err(_) => Err(ProviderError::timeout(
+                p.name(),
+                format!("probe: no answer within {:.1} s", timeout.as_secs_f64()),
+            )),
         };
         let mut g = self.lock();
         let ok = result.is_ok();
@@ -256,8 +267,17 @@ impl ProviderHealth {
         }
         let this = self.clone();
         handle.spawn(async move {
+            // The flag is cleared however the probe ends (even by a panic
+            // in a provider), so the instance is probed again later.
+            struct Clear<'a>(&'a AtomicBool);
+            impl Drop for Clear<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+            let clear = Clear(&this.probing);
             this.probe(p.as_ref()).await;
-            this.probing.store(false, Ordering::Release);
+            drop(clear);
             done();
         });
     }

@@ -141,7 +141,11 @@ where
         rng,
     } = *ex;
     let start = Instant::now();
-    let deadline = start + cfg.deadline.0;
+    // Configuration bounds the deadline; a programmatic one that would
+    // overflow the clock is as good as none.
+    let deadline = start
+        .checked_add(cfg.deadline.0)
+        .unwrap_or_else(|| start + Duration::from_secs(crate::config::Secs::MAX_SECS));
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut previous: Option<String> = None;
 

@@ -269,9 +269,14 @@ pub(crate) fn plan_embeddings(
     let mut unhealthy = Vec::new();
     for (index, v) in instances.iter().enumerate() {
         let p = v.provider;
-        if !p.profile().embedding_models.iter().any(|m| m == model)
-            || !p.supports(Capability::Embeddings, model)
-        {
+        if !p.profile().embedding_models.iter().any(|m| m == model) {
+            continue;
+        }
+        if !p.supports(Capability::Embeddings, model) {
+            skipped.push(SkippedProvider {
+                provider: p.name().to_string(),
+                reason: unsupported_reason(Capability::Embeddings),
+            });
             continue;
         }
         let candidate = Candidate {

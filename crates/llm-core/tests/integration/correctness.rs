@@ -206,6 +206,117 @@ async fn a_half_open_trial_ending_in_a_client_error_does_not_stick() {
     assert_eq!(p.calls(), 3);
 }
 
+/// With a healthy second instance no last resort hides a stuck trial: the
+/// router itself must see the circuit free again.
+#[tokio::test(start_paused = true)]
+async fn a_released_trial_is_routable_again_at_once() {
+    let p = Arc::new(
+        ScriptedProvider::new("openai")
+            .then(Reply::Error(ProviderError::http("openai", 500, "down")))
+            .then(Reply::Error(ProviderError::http(
+                "openai",
+                400,
+                "bad prompt",
+            )))
+            .then(Reply::Hang)
+            .otherwise(Reply::text("ok")),
+    );
+    let other = Arc::new(ScriptedProvider::new("other").otherwise(Reply::text("other")));
+    let client = LlmClient::builder()
+        .provider(p.clone())
+        .provider(other)
+        .routing(RoutingConfig {
+            retry: llm_core::config::RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            },
+            ..one_strike_routing()
+        })
+        .no_cache()
+        .build()
+        .unwrap();
+    let named = |q: &str| LlmRequest::new(q).provider("openai");
+    assert_eq!(client.generate(named("a")).await.unwrap().provider, "other");
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // The trial ends in a 400: openai is plannable again at once.
+    let _ = client.generate(named("b")).await;
+    let plan = client.explain(&named("c"));
+    assert_eq!(plan.primary(), Some("openai"), "{plan}");
+    // A trial whose caller goes away is released too.
+    let trial = tokio::spawn({
+        let c = client.clone();
+        async move { c.generate(LlmRequest::new("d").provider("openai")).await }
+    });
+    for _ in 0..100 {
+        if p.calls() == 3 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(p.calls(), 3, "the hanging trial is in flight");
+    trial.abort();
+    let _ = trial.await;
+    let plan = client.explain(&named("e"));
+    assert_eq!(plan.primary(), Some("openai"), "{plan}");
+}
+
+#[tokio::test]
+async fn needs_no_single_instance_covers_are_refused_naming_a_field() {
+    use llm_core::{Capability, LlmError, ResponseFormat, Tool};
+    let tools_only = Arc::new(ScriptedProvider::new("a").tools(true));
+    let json_only = Arc::new(ScriptedProvider::new("b").capability(Capability::JsonObject));
+    let client = LlmClient::builder()
+        .provider(tools_only)
+        .provider(json_only)
+        .no_cache()
+        .build()
+        .unwrap();
+    let req = LlmRequest::new("q")
+        .tool(Tool::function(
+            "f",
+            "d",
+            serde_json::json!({"type": "object"}),
+        ))
+        .response_format(ResponseFormat::JsonObject);
+    let err = client.generate(req).await.unwrap_err();
+    let LlmError::Unsupported { field, .. } = &err else {
+        panic!("expected Unsupported, got {err:?}");
+    };
+    assert!(field == "tools" || field == "response_format", "{field}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_failing_midway_updates_the_circuit_gauges() {
+    use futures::StreamExt;
+    use llm_core::StreamEvent;
+    let reg = MetricsRegistry::new().unwrap();
+    let p = Arc::new(ScriptedProvider::new("openai").then(Reply::Stream(vec![
+        Ok(StreamEvent::delta("partial")),
+        Err(ProviderError::http("openai", 503, "overloaded")),
+    ])));
+    let client = LlmClient::builder()
+        .provider(p)
+        .routing(one_strike_routing())
+        .no_cache()
+        .telemetry(reg.telemetry())
+        .build()
+        .unwrap();
+    let mut s = client.stream(LlmRequest::new("q")).await.unwrap();
+    while let Some(item) = s.next().await {
+        if item.is_err() {
+            break;
+        }
+    }
+    assert_eq!(client.health()[0].circuit, CircuitState::Open);
+    let text = reg.encode();
+    assert_eq!(
+        value(&text, r#"llm_circuit_state{provider="openai"}"#),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(value(&text, "llm_active_providers"), 0.0, "{text}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_stop_when_the_circuit_opens() {
     let p = Arc::new(

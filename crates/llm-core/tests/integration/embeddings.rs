@@ -216,3 +216,128 @@ async fn embeddings_are_counted_under_their_operation() {
         "{text}"
     );
 }
+
+/// A provider that answers vectors of the wrong length.
+struct Short;
+
+#[async_trait::async_trait]
+impl llm_core::Provider for Short {
+    fn name(&self) -> &str {
+        "short"
+    }
+    fn kind(&self) -> &'static str {
+        "short"
+    }
+    fn profile(&self) -> &ProviderProfile {
+        static P: std::sync::OnceLock<ProviderProfile> = std::sync::OnceLock::new();
+        P.get_or_init(|| ProviderProfile {
+            embedding_models: vec!["m".into()],
+            ..Default::default()
+        })
+    }
+    fn supports(&self, c: llm_core::Capability, _model: &str) -> bool {
+        c == llm_core::Capability::Embeddings
+    }
+    async fn generate(
+        &self,
+        _req: &llm_core::LlmRequest,
+    ) -> Result<llm_core::LlmResponse, ProviderError> {
+        Err(ProviderError::unsupported("short", "no chat"))
+    }
+    async fn embed(
+        &self,
+        req: &EmbeddingRequest,
+    ) -> Result<llm_core::EmbeddingResponse, ProviderError> {
+        // Ignores `dimensions` and gives ragged vectors.
+        let vectors = req
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, _)| vec![1.0; 3 + i])
+            .collect();
+        Ok(llm_core::EmbeddingResponse::from_provider(
+            "short",
+            "short",
+            "m",
+            vectors,
+            llm_core::Usage::new(1, 0),
+        ))
+    }
+    async fn is_available(&self) -> bool {
+        true
+    }
+    async fn models(&self) -> Result<Vec<String>, ProviderError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn vectors_of_the_wrong_length_go_to_the_next_instance() {
+    let good = Arc::new(embedder("good", &["m"]));
+    let c = LlmClient::builder()
+        .provider(Arc::new(Short))
+        .provider(good.clone())
+        .no_cache()
+        .build()
+        .unwrap();
+    // Ragged vectors: the next instance serving the model answers.
+    let r = c
+        .embed(
+            EmbeddingRequest::new(["a", "b"])
+                .model("m")
+                .provider("short"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.provider, "good");
+    assert!(matches!(
+        r.attempts[0].outcome,
+        AttemptOutcome::Failed { .. }
+    ));
+    // Asked dimensions that the answer does not have: refused the same way.
+    let err = c
+        .embed(
+            EmbeddingRequest::new(["a"])
+                .model("m")
+                .provider("short")
+                .dimensions(8),
+        )
+        .await;
+    // The scripted provider gives 4 values, not 8: nobody can answer.
+    assert!(err.is_err());
+}
+
+#[tokio::test]
+async fn embeddings_cost_only_what_their_model_is_priced() {
+    use llm_core::cost::ModelPrice;
+    let mut profile = ProviderProfile {
+        embedding_models: vec!["text-embedding-3-small".into(), "unpriced".into()],
+        cost_per_1k_tokens: 0.01,
+        ..Default::default()
+    };
+    profile.pricing.insert(
+        "text-embedding-3-small".into(),
+        ModelPrice {
+            input_per_1m: 0.02,
+            output_per_1m: 0.0,
+            cached_input_per_1m: None,
+            cache_write_per_1m: None,
+        },
+    );
+    let p = Arc::new(ScriptedProvider::new("openai").profile(profile));
+    let c = client(std::slice::from_ref(&p));
+    // 1,000 inputs of 4 bytes: 1,000 tokens at $0.02 per million.
+    let inputs: Vec<String> = (0..1000).map(|i| format!("{i:04}")).collect();
+    let r = c
+        .embed(EmbeddingRequest::new(inputs.clone()).model("text-embedding-3-small"))
+        .await
+        .unwrap();
+    assert_eq!(r.usage.prompt_tokens, 1000);
+    assert!((r.cost - 0.000_02).abs() < 1e-12, "{}", r.cost);
+    // No price for the model: free, not the chat fallback price.
+    let r = c
+        .embed(EmbeddingRequest::new(inputs).model("unpriced"))
+        .await
+        .unwrap();
+    assert_eq!(r.cost, 0.0);
+}
