@@ -780,6 +780,11 @@ pub enum AttemptOutcome {
         status: Option<u16>,
         /// What went wrong.
         message: String,
+        /// The provider refused the request before sending it: it cannot
+        /// serve what was asked (a field, an image it cannot fetch). A
+        /// gateway answers such a request with a client error, not a 502.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        refused: bool,
     },
     /// The provider was not tried.
     Skipped {
@@ -821,6 +826,7 @@ impl fmt::Display for Attempt {
                 class,
                 status,
                 message,
+                ..
             } => {
                 write!(f, ": {class}")?;
                 if let Some(s) = status {
@@ -1256,6 +1262,7 @@ mod tests {
                 class: ErrorClass::Retryable,
                 status: Some(503),
                 message: "busy".into(),
+                refused: false,
             },
             elapsed: std::time::Duration::from_millis(12),
             calls: 3,

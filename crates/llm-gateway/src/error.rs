@@ -230,14 +230,23 @@ fn upstream_parts(description: &str) -> (Option<&str>, &str) {
 }
 
 /// When every attempt that was made failed with a client-class status
-/// ([`CLIENT_STATUSES`]): that error, with the first upstream's status and message.
+/// ([`CLIENT_STATUSES`]), or was refused by its provider before anything was
+/// sent (it cannot serve what the request asks, e.g. an image it cannot
+/// fetch: a 400): that error, with the first one's status and message.
 fn client_error(attempts: &[Attempt]) -> Option<ApiError> {
     let failed: Vec<(&Attempt, u16, &str)> = attempts
         .iter()
         .filter_map(|a| match &a.outcome {
             AttemptOutcome::Failed {
-                status, message, ..
-            } => Some((a, status.unwrap_or(0), message.as_str())),
+                status,
+                message,
+                refused,
+                ..
+            } => Some((
+                a,
+                if *refused { 400 } else { status.unwrap_or(0) },
+                message.as_str(),
+            )),
             _ => None,
         })
         .collect();
@@ -383,6 +392,7 @@ mod tests {
                 class: llm_router::ErrorClass::Fallback,
                 status,
                 message: message.into(),
+                refused: false,
             },
             elapsed: Duration::ZERO,
             calls: 1,
@@ -409,6 +419,33 @@ mod tests {
             upstream_parts("overall deadline reached"),
             (None, "overall deadline reached")
         );
+    }
+
+    #[test]
+    fn requests_every_provider_refused_are_400_not_502() {
+        let refused = |name: &str| Attempt {
+            outcome: AttemptOutcome::Failed {
+                class: llm_router::ErrorClass::Fallback,
+                status: None,
+                message: format!(
+                    "provider `{name}`: image_url (message 0, image 0): fetching failed: HTTP 404"
+                ),
+                refused: true,
+            },
+            ..failed(name, None, "")
+        };
+        let e = ApiError::from(LlmError::AllProvidersFailed {
+            attempts: vec![refused("ollama"), refused("local")],
+        });
+        assert_eq!(e.status, StatusCode::BAD_REQUEST, "{e:?}");
+        // A provider failing without a status (a decode error) is still a 502.
+        let e = ApiError::from(LlmError::AllProvidersFailed {
+            attempts: vec![
+                refused("ollama"),
+                failed("b", None, "provider `b`: invalid JSON"),
+            ],
+        });
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
     }
 
     #[test]

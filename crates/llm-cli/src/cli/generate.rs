@@ -103,6 +103,7 @@ impl<'a> From<&'a Attempt> for AttemptJson<'a> {
                 class,
                 status,
                 message,
+                ..
             } => (
                 "failed",
                 Some(class.as_str()),

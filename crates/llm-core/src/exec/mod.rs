@@ -283,7 +283,15 @@ where
                 }
             };
             span.record("error.type", err.class().as_str());
-            tracing::debug!(provider = %name, error = %err, "attempt failed");
+            // Upstream error text can quote keys (OpenAI's 401 masks part of one):
+            // the log gets what it was, not what the upstream wrote.
+            tracing::debug!(
+                provider = %name,
+                class = err.class().as_str(),
+                status = err.status,
+                code = err.code.as_deref(),
+                "attempt failed"
+            );
             trial.disarm();
             if inst.health.on_failure(&err, Instant::now()) {
                 telemetry.circuit(&name, CircuitState::Open);
@@ -406,11 +414,13 @@ fn failed(
             class: e.class(),
             status: e.status,
             message: e.to_string(),
+            refused: e.kind == crate::error::ProviderErrorKind::Unsupported,
         },
         None => AttemptOutcome::Failed {
             class: ErrorClass::Retryable,
             status: None,
             message: "overall deadline reached".into(),
+            refused: false,
         },
     };
     Attempt {
