@@ -64,6 +64,7 @@ pub use server::Shutdown;
 const EXPOSED_HEADERS: &[&str] = &[
     "x-llm-provider",
     "x-llm-cache",
+    "x-llm-cached-inputs",
     "x-llm-attempts",
     "x-llm-overhead-ms",
     "x-request-id",
