@@ -288,6 +288,26 @@ impl ApiError {
             }
             LlmError::Validation(v) => ApiError::invalid(Some(v.field), v.to_string()),
             LlmError::UnknownProvider { name, .. } => ApiError::model_not_found(name),
+            LlmError::UnknownEmbeddingModel { model, known } => {
+                let mut err = ApiError::model_not_found(model);
+                err.message = if model.is_empty() {
+                    "No embedding model was given and this gateway has no \
+                     `default_embedding_model`: set `model`."
+                        .to_string()
+                } else if known.is_empty() {
+                    format!(
+                        "The model `{model}` does not exist or you do not have access to it: this \
+                         gateway serves no embedding model (configure `embedding_models`)."
+                    )
+                } else {
+                    format!(
+                        "The model `{model}` does not exist or you do not have access to it. \
+                         Embedding models of this gateway: {}.",
+                        known.join(", ")
+                    )
+                };
+                err
+            }
             // No configured provider can ever serve it: the request's fault.
             LlmError::NoProviderAvailable { attempts }
                 if !attempts.is_empty()

@@ -6,6 +6,8 @@
 //! shared by every door.
 //!
 //! Routes: `POST /v1/chat/completions` (JSON or server-sent events),
+//! `POST /v1/responses` (OpenAI Responses, stateless), `POST /v1/completions`
+//! (legacy text completions), `POST /v1/embeddings`,
 //! `GET /v1/models`, `GET /v1/models/{model}`, `GET /health`, `GET /metrics`.
 //! `/v1/*` needs a bearer key when `api_keys` are configured and counts
 //! against `max_concurrency`; `/health` and `/metrics` are always open.
@@ -62,6 +64,7 @@ pub use server::Shutdown;
 const EXPOSED_HEADERS: &[&str] = &[
     "x-llm-provider",
     "x-llm-cache",
+    "x-llm-cached-inputs",
     "x-llm-attempts",
     "x-llm-overhead-ms",
     "x-request-id",
@@ -224,6 +227,18 @@ impl Gateway {
             .route(
                 "/v1/chat/completions",
                 post(protocols::openai_chat::chat_completions).fallback(routes::wrong_method),
+            )
+            .route(
+                "/v1/responses",
+                post(protocols::openai_responses::responses).fallback(routes::wrong_method),
+            )
+            .route(
+                "/v1/completions",
+                post(protocols::openai_completions::completions).fallback(routes::wrong_method),
+            )
+            .route(
+                "/v1/embeddings",
+                post(protocols::openai_embeddings::embeddings).fallback(routes::wrong_method),
             )
             .route(
                 "/v1/models",

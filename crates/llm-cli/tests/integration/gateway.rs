@@ -534,10 +534,15 @@ async fn unknown_routes_and_wrong_methods_get_openai_errors() {
         openai_section("primary", &up.url(), &["gpt-4o-mini"])
     ))
     .await;
-    let r = gw.http.post(gw.url("/v1/embeddings")).send().await.unwrap();
+    let r = gw
+        .http
+        .post(gw.url("/v1/audio/speech"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let e = error_of(r).await;
-    assert_eq!(e["message"], "Invalid URL (POST /v1/embeddings)");
+    assert_eq!(e["message"], "Invalid URL (POST /v1/audio/speech)");
     let r = gw
         .http
         .get(gw.url("/v1/chat/completions"))

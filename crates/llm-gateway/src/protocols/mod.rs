@@ -3,3 +3,6 @@
 //! the pipeline knows which door a request came in by.
 
 pub mod openai_chat;
+pub mod openai_completions;
+pub mod openai_embeddings;
+pub mod openai_responses;

@@ -334,7 +334,7 @@ fn convert(
 }
 
 /// A penalty in OpenAI's range, -2 to 2.
-fn penalty(field: &str, value: Option<f32>) -> Result<Option<f32>, ApiError> {
+pub(crate) fn penalty(field: &str, value: Option<f32>) -> Result<Option<f32>, ApiError> {
     match value {
         Some(v) if !(-2.0..=2.0).contains(&v) => Err(ApiError::invalid(
             Some(field),
@@ -404,7 +404,7 @@ fn response_format(raw: WireResponseFormat) -> Result<ResponseFormat, ApiError> 
 
 /// A request using tools needs a configured provider that supports them;
 /// otherwise it is a 400 now rather than a "no provider available" later.
-fn check_tool_support(req: &LlmRequest, client: &LlmClient) -> Result<(), ApiError> {
+pub(crate) fn check_tool_support(req: &LlmRequest, client: &LlmClient) -> Result<(), ApiError> {
     if !req.uses_tools() {
         return Ok(());
     }
@@ -568,7 +568,7 @@ fn content_parts(
 
 /// An `image_url` part: an `http(s):` URL or a base64 `data:image/…` URL, and
 /// an optional `detail` of `low`, `high` or `auto`.
-fn image(at: &str, raw: super::wire::ImageUrl) -> Result<ImageInput, ApiError> {
+pub(crate) fn image(at: &str, raw: super::wire::ImageUrl) -> Result<ImageInput, ApiError> {
     let input = ImageInput {
         url: raw.url,
         detail: raw.detail,
@@ -599,7 +599,11 @@ fn image(at: &str, raw: super::wire::ImageUrl) -> Result<ImageInput, ApiError> {
 /// Applies `model`: `auto` (the router decides), `instance/model` (that
 /// instance first), `instance` (that instance, its default model) or a model
 /// name (the first instance that lists it goes first).
-fn resolve_model(model: &str, client: &LlmClient, req: &mut LlmRequest) -> Result<(), ApiError> {
+pub(crate) fn resolve_model(
+    model: &str,
+    client: &LlmClient,
+    req: &mut LlmRequest,
+) -> Result<(), ApiError> {
     let model = model.trim();
     if model.is_empty() || model.eq_ignore_ascii_case("auto") {
         return Ok(());
