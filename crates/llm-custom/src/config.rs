@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use llm_core::http::BaseUrl;
 use llm_core::{ConfigError, ProviderSpec, SecretString};
 use serde::Deserialize;
 
@@ -134,18 +135,7 @@ fn default_embeddings_pointer() -> String {
 impl CustomConfig {
     /// Deserializes and checks the kind-specific keys of `spec`; errors name the key.
     pub fn from_spec(spec: &ProviderSpec) -> Result<Self, ConfigError> {
-        let value = toml::Value::Table(spec.options.clone());
-        let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.inner().message().trim().to_string();
-            let top = path
-                .split(['.', '['])
-                .next()
-                .filter(|p| !p.is_empty() && *p != "?")
-                .map(str::to_string)
-                .or_else(|| first_backticked(&message).map(str::to_string));
-            spec.error_at(top.as_deref(), message)
-        })?;
+        let config: Self = spec.options()?;
         config.validate(spec)?;
         Ok(config)
     }
@@ -167,9 +157,7 @@ impl CustomConfig {
     /// `base_url` without credentials (user name and password), for `Debug`
     /// output, messages and logs.
     pub fn display_url(&self) -> String {
-        strip_userinfo(&self.base_url)
-            .trim_end_matches('/')
-            .to_string()
+        BaseUrl::shown(&self.base_url)
     }
 
     /// The API key, unless it is empty.
@@ -181,11 +169,7 @@ impl CustomConfig {
     }
 
     fn validate(&self, spec: &ProviderSpec) -> Result<(), ConfigError> {
-        let url = llm_core::http::reqwest::Url::parse(&self.base_url)
-            .map_err(|e| spec.error_at(Some("base_url"), format!("not a valid URL ({e})")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(spec.error_at(Some("base_url"), "must be an http:// or https:// URL"));
-        }
+        BaseUrl::parse(spec, "base_url", &self.base_url)?;
         let paths = [
             ("generate_path", Some(&self.generate_path)),
             ("health_path", Some(&self.health_path)),
@@ -263,26 +247,7 @@ impl fmt::Debug for CustomConfig {
     }
 }
 
-/// `url` without its user name and password; an unparsable URL is not shown.
-pub(crate) fn strip_userinfo(url: &str) -> String {
-    match llm_core::http::reqwest::Url::parse(url) {
-        Ok(mut url) => {
-            let _ = url.set_password(None);
-            let _ = url.set_username("");
-            url.to_string()
-        }
-        Err(_) => "<invalid URL>".to_string(),
-    }
-}
-
 /// Whether `p` is a JSON pointer.
 pub(crate) fn is_pointer(p: &str) -> bool {
     p.is_empty() || p.starts_with('/')
-}
-
-/// The first name quoted in backticks in a serde message (`unknown field `x``).
-fn first_backticked(message: &str) -> Option<&str> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(&message[start..start + len])
 }

@@ -143,12 +143,24 @@ mod stream;
 mod template;
 mod wire;
 
+use std::sync::Arc;
+
+use llm_core::{ConfigError, Provider, ProviderSpec};
+
 pub use config::{CustomConfig, StreamMode};
 pub use provider::CustomProvider;
 
-/// The provider kind registered by this crate.
+/// The provider kind this crate registers.
 pub const KIND: &str = "custom";
 
+/// The factory registered for the kind `custom`.
+///
+/// Referencing it from another crate also guarantees that this crate, and so
+/// its registration, is linked into the program.
+pub fn build(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
+    Ok(Arc::new(CustomProvider::from_spec(spec)?))
+}
+
 llm_core::inventory::submit! {
-    llm_core::ProviderPlugin { kind: KIND, local_by_default: false, build: provider::build }
+    llm_core::ProviderPlugin { kind: KIND, local_by_default: false, build }
 }

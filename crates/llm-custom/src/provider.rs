@@ -14,15 +14,13 @@ use llm_core::{
 };
 use serde_json::Value;
 
-use crate::config::{strip_userinfo, CustomConfig, StreamMode};
+use crate::config::{CustomConfig, StreamMode};
 use crate::error::{in_body, ErrorPointer};
 use crate::stream::{decode, ndjson_frames, sse_frames, Decoder, Estimate};
 use crate::template::{EmbedVars, Template, Var, Vars};
 use crate::wire::Pointers;
 use crate::KIND;
 
-/// Longest wait of an `is_available` probe.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Model name reported when neither the configuration nor the answer names one.
@@ -33,6 +31,8 @@ pub struct CustomProvider {
     name: String,
     profile: ProviderProfile,
     config: CustomConfig,
+    /// `base_url`, checked (its credentials are never shown).
+    base_url: http::BaseUrl,
     client: reqwest::Client,
     headers: HeaderMap,
     template: Template,
@@ -73,8 +73,8 @@ impl CustomProvider {
             headers.insert(AUTHORIZATION, value);
         }
         let client = http::client(CONNECT_TIMEOUT.min(spec.profile.timeout))?;
-        let base = config.base_url.trim_end_matches('/');
-        let url = |path: &str| format!("{base}{path}");
+        let base_url = http::BaseUrl::parse(spec, "base_url", &config.base_url)?;
+        let url = |path: &str| base_url.join(path);
         Ok(Self {
             name: spec.name.clone(),
             profile: spec.profile.clone(),
@@ -89,6 +89,7 @@ impl CustomProvider {
             stream_url: url(config.stream_path()),
             health_url: url(&config.health_path),
             models_url: config.models_path.as_deref().map(url),
+            base_url,
             config,
         })
     }
@@ -107,9 +108,7 @@ impl CustomProvider {
     /// The model of `req` as the client resolved it; only a direct call
     /// without one gets the default (or first) configured model.
     fn model_for(&self, req: &LlmRequest) -> Option<String> {
-        req.model
-            .clone()
-            .or_else(|| self.profile.resolve_model(None))
+        self.profile.model_for(&self.name, req).ok()
     }
 
     fn body(&self, req: &LlmRequest, model: Option<&str>, streaming: bool) -> Value {
@@ -280,17 +279,7 @@ impl Provider for CustomProvider {
             )
             .with_code("unsupported_dimensions"));
         }
-        let model = req
-            .model
-            .clone()
-            .or_else(|| self.profile.embedding_models.first().cloned())
-            .ok_or_else(|| {
-                ProviderError::unsupported(
-                    &self.name,
-                    "model: the request names no embedding model and the provider has no \
-                     `embedding_models`",
-                )
-            })?;
+        let model = self.profile.embedding_model_for(&self.name, req)?;
         if req.inputs.is_empty() {
             return Ok(EmbeddingResponse::from_provider(
                 &self.name,
@@ -340,12 +329,11 @@ impl Provider for CustomProvider {
     /// any 2xx is available, and the error says why not (no connection, a
     /// timeout, or the status and message of the answer).
     async fn check(&self) -> Result<(), ProviderError> {
-        let timeout = HEALTH_TIMEOUT.min(self.profile.timeout);
         let request = self
             .client
             .get(&self.health_url)
             .headers(self.headers.clone());
-        self.send(request, timeout).await.map(|_| ())
+        http::probe(&self.name, request, self.profile.timeout, &self.errors).await
     }
 
     async fn models(&self) -> Result<Vec<String>, ProviderError> {
@@ -372,16 +360,12 @@ impl fmt::Debug for CustomProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CustomProvider")
             .field("name", &self.name)
-            .field("generate_url", &strip_userinfo(&self.generate_url))
+            .field("base_url", &self.base_url)
+            .field("generate_path", &self.config.generate_path)
             .field("stream", &self.config.stream)
             .field("api_key", &self.config.key().map(|_| "<redacted>"))
             .field("headers", &self.config.headers.keys().collect::<Vec<_>>())
             .field("profile", &self.profile)
             .finish_non_exhaustive()
     }
-}
-
-/// The plugin factory.
-pub(crate) fn build(spec: &ProviderSpec) -> Result<Arc<dyn Provider>, ConfigError> {
-    Ok(Arc::new(CustomProvider::from_spec(spec)?))
 }

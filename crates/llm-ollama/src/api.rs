@@ -49,10 +49,13 @@ impl Api {
     /// A client for `config.base_url`.
     pub fn new(name: &str, config: &OllamaConfig, timeout: Duration) -> Result<Self, ConfigError> {
         config.check()?;
+        let base = config
+            .checked_url()
+            .map_err(|m| ConfigError::new(m).with_key("base_url"))?;
         Ok(Self {
             name: name.to_string(),
-            base: config.base(),
-            display: config.display_url(),
+            base: base.as_str().to_string(),
+            display: base.display().to_string(),
             timeout,
             client: http::client(CONNECT_TIMEOUT.min(timeout))?,
             headers: http::header_map(&config.headers)?,
@@ -97,9 +100,15 @@ impl Api {
     /// cannot take requests (no connection, a timeout, an error status such
     /// as a proxy's 401).
     pub async fn check(&self) -> Result<(), ProviderError> {
-        self.version(PROBE_TIMEOUT.min(self.timeout))
-            .await
-            .map(|_| ())
+        let request = self.get("/api/version");
+        let errors: fn(&[u8]) -> http::ErrorBody = parse_error;
+        http::probe(
+            &self.name,
+            request,
+            PROBE_TIMEOUT.min(self.timeout),
+            &errors,
+        )
+        .await
     }
 
     /// `GET /api/tags`: the names of the models on the server.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use llm_core::config::Secs;
 use llm_core::http::reqwest::Url;
+use llm_core::http::BaseUrl;
 use llm_core::{ConfigError, ProviderSpec};
 use serde::{Deserialize, Serialize};
 
@@ -208,30 +209,19 @@ impl OllamaConfig {
             .map_err(|(key, message)| ConfigError::new(message).with_key(key))
     }
 
+    /// `base_url` checked: `http` or `https` with a host ([`BaseUrl`]).
+    pub(crate) fn checked_url(&self) -> Result<BaseUrl, String> {
+        BaseUrl::new(&self.base_url)
+    }
+
     /// `base_url` parsed; only `http` and `https` with a host are accepted.
     pub(crate) fn url(&self) -> Result<Url, String> {
-        let url = Url::parse(self.base_url.trim()).map_err(|e| format!("invalid URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err("expected an http:// or https:// URL with a host".into());
-        }
-        Ok(url)
+        self.checked_url().map(|u| u.url().clone())
     }
 
     /// `base_url` without credentials or a trailing slash, for messages and logs.
     pub(crate) fn display_url(&self) -> String {
-        match self.url() {
-            Ok(mut url) => {
-                let _ = url.set_password(None);
-                let _ = url.set_username("");
-                url.as_str().trim_end_matches('/').to_string()
-            }
-            Err(_) => "<invalid URL>".to_string(),
-        }
-    }
-
-    /// `base_url` without a trailing slash, the prefix of every endpoint.
-    pub(crate) fn base(&self) -> String {
-        self.base_url.trim().trim_end_matches('/').to_string()
+        BaseUrl::shown(&self.base_url)
     }
 }
 
@@ -278,7 +268,7 @@ mod tests {
         assert!(c.auto_download);
         assert_eq!(c.binary, PathBuf::from("/opt/ollama/bin/ollama"));
         assert_eq!(c.start_timeout, Duration::from_millis(2500));
-        assert_eq!(c.base(), "http://127.0.0.1:9999");
+        assert_eq!(c.checked_url().unwrap().as_str(), "http://127.0.0.1:9999");
         let c = OllamaConfig::from_spec(&spec().option("keep_alive", -1)).unwrap();
         assert_eq!(c.keep_alive, Some(KeepAlive::Seconds(-1)));
     }

@@ -95,8 +95,8 @@
 //! ```
 
 mod api;
-pub mod config;
-pub mod error;
+mod config;
+mod error;
 mod provider;
 mod pull;
 pub mod service;
@@ -109,11 +109,22 @@ use std::sync::Arc;
 use llm_core::{ConfigError, Provider, ProviderPlugin, ProviderSpec};
 
 pub use api::MAX_IMAGE_BYTES;
-pub use config::{ApiMode, KeepAlive, OllamaConfig};
-pub use error::ImageError;
-pub use provider::{OllamaProvider, KIND};
+pub use config::{
+    ApiMode, KeepAlive, OllamaConfig, DEFAULT_BASE_URL, DEFAULT_BINARY, DEFAULT_START_TIMEOUT,
+};
+pub use error::{
+    ImageError, CONTEXT_LENGTH_EXCEEDED, IMAGE_FETCH_FAILED, IMAGE_TOO_LARGE, MODEL_NOT_FOUND,
+    NOT_AN_IMAGE, TOOLS_NOT_SUPPORTED,
+};
+pub use provider::OllamaProvider;
 pub use pull::PullProgress;
-pub use service::{OllamaService, ServiceError, ServiceStatus, INSTALL_HINT};
+pub use service::{
+    OllamaService, ServiceError, ServiceStatus, DEFAULT_BACKOFF_FIRST, DEFAULT_BACKOFF_MAX,
+    INSTALL_HINT,
+};
+
+/// The provider kind this crate registers.
+pub const KIND: &str = "ollama";
 
 /// The factory registered for the kind `ollama`.
 ///

@@ -23,9 +23,7 @@ use crate::wire::{
     self, ChatMessage, ChatRequest, EmbedRequest, Format, GenerateRequest, LegacyEmbedRequest,
     Options,
 };
-
-/// The provider kind name.
-pub const KIND: &str = "ollama";
+use crate::KIND;
 
 /// Longest NDJSON line accepted from a generation stream (the deprecated
 /// `context` array of `/api/generate` can be large).
@@ -119,20 +117,6 @@ impl OllamaProvider {
         F: FnMut(&PullProgress) + Send,
     {
         self.api.pull(model, &mut progress).await
-    }
-
-    /// The request's model as given (the client has resolved it for this
-    /// instance); a direct call without one gets the default model.
-    fn model_for(&self, req: &LlmRequest) -> Result<String, ProviderError> {
-        req.model
-            .clone()
-            .or_else(|| self.profile.resolve_model(None))
-            .ok_or_else(|| {
-                ProviderError::unsupported(
-                    &self.name,
-                    "no model: the request names none and the provider has no `default_model`",
-                )
-            })
     }
 
     /// Refuses, before anything is sent, a request that needs a capability
@@ -527,7 +511,7 @@ impl Provider for OllamaProvider {
 
     async fn generate(&self, req: &LlmRequest) -> Result<LlmResponse, ProviderError> {
         let started = Instant::now();
-        let model = self.model_for(req)?;
+        let model = self.profile.model_for(&self.name, req)?;
         let resp = self.send(req, &model, false).await?;
         let left = self.profile.timeout.saturating_sub(started.elapsed());
         let mut body: wire::GenerationLine = http::read_json(&self.name, resp, left).await?;
@@ -572,7 +556,7 @@ impl Provider for OllamaProvider {
     }
 
     async fn stream(&self, req: &LlmRequest) -> Result<ResponseStream, ProviderError> {
-        let model = self.model_for(req)?;
+        let model = self.profile.model_for(&self.name, req)?;
         let resp = self.send(req, &model, true).await?;
         let lines = http::ndjson_lines(&self.name, resp, self.profile.timeout, MAX_LINE).boxed();
         let events = stream::decode(&self.name, lines);
@@ -598,17 +582,7 @@ impl Provider for OllamaProvider {
     async fn embed(&self, req: &EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
         use std::sync::atomic::Ordering;
         let deadline = Instant::now() + self.profile.timeout;
-        let model = req
-            .model
-            .clone()
-            .or_else(|| self.profile.embedding_models.first().cloned())
-            .ok_or_else(|| {
-                ProviderError::unsupported(
-                    &self.name,
-                    "model: the request names no embedding model and the provider has no \
-                     `embedding_models`",
-                )
-            })?;
+        let model = self.profile.embedding_model_for(&self.name, req)?;
         let done = |vectors, usage| {
             Ok(EmbeddingResponse::from_provider(
                 &self.name, KIND, &model, vectors, usage,

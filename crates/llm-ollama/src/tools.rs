@@ -20,6 +20,8 @@
 
 use std::collections::HashMap;
 
+use llm_core::http::truncate_text;
+use llm_core::provider_kit::{arguments_object, arguments_text, json_kind};
 use llm_core::{LlmRequest, Message, ProviderError, Role, ToolCall, ToolChoice};
 use serde_json::Value;
 
@@ -81,25 +83,18 @@ pub(crate) fn calls_out<'a>(
 
 /// A call's JSON text as the JSON object Ollama expects.
 fn arguments_out(provider: &str, position: usize, call: &ToolCall) -> Result<Value, ProviderError> {
-    let text = call.arguments.trim();
-    if text.is_empty() {
-        return Ok(Value::Object(serde_json::Map::new()));
-    }
-    let problem = match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Object(_)) => return Ok(v),
-        Ok(other) => format!("are {}", json_type(&other)),
-        Err(e) => format!("are not valid JSON ({e})"),
-    };
-    Err(ProviderError::unsupported(
-        provider,
-        format!(
-            "message {position}: tool call `{}` (`{}`): Ollama needs the arguments as a \
-             JSON object, but they {problem}: {}",
-            call.id,
-            call.name,
-            abbreviate(text, 80)
-        ),
-    ))
+    arguments_object(&call.arguments).map_err(|problem| {
+        ProviderError::unsupported(
+            provider,
+            format!(
+                "message {position}: tool call `{}` (`{}`): Ollama needs the arguments as a \
+                 JSON object, but they are {problem}: {}",
+                call.id,
+                call.name,
+                truncate_text(call.arguments.trim(), 80)
+            ),
+        )
+    })
 }
 
 /// Call id → tool name over the assistant messages seen so far.
@@ -155,21 +150,20 @@ pub(crate) fn call_in(
         ));
     };
     let arguments = match function.arguments {
-        None | Some(Value::Null) => "{}".to_string(),
         Some(Value::String(s)) if s.trim().is_empty() => "{}".to_string(),
         Some(Value::String(s)) => s,
-        Some(v @ Value::Object(_)) => v.to_string(),
-        Some(other) => {
-            return Err(ProviderError::decode(
+        other => arguments_text(other.as_ref()).map_err(|_| {
+            let other = other.unwrap_or_default();
+            ProviderError::decode(
                 provider,
                 format!(
                     "{}: `function.arguments` must be a JSON object, got {}: {}",
                     which(Some(&name)),
-                    json_type(&other),
-                    abbreviate(&other.to_string(), 80)
+                    json_kind(&other),
+                    truncate_text(&other.to_string(), 80)
                 ),
-            ))
-        }
+            )
+        })?,
     };
     let id = given.unwrap_or_else(synthetic_id);
     Ok(ToolCall {
@@ -177,25 +171,6 @@ pub(crate) fn call_in(
         name,
         arguments,
     })
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// At most `max` characters of `s`, with `…` when cut.
-fn abbreviate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -221,7 +196,7 @@ mod tests {
             json!({})
         );
         for (text, says) in [
-            ("[1]", "they are an array: [1]"),
+            ("[1]", "they are an array, not a JSON object: [1]"),
             ("{\"a\":", "not valid JSON"),
         ] {
             let e = arguments_out("p", 3, &call("call_9", "get_weather", text)).unwrap_err();
@@ -308,11 +283,5 @@ mod tests {
             Message::assistant_tool_calls("", vec![call("c1", "late", "{}")]),
         ];
         assert_eq!(names(&msgs), [Some("first"), Some("second"), None, None]);
-    }
-
-    #[test]
-    fn abbreviation_is_utf8_safe() {
-        assert_eq!(abbreviate("天气天气", 2), "天气…");
-        assert_eq!(abbreviate("ab", 2), "ab");
     }
 }
