@@ -37,7 +37,7 @@ async fn a_string_input_is_answered_by_an_openai_upstream() {
         json!({"model": "gpt-4o-mini",
                "messages": [{"role": "system", "content": "Be terse."},
                             {"role": "user", "content": "Say hello."}],
-               "max_tokens": 50, "stream": false, "temperature": 0.2, "user": "u-1"})
+               "max_tokens": 50, "temperature": 0.2, "user": "u-1"})
     );
     let id = body["id"].as_str().unwrap();
     assert!(id.starts_with("resp_") && id.len() == 53, "{id}");
