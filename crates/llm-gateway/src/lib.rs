@@ -6,8 +6,10 @@
 //! shared by every door.
 //!
 //! Routes: `POST /v1/chat/completions` (JSON or server-sent events),
-//! `GET /v1/models`, `GET /v1/models/{model}`, `GET /health`, `GET /metrics`.
-//! `/v1/*` needs a bearer key when `api_keys` are configured and counts
+//! `POST /v1/messages` and `POST /v1/messages/count_tokens` (Anthropic
+//! Messages), `GET /v1/models`, `GET /v1/models/{model}`, `GET /health`,
+//! `GET /metrics`. `/v1/*` needs a key (`Authorization: Bearer` or
+//! `x-api-key`) when `api_keys` are configured and counts
 //! against `max_concurrency`; `/health` and `/metrics` are always open.
 //! With allowed CORS origins ([`Gateway::cors_origins`]) browser preflights
 //! are answered, without a key. Error text from upstreams is scrubbed of
@@ -224,6 +226,14 @@ impl Gateway {
             .route(
                 "/v1/chat/completions",
                 post(protocols::openai_chat::chat_completions).fallback(routes::wrong_method),
+            )
+            .route(
+                "/v1/messages",
+                post(protocols::anthropic_messages::messages).fallback(routes::wrong_method),
+            )
+            .route(
+                "/v1/messages/count_tokens",
+                post(protocols::anthropic_messages::count_tokens).fallback(routes::wrong_method),
             )
             .route(
                 "/v1/models",
