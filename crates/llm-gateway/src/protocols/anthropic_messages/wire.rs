@@ -28,9 +28,16 @@ pub const MAPPED_FIELDS: &[&str] = &[
 ];
 
 /// Request fields accepted and dropped because they do not change the answer:
-/// `service_tier` (a scheduling preference) and `cache_control` (a prompt
-/// caching hint; caching is the router's).
-pub const IGNORED_FIELDS: &[&str] = &["service_tier", "cache_control"];
+/// `service_tier` and `speed` (scheduling preferences), `cache_control` (a
+/// prompt caching hint; caching is the router's), `user_profile_id` and
+/// `workspace_id` (Anthropic account attribution).
+pub const IGNORED_FIELDS: &[&str] = &[
+    "service_tier",
+    "speed",
+    "cache_control",
+    "user_profile_id",
+    "workspace_id",
+];
 
 /// Request fields naming Anthropic-only features no provider behind the
 /// gateway offers: refused with a 400 when set (not null).
@@ -41,6 +48,7 @@ pub const REFUSED_FIELDS: &[&str] = &[
     "output_config",
     "output_format",
     "inference_geo",
+    "diagnostics",
 ];
 
 /// `POST /v1/messages` (and `count_tokens`) body: the mapped fields.
