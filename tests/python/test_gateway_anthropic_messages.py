@@ -266,7 +266,7 @@ def test_models_list(claude) -> None:
     ids = [m.id for m in models]
     for expected in (OPENAI, "openai/gpt-4o", CLAUDE, LOCAL):
         assert expected in ids
-    assert all(m.type == "model" for m in models)
+    assert all(m.type == "model" and m.lifecycle == "active" for m in models)
     assert models[0].display_name == models[0].id
     assert models[0].created_at.year >= 2024
 

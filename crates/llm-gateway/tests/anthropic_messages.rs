@@ -721,7 +721,7 @@ async fn models_are_listed_in_anthropics_shape_with_anthropic_version() {
         v,
         json!({
             "data": [{"type": "model", "id": "oai/gpt-4o-mini", "display_name": "oai/gpt-4o-mini",
-                      "created_at": created}],
+                      "created_at": created, "lifecycle": "active"}],
             "has_more": false,
             "first_id": "oai/gpt-4o-mini",
             "last_id": "oai/gpt-4o-mini"

@@ -325,6 +325,7 @@ pub(crate) fn model_page(ids: Vec<String>, started: u64) -> Response {
             display_name: id.clone(),
             id,
             created_at: created_at.clone(),
+            lifecycle: "active",
         })
         .collect();
     let page = ModelPage {
@@ -344,6 +345,7 @@ pub(crate) fn model_info(id: Option<String>, wanted: &str, started: u64) -> Resp
             display_name: id.clone(),
             id,
             created_at: rfc3339(started),
+            lifecycle: "active",
         })
         .into_response(),
         None => AnthropicError::not_found(format!("model: {wanted}")).into_response(),

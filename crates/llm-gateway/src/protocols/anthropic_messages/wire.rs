@@ -346,6 +346,8 @@ pub struct ModelInfo {
     pub display_name: String,
     /// RFC 3339 time (the gateway's start).
     pub created_at: String,
+    /// `active`: every configured model can be called.
+    pub lifecycle: &'static str,
 }
 
 /// `GET /v1/models` in Anthropic's shape (one page with every model).
