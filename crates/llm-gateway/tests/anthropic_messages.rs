@@ -751,3 +751,48 @@ async fn models_are_listed_in_anthropics_shape_with_anthropic_version() {
     assert_eq!(v["object"], "list");
     assert_eq!(v["data"][0]["object"], "model");
 }
+
+#[tokio::test]
+async fn shared_limits_answer_in_anthropics_shape() {
+    let up = openai_upstream(MockReply::json(200, COMPLETION).with_body(MockBody::Hang)).await;
+    let toml = format!(
+        "{}{ROUTING}[gateway]\napi_keys = [\"{KEY}\"]\nmax_concurrency = 1\nmax_body_bytes = 2048\n",
+        openai_section(&up.url())
+    );
+    let config = Config::from_toml_str(&toml).unwrap();
+    let client = LlmClient::from_config(&config).unwrap();
+    let handle = Gateway::from_config(client, &config)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let gw = TestGateway {
+        base: format!("http://{}", handle.local_addr()),
+        _handle: handle,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+    };
+
+    let mut big = hello("gpt-4o-mini");
+    big["system"] = json!("x".repeat(4096));
+    error_of(gw.messages(&big).await, 413, "request_too_large").await;
+
+    // One request holds the only slot (its upstream never answers) ...
+    let held = {
+        let http = gw.http.clone();
+        let url = format!("{}/v1/messages", gw.base);
+        tokio::spawn(async move {
+            http.post(url)
+                .header("x-api-key", KEY)
+                .json(&hello("gpt-4o-mini"))
+                .send()
+                .await
+        })
+    };
+    while !up.requests().iter().any(|r| r.method == "POST") {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // ... so the next one is refused with Anthropic's 429.
+    let r = gw.messages(&hello("gpt-4o-mini")).await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    error_of(r, 429, "rate_limit_error").await;
+    held.abort();
+}
