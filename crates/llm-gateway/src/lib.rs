@@ -7,9 +7,11 @@
 //!
 //! Routes: `POST /v1/chat/completions` (JSON or server-sent events),
 //! `POST /v1/responses` (OpenAI Responses, stateless), `POST /v1/completions`
-//! (legacy text completions), `POST /v1/embeddings`,
-//! `GET /v1/models`, `GET /v1/models/{model}`, `GET /health`, `GET /metrics`.
-//! `/v1/*` needs a bearer key when `api_keys` are configured and counts
+//! (legacy text completions), `POST /v1/embeddings`, `POST /v1/messages` and
+//! `POST /v1/messages/count_tokens` (Anthropic Messages), `GET /v1/models`,
+//! `GET /v1/models/{model}`, `GET /health`, `GET /metrics`. `/v1/*` needs a
+//! key (`Authorization: Bearer` or `x-api-key`) when `api_keys` are
+//! configured and counts
 //! against `max_concurrency`; `/health` and `/metrics` are always open.
 //! With allowed CORS origins ([`Gateway::cors_origins`]) browser preflights
 //! are answered, without a key. Error text from upstreams is scrubbed of
@@ -239,6 +241,14 @@ impl Gateway {
             .route(
                 "/v1/embeddings",
                 post(protocols::openai_embeddings::embeddings).fallback(routes::wrong_method),
+            )
+            .route(
+                "/v1/messages",
+                post(protocols::anthropic_messages::messages).fallback(routes::wrong_method),
+            )
+            .route(
+                "/v1/messages/count_tokens",
+                post(protocols::anthropic_messages::count_tokens).fallback(routes::wrong_method),
             )
             .route(
                 "/v1/models",

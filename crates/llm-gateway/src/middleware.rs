@@ -1,4 +1,4 @@
-//! Bearer-key authentication and the concurrency limit.
+//! Key authentication (bearer or `x-api-key`) and the concurrency limit.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
+use super::protocols::anthropic_messages;
 use super::AppState;
 
 /// The accepted bearer keys, kept only as SHA-256 digests and compared in
@@ -53,13 +54,15 @@ fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-/// Rejects requests without one of the configured bearer keys (401).
+/// Rejects requests without one of the configured keys (401), given as
+/// `Authorization: Bearer <key>` or (as Anthropic's clients send it)
+/// `x-api-key: <key>`.
 pub(crate) async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if st.keys.is_empty() {
         return next.run(req).await;
     }
-    let token = req
-        .headers()
+    let headers = req.headers();
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -67,10 +70,25 @@ pub(crate) async fn auth(State(st): State<AppState>, req: Request, next: Next) -
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
         .filter(|t| !t.is_empty());
-    match token {
-        None => ApiError::missing_key().into_response(),
-        Some(t) if st.keys.accepts(t) => next.run(req).await,
-        Some(_) => ApiError::wrong_key().into_response(),
+    let api_key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let error = match (bearer, api_key) {
+        (None, None) => ApiError::missing_key(),
+        (b, k) if b.into_iter().chain(k).any(|t| st.keys.accepts(t)) => return next.run(req).await,
+        _ => ApiError::wrong_key(),
+    };
+    layer_error(&req, error)
+}
+
+/// A shared layer's error, in the shape of the protocol the request came in by.
+fn layer_error(req: &Request, error: ApiError) -> Response {
+    if anthropic_messages::wants_anthropic(req.uri().path(), req.headers()) {
+        anthropic_messages::layer_error(error)
+    } else {
+        error.into_response()
     }
 }
 
@@ -79,7 +97,7 @@ pub(crate) async fn auth(State(st): State<AppState>, req: Request, next: Next) -
 /// stream counts for as long as it runs.
 pub(crate) async fn limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let Ok(permit) = Arc::clone(&st.inflight).try_acquire_owned() else {
-        return ApiError::overloaded(st.settings.max_concurrency).into_response();
+        return layer_error(&req, ApiError::overloaded(st.settings.max_concurrency));
     };
     let resp = next.run(req).await;
     let (parts, body) = resp.into_parts();

@@ -2,13 +2,14 @@
 //! unknown routes and wrong methods.
 
 use axum::extract::{OriginalUri, Path, RawQuery, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use llm_router::exec::{CircuitState, HealthReport};
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::protocols::anthropic_messages;
 use super::wire::{ModelList, ModelObject};
 use super::AppState;
 
@@ -37,24 +38,36 @@ fn model_objects(st: &AppState) -> Vec<ModelObject> {
     out
 }
 
-/// `GET /v1/models`: every configured `instance/model`.
-pub(crate) async fn list_models(State(st): State<AppState>) -> Json<ModelList> {
+/// `GET /v1/models`: every configured `instance/model` (in Anthropic's
+/// shape when the request carries `anthropic-version`).
+pub(crate) async fn list_models(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let data = model_objects(&st);
+    if headers.contains_key(anthropic_messages::VERSION_HEADER) {
+        let ids = data.into_iter().map(|m| m.id).collect();
+        return anthropic_messages::model_page(ids, st.started);
+    }
     Json(ModelList {
         object: "list",
-        data: model_objects(&st),
+        data,
     })
+    .into_response()
 }
 
-/// `GET /v1/models/{model}`.
+/// `GET /v1/models/{model}` (in Anthropic's shape when the request carries
+/// `anthropic-version`).
 pub(crate) async fn get_model(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ModelObject>, ApiError> {
-    model_objects(&st)
-        .into_iter()
-        .find(|m| m.id == id)
-        .map(Json)
-        .ok_or_else(|| ApiError::model_not_found(&id))
+    headers: HeaderMap,
+) -> Response {
+    let found = model_objects(&st).into_iter().find(|m| m.id == id);
+    if headers.contains_key(anthropic_messages::VERSION_HEADER) {
+        return anthropic_messages::model_info(found.map(|m| m.id), &id, st.started);
+    }
+    match found {
+        Some(m) => Json(m).into_response(),
+        None => ApiError::model_not_found(&id).into_response(),
+    }
 }
 
 #[derive(Serialize)]

@@ -4,6 +4,8 @@
 pub(crate) mod convert;
 pub mod wire;
 
+pub(crate) use self::convert::{check_tool_support, resolve_model};
+
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
