@@ -251,6 +251,7 @@ impl Gateway {
                 get(routes::metrics).fallback(routes::wrong_method),
             )
             .merge(api)
+            .merge(protocols::ollama::router(st.clone()))
             .fallback(routes::not_found)
             .layer(DefaultBodyLimit::max(st.settings.max_body_bytes))
             .layer(TraceLayer::new_for_http())

@@ -2,4 +2,5 @@
 //! answers (JSON, streams, errors) back into its own bytes. Nothing else in
 //! the pipeline knows which door a request came in by.
 
+pub mod ollama;
 pub mod openai_chat;

@@ -404,7 +404,7 @@ fn response_format(raw: WireResponseFormat) -> Result<ResponseFormat, ApiError> 
 
 /// A request using tools needs a configured provider that supports them;
 /// otherwise it is a 400 now rather than a "no provider available" later.
-fn check_tool_support(req: &LlmRequest, client: &LlmClient) -> Result<(), ApiError> {
+pub(crate) fn check_tool_support(req: &LlmRequest, client: &LlmClient) -> Result<(), ApiError> {
     if !req.uses_tools() {
         return Ok(());
     }
@@ -599,7 +599,11 @@ fn image(at: &str, raw: super::wire::ImageUrl) -> Result<ImageInput, ApiError> {
 /// Applies `model`: `auto` (the router decides), `instance/model` (that
 /// instance first), `instance` (that instance, its default model) or a model
 /// name (the first instance that lists it goes first).
-fn resolve_model(model: &str, client: &LlmClient, req: &mut LlmRequest) -> Result<(), ApiError> {
+pub(crate) fn resolve_model(
+    model: &str,
+    client: &LlmClient,
+    req: &mut LlmRequest,
+) -> Result<(), ApiError> {
     let model = model.trim();
     if model.is_empty() || model.eq_ignore_ascii_case("auto") {
         return Ok(());

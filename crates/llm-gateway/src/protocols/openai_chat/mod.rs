@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions, `POST /v1/chat/completions`: one JSON object, or
 //! server-sent events.
 
-mod convert;
+pub(crate) mod convert;
 pub mod wire;
 
 use std::convert::Infallible;
@@ -99,13 +99,13 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
 
 /// Time spent in this process (parsing, routing, cache, encoding): the time
 /// since the request arrived, less the time spent on upstream providers.
-fn own_time(entered: Instant, attempts: &[llm_router::Attempt]) -> Duration {
+pub(crate) fn own_time(entered: Instant, attempts: &[llm_router::Attempt]) -> Duration {
     let upstream: Duration = attempts.iter().map(|a| a.elapsed).sum();
     entered.elapsed().saturating_sub(upstream)
 }
 
 /// `x-llm-overhead-ms`: [`own_time`] in milliseconds, so users can check it in production.
-fn overhead_header(resp: &mut Response, own: Duration) {
+pub(crate) fn overhead_header(resp: &mut Response, own: Duration) {
     let ms = format!("{:.3}", own.as_secs_f64() * 1000.0);
     if let Ok(v) = HeaderValue::from_str(&ms) {
         resp.headers_mut().insert("x-llm-overhead-ms", v);
@@ -127,7 +127,13 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn llm_headers(headers: &mut HeaderMap, provider: &str, cached: bool, attempts: usize, id: &str) {
+pub(crate) fn llm_headers(
+    headers: &mut HeaderMap,
+    provider: &str,
+    cached: bool,
+    attempts: usize,
+    id: &str,
+) {
     if let Ok(v) = HeaderValue::from_str(provider) {
         headers.insert("x-llm-provider", v);
     }
