@@ -6,8 +6,9 @@
 //! shared by every door.
 //!
 //! Routes: `POST /v1/chat/completions` (JSON or server-sent events),
-//! `GET /v1/models`, `GET /v1/models/{model}`, `GET /health`, `GET /metrics`.
-//! `/v1/*` needs a bearer key when `api_keys` are configured and counts
+//! `GET /v1/models`, `GET /v1/models/{model}`, `GET /health`, `GET /metrics`,
+//! and the Ollama API under `/api/*` ([`protocols::ollama`]).
+//! `/v1/*` and `/api/*` need a bearer key when `api_keys` are configured and count
 //! against `max_concurrency`; `/health` and `/metrics` are always open.
 //! With allowed CORS origins ([`Gateway::cors_origins`]) browser preflights
 //! are answered, without a key. Error text from upstreams is scrubbed of

@@ -625,6 +625,12 @@ async fn errors_have_ollamas_shape_and_name_the_field() {
     assert!(error_of(r, 400).await.contains("invalid JSON"));
     let e = error_of(gw.get("/api/chat").await, 405).await;
     assert!(e.contains("GET"), "{e}");
+    let e = error_of(
+        gw.post("/api/pull", json!({"model": "llama3.2"})).await,
+        404,
+    )
+    .await;
+    assert!(e.contains("POST /api/pull"), "{e}");
     assert!(up.requests().iter().all(|r| r.method != "POST"));
 }
 

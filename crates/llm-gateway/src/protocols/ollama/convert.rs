@@ -252,9 +252,11 @@ pub(crate) fn chat(body: &[u8], client: &LlmClient) -> Result<Parsed, OllamaErro
         Some(req)
     };
     let tools = tools(&o)?;
+    // Checked also when there is nothing to generate.
+    let mut checked = LlmRequest::plain(Vec::new());
+    common(&o, req.as_mut().unwrap_or(&mut checked))?;
     if let Some(req) = req.as_mut() {
         req.tools = tools;
-        common(&o, req)?;
     }
     finish(req, model, stream, client)
 }
@@ -318,6 +320,8 @@ pub(crate) fn generate(body: &[u8], client: &LlmClient) -> Result<Parsed, Ollama
     let prompt = string(&o, "prompt")?.unwrap_or_default();
     let images = images(&o, "images")?;
     if prompt.is_empty() && images.is_empty() {
+        common(&o, &mut LlmRequest::plain(Vec::new()))?;
+        string(&o, "system")?;
         return finish(None, model, stream, client);
     }
     let mut user = Message::user(prompt);
@@ -601,8 +605,8 @@ pub(crate) fn media_type(b64: &str) -> Option<&'static str> {
         Some("image/jpeg")
     } else if b64.starts_with("R0lGOD") {
         Some("image/gif")
-    } else if b64.starts_with("UklGR") && b64.get(12..16) == Some("V0VC") {
-        // "RIFF", four size bytes, "WEBP".
+    } else if b64.starts_with("UklGR") && b64.get(12..16) == Some("RUJQ") {
+        // "RIFF", four size bytes, "WEBP" (its last three bytes are "RUJQ").
         Some("image/webp")
     } else {
         None
@@ -721,4 +725,124 @@ fn embedding_model(model: &str, client: &LlmClient) -> (Option<String>, String) 
         return (instance, other);
     }
     (instance, name)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use llm_core::testing::{Reply, ScriptedProvider};
+    use llm_router::Role;
+
+    use super::*;
+
+    fn client() -> LlmClient {
+        let p = ScriptedProvider::new("local")
+            .kind("ollama")
+            .tools(true)
+            .models(["llama3.2:latest", "qwen:7b"])
+            .otherwise(Reply::text("x"));
+        LlmClient::builder().provider(Arc::new(p)).build().unwrap()
+    }
+
+    fn chat_str(s: &str) -> Result<Parsed, OllamaError> {
+        chat(s.as_bytes(), &client())
+    }
+
+    #[test]
+    fn media_types_come_from_the_magic_bytes() {
+        assert_eq!(media_type("iVBORw0KGgoAAAANSUhEUg"), Some("image/png"));
+        assert_eq!(media_type("/9j/4AAQSkZJRgABAQ"), Some("image/jpeg"));
+        assert_eq!(media_type("R0lGODlhAQABAIAAAP"), Some("image/gif"));
+        // "RIFF", a size, "WEBPVP8 ".
+        assert_eq!(
+            media_type("UklGRiQAAABXRUJQVlA4IBgAAAAw"),
+            Some("image/webp")
+        );
+        // "RIFF", a size, "WAVE": not an image.
+        assert_eq!(media_type("UklGRiQAAABXQVZFZm10IBAAAAAB"), None);
+        assert_eq!(media_type("aGVsbG8="), None);
+    }
+
+    #[test]
+    fn options_map_onto_the_request() {
+        let p = chat_str(
+            r#"{"model":"llama3.2","messages":[{"role":"system","content":"S"},
+            {"role":"user","content":"hi"}],"options":{"temperature":0.3,"top_p":0.9,
+            "num_predict":-1,"stop":"END","seed":-5,"presence_penalty":1.5,"num_gpu":1},
+            "format":"json","stream":false,"keep_alive":300,"think":false}"#,
+        )
+        .unwrap();
+        assert!(!p.stream);
+        let r = p.request.unwrap();
+        assert_eq!(r.system_prompt.as_deref(), Some("S"));
+        assert_eq!(r.messages.len(), 1);
+        assert_eq!(r.messages[0].role, Role::User);
+        assert_eq!(r.temperature, Some(0.3));
+        assert_eq!(r.top_p, Some(0.9));
+        assert_eq!(r.max_tokens, None);
+        assert_eq!(r.stop, vec!["END".to_string()]);
+        assert_eq!(r.seed, Some(-5));
+        assert_eq!(r.presence_penalty, Some(1.5));
+        assert_eq!(r.response_format, Some(ResponseFormat::JsonObject));
+        // `llama3.2` matches the configured `llama3.2:latest`.
+        assert_eq!(r.model.as_deref(), Some("llama3.2:latest"));
+        assert_eq!(r.provider.as_deref(), Some("local"));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        for (body, field) in [
+            (
+                r#"{"model":"qwen:7b","messages":[],"options":{"mirostat":1}}"#,
+                "options.mirostat",
+            ),
+            (
+                r#"{"model":"qwen:7b","messages":[],"options":{"num_predict":-2}}"#,
+                "options.num_predict",
+            ),
+            (
+                r#"{"model":"qwen:7b","messages":[{"role":"user","content":"x","extra":1}]}"#,
+                "messages[0].extra",
+            ),
+            (
+                r#"{"model":"qwen:7b","messages":[],"think":"high"}"#,
+                "think",
+            ),
+        ] {
+            let e = chat_str(body).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(e.message.contains(&format!("`{field}`")), "{}", e.message);
+        }
+        let e = chat_str(r#"{"model":"qwen:14b","messages":[]}"#).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
+        let e = chat_str(
+            r#"{"model":"qwen:7b","messages":[{"role":"user","content":"x"},
+            {"role":"tool","content":"r"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("messages[1]"), "{}", e.message);
+    }
+
+    #[test]
+    fn tool_results_answer_the_calls_by_id_or_name() {
+        let p = chat_str(
+            r#"{"model":"qwen:7b","messages":[{"role":"user","content":"x"},
+            {"role":"assistant","tool_calls":[
+              {"function":{"name":"a","arguments":{"k":1}}},
+              {"id":"c2","function":{"name":"b","arguments":{}}}]},
+            {"role":"tool","tool_name":"b","content":"rb"},
+            {"role":"tool","content":"ra"}]}"#,
+        )
+        .unwrap();
+        let r = p.request.unwrap();
+        let calls = &r.messages[1].tool_calls;
+        assert_eq!(calls[0].id, "call_1_0");
+        assert_eq!(calls[0].arguments, r#"{"k":1}"#);
+        assert_eq!(calls[1].id, "c2");
+        assert_eq!(r.messages[2].tool_call_id.as_deref(), Some("c2"));
+        assert_eq!(r.messages[3].tool_call_id.as_deref(), Some("call_1_0"));
+    }
 }

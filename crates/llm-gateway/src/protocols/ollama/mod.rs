@@ -5,6 +5,7 @@
 //! libraries, Open WebUI, LangChain's `ChatOllama`, …) reach every configured
 //! provider, whatever its kind.
 //!
+//! Other `/api/*` routes (pulling, creating or deleting models) are `404`.
 //! Errors have Ollama's shape, `{"error":"…"}`; a failure after a stream
 //! started ends it with one `{"error":"…"}` line, never a `done` line.
 //! The routes need a gateway key when `api_keys` are configured (as
@@ -16,7 +17,7 @@ mod routes;
 mod stream;
 mod wire;
 
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 
 use crate::{middleware, routes as shared, AppState};
@@ -61,6 +62,7 @@ pub(crate) fn router(st: AppState) -> Router<AppState> {
             get(routes::version).fallback(shared::wrong_method),
         )
         .route("/api/ps", get(routes::ps).fallback(shared::wrong_method))
+        .route("/api/{*rest}", any(routes::unknown))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             middleware::limit,

@@ -384,6 +384,21 @@ fn find(client: &LlmClient, name: &str) -> Option<Listed> {
     all.into_iter().find(|l| same(&l.name) || same(&l.model))
 }
 
+/// Any other `/api/*` route: `404` (models are configured, not pulled,
+/// created or deleted through the API).
+pub(crate) async fn unknown(
+    method: axum::http::Method,
+    uri: axum::extract::OriginalUri,
+) -> OllamaError {
+    OllamaError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "{method} {} is not served by this gateway: its models come from its configuration",
+            uri.path()
+        ),
+    )
+}
+
 #[derive(Serialize)]
 struct Version {
     version: &'static str,
