@@ -839,3 +839,25 @@ async fn tags_show_version_and_ps() {
     let v: Value = gw.get("/api/ps").await.json().await.unwrap();
     assert_eq!(v, json!({"models": []}));
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_in_ollamas_shape() {
+    let up = openai_upstream(MockReply::json(200, OPENAI_COMPLETION)).await;
+    let gw = gateway(&format!(
+        "[gateway]\nmax_body_bytes = 200\n\n{}{ROUTING}",
+        openai_section("cloud", &up.url())
+    ))
+    .await;
+    let long = "x".repeat(500);
+    let e = error_of(
+        gw.post(
+            "/api/chat",
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": long}]}),
+        )
+        .await,
+        413,
+    )
+    .await;
+    assert!(e.contains("200 bytes"), "{e}");
+    assert!(up.requests().iter().all(|r| r.method != "POST"));
+}
