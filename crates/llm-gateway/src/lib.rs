@@ -9,9 +9,10 @@
 //! `POST /v1/responses` (OpenAI Responses, stateless), `POST /v1/completions`
 //! (legacy text completions), `POST /v1/embeddings`, `POST /v1/messages` and
 //! `POST /v1/messages/count_tokens` (Anthropic Messages), `GET /v1/models`,
-//! `GET /v1/models/{model}`, `GET /health`, `GET /metrics`. `/v1/*` needs a
-//! key (`Authorization: Bearer` or `x-api-key`) when `api_keys` are
-//! configured and counts
+//! `GET /v1/models/{model}`, `GET /health`, `GET /metrics`, and the Ollama
+//! API under `/api/*` ([`protocols::ollama`]). `/v1/*` and `/api/*` need a
+//! key (`Authorization: Bearer`, or `x-api-key`) when `api_keys` are
+//! configured and count
 //! against `max_concurrency`; `/health` and `/metrics` are always open.
 //! With allowed CORS origins ([`Gateway::cors_origins`]) browser preflights
 //! are answered, without a key. Error text from upstreams is scrubbed of
@@ -276,6 +277,7 @@ impl Gateway {
                 get(routes::metrics).fallback(routes::wrong_method),
             )
             .merge(api)
+            .merge(protocols::ollama::router(st.clone()))
             .fallback(routes::not_found)
             .layer(DefaultBodyLimit::max(st.settings.max_body_bytes))
             .layer(TraceLayer::new_for_http())

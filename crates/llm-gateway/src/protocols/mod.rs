@@ -3,6 +3,7 @@
 //! the pipeline knows which door a request came in by.
 
 pub mod anthropic_messages;
+pub mod ollama;
 pub mod openai_chat;
 pub mod openai_completions;
 pub mod openai_embeddings;
