@@ -1,7 +1,11 @@
-//! The gateway's OpenAI doors through real HTTP, against mock upstreams of
-//! every provider kind answering with the bytes each API sends.
+//! The gateway's protocol doors through real HTTP, against mock upstreams of
+//! every provider kind answering with the bytes each API sends: one test
+//! binary, one module per door.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod anthropic_messages;
 mod common;
 mod completions;
 mod embeddings;
+mod ollama;
 mod responses;

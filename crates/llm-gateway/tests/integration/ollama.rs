@@ -2,7 +2,6 @@
 //! (OpenAI, Anthropic, Ollama) pointed at mock upstreams that answer with the
 //! exact bytes of their APIs; each test checks what the client received and
 //! what the upstream was sent.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use llm_core::testing::{MockBody, MockReply, MockServer};
 use llm_gateway::{Gateway, GatewayHandle};

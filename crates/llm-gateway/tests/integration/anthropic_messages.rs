@@ -2,7 +2,6 @@
 //! providers of every kind (OpenAI, Anthropic, Ollama) pointed at mock
 //! upstreams that answer with the exact bytes of their protocols
 //! (/work/shared/protocols.md §2.6, §3.10 and §4.6).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use llm_core::testing::{MockBody, MockReply, MockServer};
 use llm_gateway::{Gateway, GatewayHandle};
