@@ -4,17 +4,17 @@
 //!
 //! | name | type | labels |
 //! | --- | --- | --- |
-//! | `llm_requests_total` | counter | `provider`, `model`, `status` = `success` \| `error` \| `cache_hit` |
-//! | `llm_response_time_seconds` | histogram | `provider`, `model` |
+//! | `llm_requests_total` | counter | `operation` (`chat`, `embeddings`), `provider`, `model`, `status` = `success` \| `error` \| `cache_hit` |
+//! | `llm_response_time_seconds` | histogram | `operation`, `provider`, `model` |
 //! | `llm_time_to_first_token_seconds` | histogram | `provider`, `model` |
-//! | `llm_tokens_used_total` | counter | `provider`, `model`, `type` = `input` \| `output` |
-//! | `llm_cost_total` | counter (USD) | `provider`, `model` |
+//! | `llm_tokens_used_total` | counter | `operation`, `provider`, `model`, `type` = `input` \| `output` |
+//! | `llm_cost_total` | counter (USD) | `operation`, `provider`, `model` |
 //! | `llm_active_providers` | gauge | — |
 //! | `llm_cache_requests_total` | counter | `result` = `hit` \| `miss` \| `error` |
 //! | `llm_fallbacks_total` | counter | `from`, `to` |
 //! | `llm_retries_total` | counter | `provider` |
 //! | `llm_circuit_state` | gauge (0 closed, 1 half-open, 2 open) | `provider` |
-//! | `llm_gateway_overhead_seconds` | histogram | — |
+//! | `llm_gateway_overhead_seconds` | histogram | `api` (the protocol door) |
 //!
 //! Model labels are bounded: a model not configured on any provider is
 //! recorded as `other`.
@@ -329,9 +329,12 @@ impl Telemetry {
     }
 
     /// Records time spent in the gateway itself (upstream call excluded).
-    pub fn gateway_overhead(&self, secs: f64) {
+    /// `api` names the protocol door the request came in by (`chat`,
+    /// `responses`, `completions`, `embeddings`, `messages`, `ollama`): the
+    /// one place where the pipeline's metrics know it.
+    pub fn gateway_overhead(&self, api: &str, secs: f64) {
         if let Some(i) = &self.instruments {
-            i.overhead.record(secs, &[]);
+            i.overhead.record(secs, &[kv("api", api)]);
         }
     }
 }

@@ -209,7 +209,7 @@ async fn errors_are_counted_per_provider() {
 #[tokio::test]
 async fn metrics_endpoint_serves_the_registry_over_http() {
     let reg = Arc::new(MetricsRegistry::new().unwrap());
-    reg.telemetry().gateway_overhead(0.0001);
+    reg.telemetry().gateway_overhead("chat", 0.0001);
     let server = llm_core::metrics::serve(reg.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -220,7 +220,7 @@ async fn metrics_endpoint_serves_the_registry_over_http() {
         .await
         .unwrap();
     assert!(
-        body.contains("llm_gateway_overhead_seconds_count 1"),
+        body.contains(r#"llm_gateway_overhead_seconds_count{api="chat"} 1"#),
         "{body}"
     );
     let other = reqwest::get(format!("http://{}/other", server.local_addr()))

@@ -266,7 +266,7 @@ async fn handle(
             h.insert("request-id", v);
         }
         let own = own_time(entered, &resp.attempts);
-        telemetry.gateway_overhead(own.as_secs_f64());
+        telemetry.gateway_overhead("messages", own.as_secs_f64());
         overhead_header(&mut out, own);
         return Ok(out);
     }
@@ -276,7 +276,7 @@ async fn handle(
         .map_err(|_| timed_out())?
         .map_err(AnthropicError::from_llm)?;
     let own = own_time(entered, &opened.attempts);
-    telemetry.gateway_overhead(own.as_secs_f64());
+    telemetry.gateway_overhead("messages", own.as_secs_f64());
     let mut out = stream::event_stream(
         opened,
         stream::Meta {

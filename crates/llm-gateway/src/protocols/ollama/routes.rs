@@ -145,7 +145,7 @@ async fn complete(st: &AppState, parsed: Parsed, kind: Kind) -> Result<Response,
             &id,
         );
         let own = own_time(entered, &resp.attempts);
-        telemetry.gateway_overhead(own.as_secs_f64());
+        telemetry.gateway_overhead("ollama", own.as_secs_f64());
         overhead_header(&mut out, own);
         return Ok(out);
     }
@@ -154,7 +154,7 @@ async fn complete(st: &AppState, parsed: Parsed, kind: Kind) -> Result<Response,
         .await
         .map_err(|_| OllamaError::from(ApiError::timeout(timeout)))??;
     let own = own_time(entered, &opened.attempts);
-    telemetry.gateway_overhead(own.as_secs_f64());
+    telemetry.gateway_overhead("ollama", own.as_secs_f64());
     let mut headers = HeaderMap::new();
     llm_headers(
         &mut headers,

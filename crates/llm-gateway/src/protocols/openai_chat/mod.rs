@@ -71,7 +71,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
             .map_err(|_| ApiError::timeout(timeout))??;
         let mut out = completion(&id, created, &resp, logprobs);
         let own = own_time(entered, &resp.attempts);
-        telemetry.gateway_overhead(own.as_secs_f64());
+        telemetry.gateway_overhead("chat", own.as_secs_f64());
         overhead_header(&mut out, own);
         return Ok(out);
     }
@@ -81,7 +81,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         .map_err(|_| ApiError::timeout(timeout))??;
     // Until the first event: what the gateway and the client spent beyond the upstream's time.
     let own = own_time(entered, &opened.attempts);
-    telemetry.gateway_overhead(own.as_secs_f64());
+    telemetry.gateway_overhead("chat", own.as_secs_f64());
     let mut out = event_stream(
         opened,
         Meta {

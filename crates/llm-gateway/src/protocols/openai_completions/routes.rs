@@ -72,7 +72,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         );
         llm_headers(h, &resp.provider, resp.cached, resp.attempts.len(), &id);
         let own = own_time(entered, &resp.attempts);
-        telemetry.gateway_overhead(own.as_secs_f64());
+        telemetry.gateway_overhead("completions", own.as_secs_f64());
         overhead_header(&mut out, own);
         return Ok(out);
     }
@@ -81,7 +81,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         .await
         .map_err(|_| ApiError::timeout(timeout))??;
     let own = own_time(entered, &opened.attempts);
-    telemetry.gateway_overhead(own.as_secs_f64());
+    telemetry.gateway_overhead("completions", own.as_secs_f64());
     let mut out = event_stream(
         opened,
         Meta {

@@ -59,7 +59,9 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         h.insert("x-llm-cached-inputs", v);
     }
     let own = own_time(entered, &resp.attempts);
-    st.client.telemetry().gateway_overhead(own.as_secs_f64());
+    st.client
+        .telemetry()
+        .gateway_overhead("embeddings", own.as_secs_f64());
     overhead_header(&mut out, own);
     Ok(out)
 }

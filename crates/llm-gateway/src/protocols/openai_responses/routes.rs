@@ -58,7 +58,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
             .map_err(|_| ApiError::timeout(timeout))??;
         let mut out = answer(&id, created, &resp, &echo);
         let own = own_time(entered, &resp.attempts);
-        telemetry.gateway_overhead(own.as_secs_f64());
+        telemetry.gateway_overhead("responses", own.as_secs_f64());
         overhead_header(&mut out, own);
         return Ok(out);
     }
@@ -66,7 +66,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         .await
         .map_err(|_| ApiError::timeout(timeout))??;
     let own = own_time(entered, &opened.attempts);
-    telemetry.gateway_overhead(own.as_secs_f64());
+    telemetry.gateway_overhead("responses", own.as_secs_f64());
     let mut out = event_stream(
         opened,
         Meta {
