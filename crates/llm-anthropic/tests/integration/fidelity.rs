@@ -263,7 +263,10 @@ async fn credentials_in_the_base_url_are_used_but_never_shown() {
         !debug.contains(PASSWORD) && !debug.contains(SECRET),
         "{debug}"
     );
-    assert!(debug.contains(&s.url()), "shown without credentials: {debug}");
+    assert!(
+        debug.contains(&s.url()),
+        "shown without credentials: {debug}"
+    );
     let config = llm_anthropic::AnthropicConfig::from_spec(&spec).unwrap();
     let debug = format!("{config:?}");
     assert!(
