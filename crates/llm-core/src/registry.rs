@@ -123,8 +123,9 @@ impl ProviderSpec {
         serde_path_to_error::deserialize(toml::Value::Table(self.options.clone())).map_err(|e| {
             let path = e.path().to_string();
             let message = e.inner().message().to_string();
+            // `content_pointers[0]` and `headers.x` both belong to their top-level key.
             let key = path
-                .split('.')
+                .split(['.', '['])
                 .next()
                 .filter(|k| !k.is_empty() && *k != "?" && self.options.contains_key(*k));
             match key {
@@ -247,5 +248,23 @@ mod tests {
         }
         let m = unknown_kind_message("bogus");
         assert!(m.contains("unknown provider kind `bogus`"), "{m}");
+    }
+
+    #[test]
+    fn a_wrong_type_inside_an_array_option_names_the_option() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Opts {
+            content_pointers: Vec<String>,
+        }
+        let spec = ProviderSpec::new("c", "custom", ProviderProfile::default())
+            .option("content_pointers", vec![toml::Value::from(1)]);
+        let err = spec.options::<Opts>().unwrap_err();
+        assert_eq!(
+            err.key.as_deref(),
+            Some("llm_providers.c.content_pointers"),
+            "{err}"
+        );
     }
 }
