@@ -301,13 +301,10 @@ async fn hostile_bodies_get_clear_client_errors() {
         Some(413),
     );
 
-    // Unknown fields are ignored, as OpenAI's own API does for many of them.
-    let (status, _, text) = gw
-        .post(ok_body(
-            r#","frobnicate":{"x":[1,2,3]},"logit_bias":{"1":100}"#,
-        ))
-        .await;
-    assert_eq!(status, 200, "unknown fields: {text}");
+    // An unknown field is refused naming it, never silently dropped.
+    let (status, json, text) = gw.post(ok_body(r#","frobnicate":{"x":[1,2,3]}"#)).await;
+    assert_eq!(status, 400, "unknown fields: {text}");
+    assert_eq!(json["error"]["param"], "frobnicate", "{text}");
 
     // The same hostile bodies all at once.
     let all =
