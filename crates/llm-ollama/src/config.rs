@@ -81,6 +81,12 @@ pub struct OllamaConfig {
     /// Extra headers sent with every request (`headers`), e.g. an `Authorization`
     /// header for a hosted or proxied server. Values are treated as secrets.
     pub headers: BTreeMap<String, String>,
+    /// Fetch `http(s)` image URLs and send their bytes (`fetch_image_urls`,
+    /// default false). Off, a request with a remote image URL is refused
+    /// before anything is sent: fetching makes this process request URLs its
+    /// callers choose, which a gateway reachable by untrusted callers must
+    /// not do. `data:` URLs work either way.
+    pub fetch_image_urls: bool,
 }
 
 impl Default for OllamaConfig {
@@ -95,6 +101,7 @@ impl Default for OllamaConfig {
             binary: PathBuf::from(DEFAULT_BINARY),
             start_timeout: DEFAULT_START_TIMEOUT,
             headers: BTreeMap::new(),
+            fetch_image_urls: false,
         }
     }
 }
@@ -112,6 +119,7 @@ impl fmt::Debug for OllamaConfig {
             .field("binary", &self.binary)
             .field("start_timeout", &self.start_timeout)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("fetch_image_urls", &self.fetch_image_urls)
             .finish()
     }
 }
@@ -138,6 +146,8 @@ struct RawConfig {
     start_timeout: Option<Secs>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    #[serde(default)]
+    fetch_image_urls: Option<bool>,
 }
 
 impl OllamaConfig {
@@ -178,6 +188,7 @@ impl OllamaConfig {
             binary: raw.binary.unwrap_or(defaults.binary),
             start_timeout: raw.start_timeout.map_or(defaults.start_timeout, |s| s.0),
             headers: raw.headers,
+            fetch_image_urls: raw.fetch_image_urls.unwrap_or(defaults.fetch_image_urls),
         };
         config
             .validate()

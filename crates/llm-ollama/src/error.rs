@@ -61,6 +61,12 @@ pub enum ImageError {
         /// What went wrong.
         reason: String,
     },
+    /// A remote image URL on an instance that does not fetch them
+    /// (`fetch_image_urls = false`, the default).
+    #[error(
+        "image URLs are not fetched by this instance (fetch_image_urls = false); send the image as a base64 `data:` URL"
+    )]
+    NotFetched,
     /// Neither a base64 `data:` URL nor an `http(s)` URL.
     #[error(
         "unsupported image URL `{url}`: Ollama takes base64 `data:` URLs and fetched http(s) URLs"
@@ -77,7 +83,9 @@ impl ImageError {
         match self {
             ImageError::TooLarge { .. } => IMAGE_TOO_LARGE,
             ImageError::NotAnImage { .. } => NOT_AN_IMAGE,
-            ImageError::Fetch { .. } | ImageError::UnsupportedUrl { .. } => IMAGE_FETCH_FAILED,
+            ImageError::Fetch { .. }
+            | ImageError::UnsupportedUrl { .. }
+            | ImageError::NotFetched => IMAGE_FETCH_FAILED,
         }
     }
 

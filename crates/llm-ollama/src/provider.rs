@@ -180,6 +180,9 @@ impl OllamaProvider {
             return Ok(Cow::Borrowed(data.base64));
         }
         if image.is_remote() {
+            if !self.config.fetch_image_urls {
+                return Err(ImageError::NotFetched);
+            }
             return self
                 .api
                 .fetch_image(&image.url, left, MAX_IMAGE_BYTES)

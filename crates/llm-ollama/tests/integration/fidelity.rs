@@ -312,7 +312,11 @@ async fn remote_images_are_fetched_without_the_configured_headers() {
     );
     let headers =
         toml::Table::from_iter([("Authorization".to_string(), toml::Value::from(SECRET))]);
-    let p = provider(&spec(&server).option("headers", headers));
+    let p = provider(
+        &spec(&server)
+            .option("headers", headers)
+            .option("fetch_image_urls", true),
+    );
     let req = image_request(&[
         &format!("{}/cat.png?X-Amz-Signature=abc", server.url()),
         &format!("{}/blob", server.url()),
@@ -335,6 +339,20 @@ async fn remote_images_are_fetched_without_the_configured_headers() {
     }
     let chat = reqs.iter().find(|r| r.path == "/api/chat").unwrap();
     assert_eq!(chat.header("authorization"), Some(SECRET));
+}
+
+#[tokio::test]
+async fn remote_image_urls_are_refused_unless_fetching_is_on() {
+    let server = MockServer::start().await.unwrap();
+    server.on("POST", "/api/chat", MockReply::new(200, JSON, DONE));
+    server.on("GET", "/cat.png", MockReply::new(200, "image/png", PNG));
+    let p = provider(&spec(&server));
+    let req = image_request(&[&format!("{}/cat.png", server.url())]);
+    let err = p.generate(&req).await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Unsupported, "{err}");
+    assert!(err.message.contains("fetch_image_urls = false"), "{err}");
+    // Nothing was fetched and nothing generated.
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
 
 #[tokio::test]
@@ -366,7 +384,7 @@ async fn images_that_cannot_be_sent_are_refused_before_generation() {
         "/gone.png",
         MockReply::new(404, "text/plain", "not found"),
     );
-    let p = provider(&spec(&server));
+    let p = provider(&spec(&server).option("fetch_image_urls", true));
     for (path, code, says) in [
         ("/big.png", "image_too_large", "larger than 20971520 bytes"),
         (
