@@ -46,7 +46,7 @@ use crate::registry::{self, ProviderSpec};
 
 pub use sections::{
     CacheBackend, CacheMode, CachingConfig, FallbackMap, GatewayConfig, HealthConfig,
-    MonitoringConfig, RetryConfig, RoutingConfig, RulesConfig, Secs, Strategy,
+    MonitoringConfig, RetryConfig, RoutingConfig, RulesConfig, Secs, StoreConfig, Strategy,
 };
 pub(crate) use source::SourceMap;
 

@@ -409,9 +409,138 @@ pub struct GatewayConfig {
     pub request_timeout: Secs,
     /// Time in-flight requests get to finish at shutdown (default 30 s).
     pub shutdown_grace: Secs,
+    /// After SIGTERM, how long the listener keeps accepting while readiness
+    /// already says "draining", so load balancers stop sending first
+    /// (default 5 s).
+    pub drain_delay: Secs,
+    /// Reload the configuration when its file changes (polled every few
+    /// seconds), as on SIGHUP (default false).
+    pub watch_config: bool,
     /// Browser origins allowed to call the gateway (exact origins such as
     /// `https://app.example.com`, or `"*"`); empty (the default): no CORS.
     pub cors_origins: Vec<String>,
+    /// Key of the admin API (`/admin/*`); also read from `LLM_MASTER_KEY` by
+    /// `llm serve`. Unset: no admin API.
+    #[serde(deserialize_with = "optional_secret")]
+    pub master_key: Option<SecretString>,
+    /// `[gateway.store]`: virtual keys, budgets and the spend log.
+    pub store: StoreConfig,
+}
+
+/// `[gateway.store]`: where virtual keys and the spend log live, and where
+/// the rate-limit and budget counters are shared.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Database of keys and spend: `sqlite://path` (created on first start)
+    /// or `postgres://…`. Unset: virtual keys are off unless a master key is
+    /// set, in which case [`StoreConfig::DEFAULT_URL`] is used.
+    pub url: Option<String>,
+    /// Redis holding the RPM/TPM/concurrency counters and budget ledgers
+    /// shared by every replica; unset: counters live in this process.
+    pub redis_url: Option<String>,
+    /// Prefix of the counters' Redis keys (default `llm-router:tenancy:`).
+    pub redis_prefix: String,
+    /// Spend rows written to the database per batch (default 500).
+    pub spend_batch_rows: usize,
+    /// Longest time a spend row waits before its batch is written (default 1 s).
+    pub spend_flush_interval: Secs,
+    /// Spend rows held while the database is slow or down; more are dropped
+    /// and counted (default 100000).
+    pub spend_buffer_rows: usize,
+    /// Days raw spend rows are kept (daily aggregates are kept); 0 keeps
+    /// them forever (default 90).
+    pub retention_days: u32,
+    /// How long a looked-up virtual key is trusted before it is read again
+    /// (default 5 s): a revocation takes effect within this time.
+    pub key_cache_ttl: Secs,
+    /// Output tokens assumed for a budget reservation when a request sets no
+    /// output limit (default 1024).
+    pub default_output_tokens: u32,
+}
+
+impl StoreConfig {
+    /// The database used when virtual keys are on and `url` is unset.
+    pub const DEFAULT_URL: &'static str = "sqlite://llm-router.db";
+
+    /// The database URL in force: `url`, else [`Self::DEFAULT_URL`].
+    pub fn effective_url(&self) -> &str {
+        self.url.as_deref().unwrap_or(Self::DEFAULT_URL)
+    }
+
+    /// Checks the values a gateway cannot start with; `(key, message)`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(url) = &self.url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err((
+                    "url",
+                    format!(
+                        "expected sqlite://path or postgres://…, got `{}`",
+                        redact_url(url)
+                    ),
+                ));
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err((
+                    "redis_url",
+                    format!(
+                        "expected redis://… or rediss://…, got `{}`",
+                        redact_url(url)
+                    ),
+                ));
+            }
+        }
+        if self.spend_batch_rows == 0 {
+            return Err(("spend_batch_rows", "must be at least 1".into()));
+        }
+        if self.spend_buffer_rows < self.spend_batch_rows {
+            return Err((
+                "spend_buffer_rows",
+                "must be at least spend_batch_rows".into(),
+            ));
+        }
+        if self.spend_flush_interval.0.is_zero() {
+            return Err(("spend_flush_interval", "must be more than 0".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            redis_url: None,
+            redis_prefix: "llm-router:tenancy:".into(),
+            spend_batch_rows: 500,
+            spend_flush_interval: Secs::from_secs(1),
+            spend_buffer_rows: 100_000,
+            retention_days: 90,
+            key_cache_ttl: Secs::from_secs(5),
+            default_output_tokens: 1024,
+        }
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("spend_batch_rows", &self.spend_batch_rows)
+            .field("spend_flush_interval", &self.spend_flush_interval)
+            .field("spend_buffer_rows", &self.spend_buffer_rows)
+            .field("retention_days", &self.retention_days)
+            .field("key_cache_ttl", &self.key_cache_ttl)
+            .field("default_output_tokens", &self.default_output_tokens)
+            .finish()
+    }
 }
 
 impl Default for GatewayConfig {
@@ -423,7 +552,11 @@ impl Default for GatewayConfig {
             max_concurrency: 512,
             request_timeout: Secs::from_secs(600),
             shutdown_grace: Secs::from_secs(30),
+            drain_delay: Secs::from_secs(5),
+            watch_config: false,
             cors_origins: Vec::new(),
+            master_key: None,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -441,7 +574,25 @@ impl GatewayConfig {
             }
         }
         self.api_keys = out;
-        Ok(())
+        if let Some(k) = &self.master_key {
+            let v = expand(k.expose_secret())?;
+            self.master_key = (!v.is_empty()).then(|| SecretString::from(v));
+        }
+        for url in [&mut self.store.url, &mut self.store.redis_url] {
+            if let Some(u) = url.as_deref() {
+                let v = expand(u)?;
+                *url = (!v.is_empty()).then_some(v);
+            }
+        }
+        self.store.validate().map_err(|(key, message)| {
+            ConfigError::new(format!("[gateway.store] {key}: {message}"))
+                .with_key(format!("gateway.store.{key}"))
+        })
+    }
+
+    /// Whether virtual keys are on: a master key or a store URL is set.
+    pub fn tenancy_enabled(&self) -> bool {
+        self.master_key.is_some() || self.store.url.is_some()
     }
 }
 
@@ -457,8 +608,23 @@ impl fmt::Debug for GatewayConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("drain_delay", &self.drain_delay)
+            .field("watch_config", &self.watch_config)
             .field("cors_origins", &self.cors_origins)
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("store", &self.store)
             .finish()
+    }
+}
+
+/// An optional key. Errors never quote a value: it may be a key.
+fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    match Option::<String>::deserialize(d) {
+        Ok(v) => Ok(v.map(SecretString::from)),
+        Err(_) => Err(serde::de::Error::custom("expected a key (a string)")),
     }
 }
 
@@ -494,6 +660,33 @@ mod tests {
             ..CachingConfig::default()
         };
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn store_settings_have_defaults_and_hide_secrets() {
+        assert!(!GatewayConfig::default().tenancy_enabled());
+        let g: GatewayConfig = toml::from_str(
+            "master_key = \"mk-s3cret\"\n[store]\nurl = \"postgres://u:pw1@db/llm\"\n\
+             redis_url = \"redis://:pw2@r:6379\"\n",
+        )
+        .unwrap();
+        assert!(g.tenancy_enabled());
+        assert_eq!(g.store.effective_url(), "postgres://u:pw1@db/llm");
+        assert_eq!(g.store.key_cache_ttl, Secs::from_secs(5));
+        assert!(g.store.validate().is_ok());
+        let dbg = format!("{g:?}");
+        for secret in ["mk-s3cret", "pw1", "pw2"] {
+            assert!(!dbg.contains(secret), "{dbg}");
+        }
+        let bad = StoreConfig {
+            url: Some("mysql://x".into()),
+            ..StoreConfig::default()
+        };
+        assert_eq!(bad.validate().map_err(|e| e.0), Err("url"));
+        assert_eq!(
+            StoreConfig::default().effective_url(),
+            "sqlite://llm-router.db"
+        );
     }
 
     #[test]
