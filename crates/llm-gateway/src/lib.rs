@@ -39,6 +39,7 @@ pub mod protocols;
 mod routes;
 pub mod scrub;
 mod server;
+pub mod tenancy;
 
 pub use protocols::openai_chat::wire;
 
