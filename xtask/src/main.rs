@@ -8,11 +8,15 @@
 //! cargo xtask chaos [ARGS…]          long chaos run (100,000 requests)
 //! cargo xtask soak [ARGS…]           gateway memory soak (100,000 requests)
 //! cargo xtask fuzz [SECS] [TARGET…]  bounded cargo-fuzz runs
+//! cargo xtask sbom [--output PATH]   CycloneDX SBOM of the `llm` binary's crates
+//! cargo xtask repro [--worktree]     two release builds of `llm`, same bytes?
 //! cargo xtask ci
 //! ```
 
 mod check_providers;
 mod new_provider;
+mod repro;
+mod sbom;
 mod templates;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +68,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Write a CycloneDX 1.5 SBOM of the `llm` binary's crates (default:
+    /// `target/sbom/llm-router.cdx.json`).
+    Sbom(sbom::Args),
+    /// Check that the release build of `llm` is reproducible: build it twice
+    /// in different directories with paths remapped and compare the SHA-256
+    /// of the two binaries (exit code 1 when they differ).
+    Repro(repro::Args),
     /// Run exactly what CI runs (`.ci/run`).
     Ci,
 }
@@ -83,6 +94,8 @@ fn main() -> ExitCode {
         Task::Fuzz { args } => {
             run_in_root("bash", &[&["fuzz/run.sh".to_string()], &args[..]].concat())
         }
+        Task::Sbom(args) => sbom::run(&args).map(|()| ExitCode::SUCCESS),
+        Task::Repro(args) => repro::run(&args),
         Task::Ci => ci().map(|()| ExitCode::SUCCESS),
     };
     match result {
