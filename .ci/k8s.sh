@@ -2,7 +2,9 @@
 # Offline validation of the Kubernetes manifests (deploy/kubernetes) against
 # the JSON schemas of a pinned Kubernetes version:
 #
-#   .ci/k8s.sh
+#   .ci/k8s.sh                  the manifests
+#   .ci/k8s.sh --sbom FILE      instead, FILE (`cargo xtask sbom`) against
+#                               the CycloneDX 1.5 JSON schema
 #
 # The validator is the `kubernetes-validate` package from PyPI, which carries
 # the schemas of every Kubernetes version it supports inside the package (no
@@ -14,7 +16,8 @@
 # (Prometheus Operator) is validated against the schema committed in
 # deploy/kubernetes/schemas/. Any other kind without a schema is an error.
 # The kustomization is checked to list every manifest of the directory (and
-# no example).
+# no example). The SBOM's schema comes with the `cyclonedx-python-lib`
+# package, also offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/venv.sh
@@ -23,17 +26,41 @@ cd "$(dirname "$0")/.."
 # release that carries its schemas.
 K8S_VERSION=1.33.0
 VALIDATOR=kubernetes-validate==1.37.0
+CYCLONEDX=cyclonedx-python-lib[json-validation]==11.12.0
+SBOM=
+if [ "${1:-}" = --sbom ]; then
+    SBOM=${2:?--sbom needs a file}
+fi
 
 VENV=$(llm_cache_dir)/k8s-venv
 start=$SECONDS
 ensure_venv "$VENV"
 PY=$VENV/bin/python
-if [ "$(cat "$VENV/.installed" 2>/dev/null || true)" != "$VALIDATOR" ]; then
-    echo "k8s: installing $VALIDATOR" >&2
-    "$PY" -m pip install --disable-pip-version-check -q "$VALIDATOR" >&2
-    echo "$VALIDATOR" >"$VENV/.installed"
+if [ "$(cat "$VENV/.installed" 2>/dev/null || true)" != "$VALIDATOR $CYCLONEDX" ]; then
+    echo "k8s: installing $VALIDATOR $CYCLONEDX" >&2
+    "$PY" -m pip install --disable-pip-version-check -q "$VALIDATOR" "$CYCLONEDX" >&2
+    echo "$VALIDATOR $CYCLONEDX" >"$VENV/.installed"
 fi
-echo "k8s: $VALIDATOR in $VENV ($((SECONDS - start)) s), Kubernetes $K8S_VERSION" >&2
+echo "k8s: $VALIDATOR, $CYCLONEDX in $VENV ($((SECONDS - start)) s)" >&2
+
+if [ -n "$SBOM" ]; then
+    exec "$PY" - "$SBOM" <<'PY'
+import pathlib
+import sys
+
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
+path = sys.argv[1]
+error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(pathlib.Path(path).read_text())
+if error is not None:
+    print(f"ERROR {path}: not a valid CycloneDX 1.5 document: {error}")
+    sys.exit(1)
+print(f"ok   {path} (CycloneDX 1.5 JSON schema, strict)")
+PY
+fi
+
+echo "k8s: Kubernetes $K8S_VERSION" >&2
 
 exec "$PY" - "$K8S_VERSION" deploy/kubernetes <<'PY'
 import json
