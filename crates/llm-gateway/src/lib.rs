@@ -9,11 +9,17 @@
 //! `POST /v1/responses` (OpenAI Responses, stateless), `POST /v1/completions`
 //! (legacy text completions), `POST /v1/embeddings`, `POST /v1/messages` and
 //! `POST /v1/messages/count_tokens` (Anthropic Messages), `GET /v1/models`,
-//! `GET /v1/models/{model}`, `GET /health`, `GET /metrics`, and the Ollama
+//! `GET /v1/models/{model}`, `GET /health`, `GET /health/live`,
+//! `GET /health/ready`, `GET /metrics`, and the Ollama
 //! API under `/api/*` ([`protocols::ollama`]). `/v1/*` and `/api/*` need a
 //! key (`Authorization: Bearer`, or `x-api-key`) when `api_keys` are
 //! configured and count
-//! against `max_concurrency`; `/health` and `/metrics` are always open.
+//! against `max_concurrency`; `/health*` and `/metrics` are always open.
+//!
+//! A served gateway ([`GatewayHandle`]) drains on SIGTERM
+//! ([`GatewayHandle::drain`]: readiness false at once, the listener open for
+//! `drain_delay`, then in-flight requests get `shutdown_grace`) and can swap
+//! in a new configuration while serving ([`GatewayHandle::reload`]).
 //! With allowed CORS origins ([`Gateway::cors_origins`]) browser preflights
 //! are answered, without a key. Error text from upstreams is scrubbed of
 //! key-like tokens and of the configured keys before it reaches a caller or
@@ -34,6 +40,7 @@
 //! ```
 
 pub mod error;
+mod lifecycle;
 mod middleware;
 pub mod protocols;
 mod routes;
@@ -59,7 +66,10 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use lifecycle::{Lifecycle, Timings};
+
 pub use error::ApiError;
+pub use lifecycle::{config_hash, GatewayStatus};
 pub use routes::PROMETHEUS_CONTENT_TYPE;
 pub use scrub::Scrubber;
 pub use server::Shutdown;
@@ -113,12 +123,18 @@ pub(crate) struct AppState {
     pub(crate) started: u64,
     /// Removes keys from upstream error text.
     pub(crate) scrubber: Scrubber,
+    /// Readiness, drain and the live configuration (shared across reloads).
+    pub(crate) lifecycle: Arc<Lifecycle>,
 }
 
 /// A gateway, configured but not yet listening.
 pub struct Gateway {
     state: AppState,
     shutdown_grace: Duration,
+    /// After SIGTERM, how long the listener keeps accepting.
+    drain_delay: Duration,
+    /// Short hash of the configuration file (`llm_gateway_config_info`).
+    config_hash: Option<String>,
     /// Allowed browser origins (`None`: no CORS headers at all).
     cors: Option<AllowOrigin>,
 }
@@ -132,6 +148,8 @@ impl std::fmt::Debug for Gateway {
                 &format_args!("[{} redacted]", self.state.keys.len()),
             )
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("drain_delay", &self.drain_delay)
+            .field("config_hash", &self.config_hash)
             .field("cors", &self.cors.is_some())
             .finish()
     }
@@ -154,8 +172,14 @@ impl Gateway {
                 keys: Arc::new(middleware::Keys::new(&config.api_keys)),
                 started: protocols::openai_chat::unix_now(),
                 scrubber: Scrubber::new(&config.api_keys),
+                lifecycle: Arc::new(Lifecycle::new(Timings {
+                    drain_delay: config.drain_delay.0,
+                    shutdown_grace: config.shutdown_grace.0,
+                })),
             },
             shutdown_grace: config.shutdown_grace.0,
+            drain_delay: config.drain_delay.0,
+            config_hash: None,
             cors: None,
         }
     }
@@ -206,6 +230,21 @@ impl Gateway {
     ) -> Self {
         self.state.scrubber.add(secrets);
         self
+    }
+
+    /// Names the configuration this gateway serves: the short hash of its
+    /// file ([`config_hash`]), exported as `llm_gateway_config_info{hash}`
+    /// and logged when it goes live.
+    pub fn with_config_hash(mut self, hash: impl Into<String>) -> Self {
+        self.config_hash = Some(hash.into());
+        self
+    }
+
+    fn timings(&self) -> Timings {
+        Timings {
+            drain_delay: self.drain_delay,
+            shutdown_grace: self.shutdown_grace,
+        }
     }
 
     fn cors_layer(&self) -> Option<CorsLayer> {
@@ -274,6 +313,14 @@ impl Gateway {
                 get(routes::health).fallback(routes::wrong_method),
             )
             .route(
+                "/health/live",
+                get(routes::live).fallback(routes::wrong_method),
+            )
+            .route(
+                "/health/ready",
+                get(routes::ready).fallback(routes::wrong_method),
+            )
+            .route(
                 "/metrics",
                 get(routes::metrics).fallback(routes::wrong_method),
             )
@@ -314,19 +361,34 @@ impl Gateway {
                  anyone who can reach it can use your providers; set [gateway] api_keys"
             );
         }
-        let app = self.router();
+        let life = self.state.lifecycle.clone();
+        life.set_timings(self.timings());
+        life.set_config_hash(self.config_hash.clone());
+        let (routers, current) = watch::channel(self.router());
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(server::run(listener, app, rx, self.shutdown_grace));
-        // Probe every provider once, so /health reports real state early.
-        let client = self.state.client.clone();
-        tokio::spawn(async move {
-            client.refresh_health().await;
-        });
-        tracing::info!(%addr, "gateway listening");
+        let task = tokio::spawn(server::run(listener, current, life.clone(), rx));
+        let probe = self.probe_providers();
+        tracing::info!(
+            %addr,
+            config = self.config_hash.as_deref().unwrap_or("-"),
+            "gateway listening"
+        );
         Ok(GatewayHandle {
             addr,
             stop: tx,
             task,
+            routers,
+            lifecycle: life,
+            probe,
+        })
+    }
+
+    /// Probes every provider once in the background, so /health reports
+    /// real state early.
+    fn probe_providers(&self) -> JoinHandle<()> {
+        let client = self.state.client.clone();
+        tokio::spawn(async move {
+            client.refresh_health().await;
         })
     }
 }
@@ -370,6 +432,11 @@ pub struct GatewayHandle {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<Shutdown>,
+    /// The router new requests get (a reload replaces it).
+    routers: watch::Sender<Router>,
+    lifecycle: Arc<Lifecycle>,
+    /// The start-up probe of the live client's providers.
+    probe: JoinHandle<()>,
 }
 
 impl GatewayHandle {
@@ -378,9 +445,69 @@ impl GatewayHandle {
         self.addr
     }
 
+    /// Readiness, requests in flight, the live configuration and what a
+    /// shutdown cut; it stays readable after the handle is gone.
+    pub fn status(&self) -> GatewayStatus {
+        GatewayStatus(self.lifecycle.clone())
+    }
+
+    /// Starts draining without closing anything: `/health/ready` answers 503
+    /// and every response asks its client to close the connection, while
+    /// the listener keeps accepting and requests are answered as usual.
+    /// [`drain`](Self::drain) does this, waits `drain_delay` and shuts down.
+    pub fn start_draining(&self) {
+        self.lifecycle.start_draining();
+    }
+
+    /// Swaps in `next` (a new client, routing, keys, limits, CORS, timings):
+    /// requests that arrive from now on are answered by it, requests already
+    /// running finish on the configuration they started with. Readiness, the
+    /// in-flight count, the metrics and the listen address carry over (an
+    /// address is bound once: changing it needs a restart). The previous
+    /// client's start-up probe is stopped; `next`'s providers are probed.
+    pub fn reload(&mut self, mut next: Gateway) {
+        next.state.lifecycle = self.lifecycle.clone();
+        self.lifecycle.set_timings(next.timings());
+        let router = next.router();
+        // The old router (and its client) lives on in the requests still
+        // running on it, and goes when the last one ends.
+        drop(self.routers.send_replace(router));
+        self.probe.abort();
+        self.probe = next.probe_providers();
+        self.lifecycle.set_config_hash(next.config_hash.clone());
+        self.lifecycle.reloaded();
+        tracing::info!(
+            config = next.config_hash.as_deref().unwrap_or("-"),
+            "configuration reloaded: new requests use it"
+        );
+    }
+
+    /// Counts a refused reload (an invalid file) in
+    /// `llm_gateway_config_reloads_total{result="refused"}`.
+    pub fn reload_refused(&self) {
+        self.lifecycle.reload_refused();
+    }
+
+    /// Drains, then shuts down: readiness (`/health/ready`) turns false at
+    /// once and responses ask clients to close their connections, while the
+    /// listener keeps accepting for `drain_delay` (so a load balancer stops
+    /// sending first); then [`shutdown`](Self::shutdown).
+    pub async fn drain(self) -> Shutdown {
+        self.start_draining();
+        let delay = self.lifecycle.timings().drain_delay;
+        tracing::info!(
+            drain_delay_secs = delay.as_secs_f64(),
+            inflight = self.lifecycle.inflight(),
+            "draining: readiness is false; the listener closes after drain_delay"
+        );
+        tokio::time::sleep(delay).await;
+        self.shutdown().await
+    }
+
     /// Stops accepting connections and lets in-flight requests finish within
     /// `shutdown_grace`; after that, remaining connections are dropped.
     pub async fn shutdown(mut self) -> Shutdown {
+        self.lifecycle.start_draining();
         self.stop.send_replace(true);
         match (&mut self.task).await {
             Ok(outcome) => outcome,
@@ -391,22 +518,48 @@ impl GatewayHandle {
         }
     }
 
-    /// Serves until SIGINT (Ctrl-C) or SIGTERM, then shuts down gracefully.
+    /// Serves until SIGTERM, then [drains](Self::drain), or until SIGINT
+    /// (Ctrl-C), then [shuts down](Self::shutdown) without the drain delay
+    /// (in-flight requests still get `shutdown_grace`).
     pub async fn run_until_signal(self) -> Shutdown {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        self.shutdown().await
+        let stop = shutdown_signal().await;
+        self.stop_for(stop).await
+    }
+
+    /// Ends serving as `signal` asks: a drain for SIGTERM, an immediate
+    /// close of the listener for SIGINT.
+    pub async fn stop_for(self, signal: StopSignal) -> Shutdown {
+        match signal {
+            StopSignal::Terminate => {
+                tracing::info!("SIGTERM: draining");
+                self.drain().await
+            }
+            StopSignal::Interrupt => {
+                tracing::info!("interrupted: finishing in-flight requests");
+                self.shutdown().await
+            }
+        }
     }
 }
 
 impl Drop for GatewayHandle {
     fn drop(&mut self) {
         self.task.abort();
+        self.probe.abort();
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// The signal that ends serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT (Ctrl-C): stop accepting at once.
+    Interrupt,
+    /// SIGTERM (orchestrators): drain first.
+    Terminate,
+}
+
+/// Resolves on SIGINT or SIGTERM, saying which.
+pub async fn shutdown_signal() -> StopSignal {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             futures::future::pending::<()>().await;
@@ -424,7 +577,7 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = futures::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        () = ctrl_c => StopSignal::Interrupt,
+        () = term => StopSignal::Terminate,
     }
 }

@@ -1,5 +1,5 @@
-//! `GET /v1/models`, `GET /health`, `GET /metrics` and the fallbacks for
-//! unknown routes and wrong methods.
+//! `GET /v1/models`, `GET /health`, `GET /health/live`, `GET /health/ready`,
+//! `GET /metrics` and the fallbacks for unknown routes and wrong methods.
 
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -121,9 +121,48 @@ pub(crate) async fn health(State(st): State<AppState>, RawQuery(q): RawQuery) ->
     (status, Json(body)).into_response()
 }
 
-/// `GET /metrics`: the Prometheus text exposition.
-pub(crate) async fn metrics() -> Response {
-    let mut r = llm_router::metrics::prometheus_text().into_response();
+#[derive(Serialize)]
+struct ProbeBody {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<String>,
+}
+
+/// `GET /health/live`: 200 while the process serves HTTP at all (liveness:
+/// a failure means restart it). Never depends on providers or the drain.
+pub(crate) async fn live(State(st): State<AppState>) -> Response {
+    let body = ProbeBody {
+        status: "live",
+        config: st.lifecycle.config_hash(),
+    };
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `GET /health/ready`: 200 while the gateway takes new requests, 503 once
+/// it drains (SIGTERM) or stops (readiness: a failure means send no new
+/// traffic). Not tied to the providers' health, so an upstream outage does
+/// not take every replica out of a load balancer.
+pub(crate) async fn ready(State(st): State<AppState>) -> Response {
+    let ready = st.lifecycle.ready();
+    let body = ProbeBody {
+        status: if ready { "ready" } else { "draining" },
+        config: st.lifecycle.config_hash(),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: the Prometheus text exposition (the client's metrics,
+/// then the gateway's own: live configuration, drain, requests in flight,
+/// reloads, what a shutdown cut).
+pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
+    let mut text = llm_router::metrics::prometheus_text();
+    text.push_str(&st.lifecycle.prometheus_text());
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),

@@ -7,5 +7,6 @@ mod anthropic_messages;
 mod common;
 mod completions;
 mod embeddings;
+mod health_drain;
 mod ollama;
 mod responses;
