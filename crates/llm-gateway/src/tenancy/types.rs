@@ -386,6 +386,12 @@ pub struct UsageRow {
     pub tokens_in: u64,
     /// Output tokens.
     pub tokens_out: u64,
+    /// Input tokens served from a provider's prompt cache.
+    #[serde(default)]
+    pub tokens_cached: u64,
+    /// Requests answered from the response cache.
+    #[serde(default)]
+    pub cache_hits: u64,
     /// Cost in USD.
     pub cost_usd: f64,
 }

@@ -10,3 +10,4 @@ mod embeddings;
 mod health_drain;
 mod ollama;
 mod responses;
+mod tenancy_store;

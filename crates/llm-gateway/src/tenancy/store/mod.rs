@@ -2,9 +2,15 @@
 //! default, a file created on first start; PostgreSQL for several replicas),
 //! chosen by the URL given to [`open`].
 
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
 use std::sync::Arc;
 
-use super::types::{KeyPatch, KeyRecord, SpendRow, StoreError, UsageQuery, UsageRow};
+pub use self::postgres::PostgresStore;
+pub use self::sqlite::SqliteStore;
+use super::types::{redact_url, KeyPatch, KeyRecord, SpendRow, StoreError, UsageQuery, UsageRow};
 
 /// Keys and spend, behind one interface.
 #[async_trait::async_trait]
@@ -50,9 +56,89 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store at `url` (`sqlite://PATH`, created when missing, or
-/// `postgres://…`) and brings its schema up to date.
+/// `postgres://…`) and brings its schema up to date (embedded migrations,
+/// forward-only; versions applied by a newer replica are left alone).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    Err(StoreError::UnsupportedUrl {
-        url_redacted: super::types::redact_url(url),
-    })
+    let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+    match scheme.as_str() {
+        "sqlite" => Ok(Arc::new(SqliteStore::open(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::open(url).await?)),
+        _ => Err(StoreError::UnsupportedUrl {
+            url_redacted: redact_url(url),
+        }),
+    }
+}
+
+/// The newest schema version this binary knows.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Applies the embedded migrations up to `version` only, as a release whose
+/// newest migration is `version` does at start (it leaves newer applied
+/// versions alone). For compatibility tests; [`open`] migrates to
+/// [`SCHEMA_VERSION`].
+#[doc(hidden)]
+pub async fn migrate_to(url: &str, version: i64) -> Result<(), StoreError> {
+    let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+    match scheme.as_str() {
+        "sqlite" => SqliteStore::open_with(url, version).await?.close().await,
+        "postgres" | "postgresql" => PostgresStore::open_with(url, version).await?.close().await,
+        _ => {
+            return Err(StoreError::UnsupportedUrl {
+                url_redacted: redact_url(url),
+            })
+        }
+    }
+    Ok(())
+}
+
+impl StoreError {
+    /// Whether the failure says the database is unreachable or busy for now
+    /// (connection refused or lost, pool timeout, lock contention, server
+    /// shutting down), so the same operation may succeed later; `false` for
+    /// failures that retrying cannot fix (a rejected statement).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            Self::Query { source, .. } | Self::Migrate { source } => source
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(sqlx_transient),
+            Self::UnsupportedUrl { .. } | Self::NotFound | Self::Conflict(_) => false,
+        }
+    }
+}
+
+/// Transient sqlx failures: transport, pool, and the database's own
+/// "not now" answers.
+fn sqlx_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                // SQLSTATE: connection exceptions, insufficient resources,
+                // operator intervention (shutdown), serialization failure,
+                // deadlock, lock not available.
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code == "40001"
+                    || code == "40P01"
+                    || code == "55P03"
+            } else {
+                // SQLite result codes (extended; the primary code is the low
+                // byte): BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+                code.parse::<i64>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
+            }
+        }
+        _ => false,
+    }
 }

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server on a free loopback port, for the tests of the
+# gateway's PostgreSQL store.
+#
+#   eval "$(.ci/postgres.sh start)"    # installs postgresql when missing
+#   ...                                # LLM_TEST_POSTGRES_URL is set
+#   .ci/postgres.sh stop "$LLM_TEST_POSTGRES_DIR"
+#
+# `start` prints shell lines to stdout for the caller to eval:
+# LLM_TEST_POSTGRES_URL (postgres://postgres:…@127.0.0.1:PORT/llm_test, password
+# authentication) and LLM_TEST_POSTGRES_DIR (the cluster's directory, for
+# `stop`). The cluster lives in a fresh temporary directory and runs as the
+# unprivileged `postgres` user when started by root (PostgreSQL refuses to run
+# as root). Progress and errors go to stderr; any failure exits non-zero.
+set -euo pipefail
+
+say() { echo "postgres: $*" >&2; }
+
+# The newest installed server's bin directory (Debian keeps them off PATH).
+pg_bindir() {
+    local d
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [ -n "$d" ] && [ -x "$d/initdb" ]; then
+        echo "$d"
+    elif command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+        dirname "$(command -v initdb)"
+    fi
+}
+
+# Runs a server tool as the cluster's owner.
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+start() {
+    local bin
+    bin=$(pg_bindir)
+    if [ -z "$bin" ]; then
+        if [ "$(id -u)" != 0 ]; then
+            say "PostgreSQL is not installed and installing it needs root (apt-get install postgresql)"
+            exit 1
+        fi
+        say "installing postgresql"
+        apt-get update >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >&2
+        bin=$(pg_bindir)
+        [ -n "$bin" ] || { say "postgresql installed but initdb not found"; exit 1; }
+    fi
+    if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+        useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    fi
+
+    local dir password
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/llm-pg.XXXXXX")
+    password=llm_test_$RANDOM$RANDOM
+    printf '%s\n' "$password" >"$dir/pwfile"
+    mkdir "$dir/data" "$dir/sock"
+    if [ "$(id -u)" = 0 ]; then
+        chown -R postgres: "$dir"
+    fi
+    chmod 700 "$dir"
+    as_owner "$bin/initdb" -D "$dir/data" -U postgres --pwfile="$dir/pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+        >"$dir/initdb.log" 2>&1 || {
+        cat "$dir/initdb.log" >&2
+        exit 1
+    }
+    rm -f "$dir/pwfile"
+
+    local port="" p
+    for _ in 1 2 3 4 5; do
+        p=$((20000 + RANDOM % 40000))
+        # Taken if something accepts a connection on it.
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+        # A scratch server: durability is not needed, speed is.
+        if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-p $p -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off \
+                -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+            start >&2; then
+            port=$p
+            break
+        fi
+    done
+    if [ -z "$port" ]; then
+        say "the server did not start"
+        cat "$dir/server.log" >&2 || true
+        exit 1
+    fi
+    as_owner "$bin/createdb" -h "$dir/sock" -p "$port" -U postgres llm_test
+    say "listening on 127.0.0.1:$port (cluster in $dir)"
+    echo "export LLM_TEST_POSTGRES_URL='postgres://postgres:$password@127.0.0.1:$port/llm_test'"
+    echo "export LLM_TEST_POSTGRES_DIR='$dir'"
+}
+
+stop() {
+    local dir=${1:-}
+    [ -n "$dir" ] && [ -d "$dir/data" ] || return 0
+    local bin
+    bin=$(pg_bindir)
+    if [ -n "$bin" ]; then
+        as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop "${2:-}" ;;
+    *)
+        echo "usage: $0 start | stop DIR" >&2
+        exit 2
+        ;;
+esac
