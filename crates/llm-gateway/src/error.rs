@@ -86,6 +86,73 @@ impl ApiError {
         e
     }
 
+    /// 401 for a virtual key that exists but may not be used now (revoked,
+    /// disabled or expired); `why` says which, never quoting the key.
+    pub fn key_refused(why: &str) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", why);
+        e.code = Some("invalid_api_key");
+        e
+    }
+
+    /// 403 for a model the caller's key may not use.
+    pub fn model_not_allowed(model: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            format!("This API key is not allowed to use the model `{model}`."),
+        );
+        e.param = Some("model".into());
+        e.code = Some("model_not_allowed");
+        e
+    }
+
+    /// 429 for a key over its request or token rate: `kind` is OpenAI's
+    /// `requests` or `tokens`.
+    pub fn rate_limited(kind: &'static str, message: impl Into<String>, retry_after: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, kind, message);
+        e.code = Some("rate_limit_exceeded");
+        e.retry_after = Some(retry_after.max(1));
+        e
+    }
+
+    /// 429 `insufficient_quota` for a key over its budget; `retry_after`
+    /// is the time until the budget resets, if it does.
+    pub fn insufficient_quota(message: impl Into<String>, retry_after: Option<u64>) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", message);
+        e.code = Some("insufficient_quota");
+        e.retry_after = retry_after;
+        e
+    }
+
+    /// 503 when something the gateway needs (the key store) is unreachable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message);
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 403 for an admin request without the master key.
+    pub fn not_admin() -> Self {
+        let mut e = Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            "The admin API needs the master key.",
+        );
+        e.code = Some("not_admin");
+        e
+    }
+
+    /// 404 for an unknown virtual key id.
+    pub fn key_not_found(id: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("No key with id `{id}`."),
+        );
+        e.code = Some("key_not_found");
+        e
+    }
+
     /// 404 for a model no configured provider serves.
     pub fn model_not_found(model: &str) -> Self {
         let mut e = Self::new(

@@ -125,6 +125,8 @@ pub(crate) struct AppState {
     pub(crate) scrubber: Scrubber,
     /// Readiness, drain and the live configuration (shared across reloads).
     pub(crate) lifecycle: Arc<Lifecycle>,
+    /// Virtual keys, limits, budgets and the spend log (`None`: off).
+    pub(crate) tenancy: Option<Arc<tenancy::Tenancy>>,
 }
 
 /// A gateway, configured but not yet listening.
@@ -176,6 +178,7 @@ impl Gateway {
                     drain_delay: config.drain_delay.0,
                     shutdown_grace: config.shutdown_grace.0,
                 })),
+                tenancy: None,
             },
             shutdown_grace: config.shutdown_grace.0,
             drain_delay: config.drain_delay.0,
@@ -220,6 +223,18 @@ impl Gateway {
         }
         self.cors = Some(AllowOrigin::list(list));
         Ok(self)
+    }
+
+    /// Turns on virtual keys, limits, budgets, the spend log and the admin
+    /// API (`/admin/*`, with a master key) with `tenancy`. The same
+    /// `Arc` can be handed to a gateway rebuilt on a configuration reload,
+    /// which then keeps its counters, ledgers and pending spend rows.
+    pub fn tenancy(mut self, tenancy: Arc<tenancy::Tenancy>) -> Self {
+        if let Some(master) = tenancy.master_key() {
+            self.state.scrubber.add([master]);
+        }
+        self.state.tenancy = Some(tenancy);
+        self
     }
 
     /// Also removes these secrets (e.g. the providers' keys) verbatim from
@@ -326,6 +341,10 @@ impl Gateway {
             )
             .merge(api)
             .merge(protocols::ollama::router(st.clone()))
+            .merge(match &st.tenancy {
+                Some(t) => tenancy::admin::router(t.clone()),
+                None => Router::new(),
+            })
             .fallback(routes::not_found)
             .layer(DefaultBodyLimit::max(st.settings.max_body_bytes))
             .layer(TraceLayer::new_for_http())

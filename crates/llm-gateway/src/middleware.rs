@@ -6,7 +6,6 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -40,7 +39,7 @@ impl Keys {
         self.digests.is_empty()
     }
 
-    fn accepts(&self, presented: &str) -> bool {
+    pub(crate) fn accepts(&self, presented: &str) -> bool {
         let d = digest(presented);
         let mut ok = subtle::Choice::from(0u8);
         for k in &self.digests {
@@ -56,25 +55,16 @@ fn digest(s: &str) -> [u8; 32] {
 
 /// Rejects requests without one of the configured keys (401), given as
 /// `Authorization: Bearer <key>` or (as Anthropic's clients send it)
-/// `x-api-key: <key>`.
+/// `x-api-key: <key>`. With virtual keys on, those are accepted too, with
+/// their limits ([`tenancy::enforce`](crate::tenancy::enforce)).
 pub(crate) async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(tenancy) = st.tenancy.clone() {
+        return crate::tenancy::enforce::authenticate(&st, tenancy, req, next).await;
+    }
     if st.keys.is_empty() {
         return next.run(req).await;
     }
-    let headers = req.headers();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .filter(|t| !t.is_empty());
-    let api_key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let (bearer, api_key) = crate::tenancy::enforce::presented_keys(req.headers());
     let error = match (bearer, api_key) {
         (None, None) => ApiError::missing_key(),
         (b, k) if b.into_iter().chain(k).any(|t| st.keys.accepts(t)) => return next.run(req).await,
@@ -84,7 +74,7 @@ pub(crate) async fn auth(State(st): State<AppState>, req: Request, next: Next) -
 }
 
 /// A shared layer's error, in the shape of the protocol the request came in by.
-fn layer_error(req: &Request, error: ApiError) -> Response {
+pub(crate) fn layer_error(req: &Request, error: ApiError) -> Response {
     if anthropic_messages::wants_anthropic(req.uri().path(), req.headers()) {
         anthropic_messages::layer_error(error)
     } else {

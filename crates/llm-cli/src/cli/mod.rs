@@ -5,6 +5,7 @@ mod embed;
 mod generate;
 mod hints;
 mod inventory;
+mod keys;
 mod ollama;
 mod progress;
 mod serve;
@@ -71,6 +72,11 @@ pub enum Command {
     Config(ConfigCommand),
     /// Serve the OpenAI-compatible gateway.
     Serve(serve::ServeArgs),
+    /// Virtual keys of the gateway (in the configured store).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Spend per key, model or day, from the gateway's spend log.
+    Usage(keys::UsageArgs),
 }
 
 /// `llm config …`.
@@ -125,6 +131,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve::check(args.path.as_deref().or(config_path))
         }
         Command::Serve(args) => serve::serve(config_path, args).await,
+        Command::Keys(cmd) => keys::keys(config_path, cmd).await,
+        Command::Usage(args) => keys::usage(config_path, args).await,
     }
 }
 

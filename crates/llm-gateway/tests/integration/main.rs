@@ -10,4 +10,5 @@ mod embeddings;
 mod health_drain;
 mod ollama;
 mod responses;
+mod tenancy_enforce;
 mod tenancy_store;

@@ -249,10 +249,10 @@ async fn handle(
     let id = message_id();
     let telemetry = st.client.telemetry();
     if !stream {
-        let resp = tokio::time::timeout_at(deadline, st.client.generate(request))
+        let resp = tokio::time::timeout_at(deadline, st.generate(request))
             .await
             .map_err(|_| timed_out())?
-            .map_err(AnthropicError::from_llm)?;
+            .map_err(AnthropicError::from)?;
         let json = serde_json::to_vec(&convert::message(&id, &resp)?)
             .map_err(|e| AnthropicError::api(format!("cannot encode the response: {e}")))?;
         let mut out = Response::new(Body::from(json));
@@ -271,10 +271,10 @@ async fn handle(
         return Ok(out);
     }
     let kept = request.clone();
-    let opened = tokio::time::timeout_at(deadline, st.client.stream(request))
+    let opened = tokio::time::timeout_at(deadline, st.stream(request))
         .await
         .map_err(|_| timed_out())?
-        .map_err(AnthropicError::from_llm)?;
+        .map_err(AnthropicError::from)?;
     let own = own_time(entered, &opened.attempts);
     telemetry.gateway_overhead("messages", own.as_secs_f64());
     let mut out = stream::event_stream(

@@ -121,7 +121,7 @@ async fn complete(st: &AppState, parsed: Parsed, kind: Kind) -> Result<Response,
     let id = completion_id();
     let telemetry = st.client.telemetry();
     if !stream {
-        let resp = tokio::time::timeout_at(deadline, st.client.generate(request))
+        let resp = tokio::time::timeout_at(deadline, st.generate(request))
             .await
             .map_err(|_| OllamaError::from(ApiError::timeout(timeout)))??;
         let calls: Vec<WireToolCall> = resp
@@ -150,7 +150,7 @@ async fn complete(st: &AppState, parsed: Parsed, kind: Kind) -> Result<Response,
         return Ok(out);
     }
     let estimate_from = request.clone();
-    let opened = tokio::time::timeout_at(deadline, st.client.stream(request))
+    let opened = tokio::time::timeout_at(deadline, st.stream(request))
         .await
         .map_err(|_| OllamaError::from(ApiError::timeout(timeout)))??;
     let own = own_time(entered, &opened.attempts);
@@ -218,7 +218,7 @@ async fn embed_any(
     let body = read(st, body)?;
     let parsed = convert::embed(&body, &st.client, legacy)?;
     let timeout = st.settings.request_timeout;
-    let resp = tokio::time::timeout(timeout, st.client.embed(parsed.request))
+    let resp = tokio::time::timeout(timeout, st.embed(parsed.request))
         .await
         .map_err(|_| OllamaError::from(ApiError::timeout(timeout)))??;
     let mut out = if legacy {

@@ -66,7 +66,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
     let created = unix_now();
     let telemetry = st.client.telemetry();
     if !stream {
-        let resp = tokio::time::timeout_at(deadline, st.client.generate(request))
+        let resp = tokio::time::timeout_at(deadline, st.generate(request))
             .await
             .map_err(|_| ApiError::timeout(timeout))??;
         let mut out = completion(&id, created, &resp, logprobs);
@@ -76,7 +76,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         return Ok(out);
     }
     let estimate_from = include_usage.then(|| request.clone());
-    let opened = tokio::time::timeout_at(deadline, st.client.stream(request))
+    let opened = tokio::time::timeout_at(deadline, st.stream(request))
         .await
         .map_err(|_| ApiError::timeout(timeout))??;
     // Until the first event: what the gateway and the client spent beyond the upstream's time.

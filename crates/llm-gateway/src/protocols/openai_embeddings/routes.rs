@@ -42,7 +42,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
     })?;
     let Parsed { request, encoding } = convert::parse(&body, &st.client)?;
     let timeout = st.settings.request_timeout;
-    let resp = tokio::time::timeout(timeout, st.client.embed(request))
+    let resp = tokio::time::timeout(timeout, st.embed(request))
         .await
         .map_err(|_| ApiError::timeout(timeout))??;
     let body = wire::body(&resp, encoding);

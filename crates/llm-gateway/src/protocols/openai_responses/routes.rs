@@ -53,7 +53,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
     let created = unix_now();
     let telemetry = st.client.telemetry();
     if !stream {
-        let resp = tokio::time::timeout_at(deadline, st.client.generate(request))
+        let resp = tokio::time::timeout_at(deadline, st.generate(request))
             .await
             .map_err(|_| ApiError::timeout(timeout))??;
         let mut out = answer(&id, created, &resp, &echo);
@@ -62,7 +62,7 @@ async fn handle(st: AppState, body: Result<Bytes, BytesRejection>) -> Result<Res
         overhead_header(&mut out, own);
         return Ok(out);
     }
-    let opened = tokio::time::timeout_at(deadline, st.client.stream(request.clone()))
+    let opened = tokio::time::timeout_at(deadline, st.stream(request.clone()))
         .await
         .map_err(|_| ApiError::timeout(timeout))??;
     let own = own_time(entered, &opened.attempts);
