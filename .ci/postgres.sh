@@ -11,7 +11,9 @@
 # authentication) and LLM_TEST_POSTGRES_DIR (the cluster's directory, for
 # `stop`). The cluster lives in a fresh temporary directory and runs as the
 # unprivileged `postgres` user when started by root (PostgreSQL refuses to run
-# as root). Progress and errors go to stderr; any failure exits non-zero.
+# as root). With `openssl` on PATH the server also accepts TLS (a self-signed
+# certificate made here: clients connect with `sslmode=require`). Progress and
+# errors go to stderr; any failure exits non-zero.
 set -euo pipefail
 
 say() { echo "postgres: $*" >&2; }
@@ -71,6 +73,17 @@ start() {
     }
     rm -f "$dir/pwfile"
 
+    local tls=""
+    if command -v openssl >/dev/null; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=127.0.0.1 \
+            -keyout "$dir/server.key" -out "$dir/server.crt" >/dev/null 2>&1
+        chmod 600 "$dir/server.key"
+        if [ "$(id -u)" = 0 ]; then
+            chown postgres: "$dir/server.key" "$dir/server.crt"
+        fi
+        tls="-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
+    fi
+
     local port="" p
     for _ in 1 2 3 4 5; do
         p=$((20000 + RANDOM % 40000))
@@ -79,7 +92,7 @@ start() {
         # A scratch server: durability is not needed, speed is.
         if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
             -o "-p $p -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off \
-                -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+                -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 $tls" \
             start >&2; then
             port=$p
             break

@@ -727,6 +727,31 @@ async fn sqlite_file_is_created_on_first_open() {
 }
 
 #[tokio::test]
+async fn postgres_over_tls_with_sslmode_require() {
+    let Some(db) = TestDb::postgres("postgres_over_tls").await else {
+        return;
+    };
+    // The store's own connections: TLS (rustls) is required, and used.
+    let url = format!("{}&sslmode=require", db.url);
+    let s = store::open(&url).await.unwrap();
+    s.create_key(&key("key_0000000000000003", 3, NOW))
+        .await
+        .unwrap();
+    assert!(s.key_by_hash(&[3; 32]).await.unwrap().is_some());
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (ssl, version): (bool, String) = sqlx::query_as(
+        "SELECT ssl, COALESCE(version, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert!(ssl, "the connection is encrypted");
+    assert!(version.starts_with("TLSv1."), "{version}");
+    c.close().await.unwrap();
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn postgres_unreachable_is_a_connect_error_without_the_password() {
     // Port 1 on loopback: nothing listens there.
     let url = "postgres://user:s3cret-pw@127.0.0.1:1/db";

@@ -142,3 +142,42 @@ fn sqlx_transient(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_dialects_know_the_same_schema_versions() {
+        let versions =
+            |m: &[sql::EmbeddedMigration]| m.iter().map(|(v, d, _)| (*v, *d)).collect::<Vec<_>>();
+        let sqlite = versions(sqlite::MIGRATIONS);
+        assert_eq!(sqlite, versions(postgres::MIGRATIONS));
+        assert_eq!(sqlite.last().map(|m| m.0), Some(SCHEMA_VERSION));
+        assert!(
+            sqlite.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+            "{sqlite:?}"
+        );
+    }
+
+    #[test]
+    fn unavailable_means_retrying_can_help() {
+        let io = StoreError::Query {
+            op: "write_spend",
+            source: sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()).into(),
+        };
+        assert!(io.is_unavailable());
+        let timeout = StoreError::Query {
+            op: "key",
+            source: sqlx::Error::PoolTimedOut.into(),
+        };
+        assert!(timeout.is_unavailable());
+        let rejected = StoreError::Query {
+            op: "write_spend",
+            source: sqlx::Error::RowNotFound.into(),
+        };
+        assert!(!rejected.is_unavailable());
+        assert!(!StoreError::Conflict("x".into()).is_unavailable());
+        assert!(!sql::corrupt("key", "key hash").is_unavailable());
+    }
+}
