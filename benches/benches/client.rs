@@ -86,6 +86,7 @@ impl InstantProvider {
                 attempts: Vec::new(),
                 tool_calls: Vec::new(),
                 logprobs: Vec::new(),
+                thinking: Vec::new(),
             },
         }
     }

@@ -128,6 +128,7 @@ mod tests {
             finish_reason: FinishReason::Stop,
             tool_calls: Vec::new(),
             logprobs: Vec::new(),
+            thinking: Vec::new(),
             route_model: None,
         }
     }

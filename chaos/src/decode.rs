@@ -271,7 +271,10 @@ impl Harness {
                     Ok(
                         StreamEvent::Usage { .. }
                         | StreamEvent::ToolCall { .. }
-                        | StreamEvent::Logprobs { .. },
+                        | StreamEvent::Logprobs { .. }
+                        | StreamEvent::Thinking { .. }
+                        | StreamEvent::ThinkingSignature { .. }
+                        | StreamEvent::RedactedThinking { .. },
                     ) => {}
                     Ok(StreamEvent::Done { .. }) if last => return Ok(Decoded::Answer(text)),
                     Err(e) if last => return Ok(Decoded::Error(e.to_string())),

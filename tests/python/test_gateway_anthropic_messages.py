@@ -286,7 +286,7 @@ def test_errors_in_anthropics_shape(gateway, claude, mock: MockUpstream) -> None
 
     with pytest.raises(anthropic.BadRequestError) as e:
         claude.messages.create(
-            model=CLAUDE, max_tokens=4096, messages=USER, thinking={"type": "enabled", "budget_tokens": 2048}
+            model=OPENAI, max_tokens=4096, messages=USER, thinking={"type": "enabled", "budget_tokens": 2048}
         )
     assert e.value.body["error"]["message"].startswith("thinking:")
 

@@ -152,7 +152,10 @@ pub async fn via_client(
             Ok(
                 StreamEvent::Usage { .. }
                 | StreamEvent::ToolCall { .. }
-                | StreamEvent::Logprobs { .. },
+                | StreamEvent::Logprobs { .. }
+                | StreamEvent::Thinking { .. }
+                | StreamEvent::ThinkingSignature { .. }
+                | StreamEvent::RedactedThinking { .. },
             ) => {}
             Ok(StreamEvent::Done { .. }) => {
                 end = Some(Answer::Complete {

@@ -201,6 +201,7 @@ fn write_generated_seeds() {
         finish_reason: FinishReason::Other("eos".into()),
         tool_calls: Vec::new(),
         logprobs: Vec::new(),
+        thinking: Vec::new(),
         route_model: None,
     };
     put("cache_entry", "gen-entry.bin", &entry.encode());

@@ -8,12 +8,12 @@ use llm_core::http::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use llm_core::http::{self, reqwest};
 use llm_core::{
     async_trait, Capability, ConfigError, FinishReason, LlmRequest, LlmResponse, Provider,
-    ProviderError, ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream,
+    ProviderError, ProviderErrorKind, ProviderProfile, ProviderSpec, ResponseStream, Thinking,
 };
 
 use crate::config::AnthropicConfig;
 use crate::stream::{self, Decoder};
-use crate::wire::{self, MessageResponse, MessagesRequest, Metadata, ModelPage};
+use crate::wire::{self, MessageResponse, MessagesRequest, Metadata, ModelPage, WireToolChoice};
 use crate::{error, request, KIND};
 
 /// Longest wait for a connection.
@@ -24,6 +24,8 @@ const MODELS_PAGE: &str = "1000";
 const MAX_MODEL_PAGES: usize = 100;
 /// Anthropic's temperature range ends at 1.
 const MAX_TEMPERATURE: f32 = 1.0;
+/// Lowest `top_p` Anthropic accepts with thinking on.
+const MIN_THINKING_TOP_P: f32 = 0.95;
 /// `max_tokens` sent when neither the request nor the instance's `max_tokens`
 /// sets one (Anthropic requires it).
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -142,6 +144,10 @@ impl AnthropicProvider {
             .unwrap_or(DEFAULT_MAX_TOKENS);
         let tools =
             request::map_tools(req).map_err(|e| ProviderError::unsupported(&self.name, e))?;
+        if let Some(thinking) = req.thinking.filter(|t| t.is_on()) {
+            check_thinking(req, thinking, max_tokens, &tools)
+                .map_err(|e| ProviderError::unsupported(&self.name, e))?;
+        }
         let temperature = req.temperature.map(|t| t.clamp(0.0, MAX_TEMPERATURE));
         // Current Claude models refuse `temperature` and `top_p` together
         // (400 "temperature and top_p cannot both be specified for this
@@ -162,6 +168,7 @@ impl AnthropicProvider {
             MessagesRequest {
                 model,
                 max_tokens,
+                thinking: req.thinking,
                 system,
                 messages,
                 temperature,
@@ -190,6 +197,58 @@ impl AnthropicProvider {
     }
 }
 
+/// What the Messages API refuses with thinking on, refused before sending
+/// (<https://platform.claude.com/docs/en/build-with-claude/extended-thinking>,
+/// "Feature compatibility"): a `budget_tokens` not below `max_tokens`, a
+/// `temperature` other than 1, a `top_p` below 0.95, and a forced tool call
+/// (`tool_choice` `any` or a named tool, which is also how `response_format`
+/// is carried).
+fn check_thinking(
+    req: &LlmRequest,
+    thinking: Thinking,
+    max_tokens: u32,
+    tools: &request::ToolMapping<'_>,
+) -> Result<(), String> {
+    if let Thinking::Enabled { budget_tokens } = thinking {
+        if budget_tokens >= max_tokens {
+            return Err(format!(
+                "`thinking.budget_tokens` ({budget_tokens}) must be less than `max_tokens` \
+                 ({max_tokens}); raise max_tokens or lower the budget"
+            ));
+        }
+    }
+    if let Some(t) = req.temperature.filter(|t| (*t - 1.0).abs() > f32::EPSILON) {
+        return Err(format!(
+            "`temperature` {t} cannot be combined with `thinking`: Anthropic accepts only \
+             temperature 1 (or none) when thinking is on"
+        ));
+    }
+    if let Some(p) = req.top_p.filter(|p| *p < MIN_THINKING_TOP_P) {
+        return Err(format!(
+            "`top_p` {p} cannot be combined with `thinking`: Anthropic accepts top_p between \
+             {MIN_THINKING_TOP_P} and 1 when thinking is on"
+        ));
+    }
+    if tools.format.is_some() {
+        return Err(
+            "`response_format` cannot be combined with `thinking` on Anthropic: the format is \
+             carried by a forced tool call, and thinking does not allow forced tool use"
+                .to_string(),
+        );
+    }
+    if matches!(
+        tools.choice,
+        Some(WireToolChoice::Any { .. } | WireToolChoice::Tool { .. })
+    ) {
+        return Err(
+            "`tool_choice` `required` or a named tool cannot be combined with `thinking`: \
+             Anthropic allows only `auto` or `none` when thinking is on"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Provider for AnthropicProvider {
     fn name(&self) -> &str {
@@ -210,7 +269,8 @@ impl Provider for AnthropicProvider {
             | Capability::ForcedToolChoice
             | Capability::SerialToolCalls
             | Capability::JsonObject
-            | Capability::JsonSchema => true,
+            | Capability::JsonSchema
+            | Capability::Thinking => true,
             Capability::Images => self.profile.has_vision(model),
             // No such fields in the Messages API (logprobs, penalties,
             // OpenAI pass-through), and anything else: not claimed.
@@ -274,6 +334,7 @@ impl Provider for AnthropicProvider {
             attempts: Vec::new(),
             tool_calls,
             logprobs: Vec::new(),
+            thinking: message.thinking(),
         })
     }
 

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use llm_core::provider_kit::arguments_object;
-use llm_core::{ImageInput, LlmRequest, Message, ResponseFormat, Role, ToolChoice};
+use llm_core::{ImageInput, LlmRequest, Message, ResponseFormat, Role, ThinkingBlock, ToolChoice};
 
 use crate::wire::{
     truncate, ImageSource, RequestBlock, WireContent, WireMessage, WireTool, WireToolChoice,
@@ -39,7 +39,8 @@ struct Turn<'a> {
 impl<'a> Turn<'a> {
     /// The wire form: a string when every part is text (merged parts joined
     /// by a blank line), else blocks. In a user turn the `tool_result` blocks
-    /// come first, as the API requires; adjacent text parts become one text
+    /// come first, as the API requires, and in an assistant turn the
+    /// `thinking`/`redacted_thinking` blocks do; adjacent text parts become one text
     /// block. Blank text is left out on both forms (the API rejects empty
     /// text); a turn always has at least one non-blank part (see
     /// [`map_messages`]).
@@ -63,10 +64,17 @@ impl<'a> Turn<'a> {
                 content: WireContent::Text(content),
             };
         }
-        let (mut ordered, rest): (Vec<Part<'a>>, Vec<Part<'a>>) = self
-            .parts
-            .into_iter()
-            .partition(|p| matches!(p, Part::Block(RequestBlock::ToolResult { .. })));
+        let (mut ordered, rest): (Vec<Part<'a>>, Vec<Part<'a>>) =
+            self.parts.into_iter().partition(|p| {
+                matches!(
+                    p,
+                    Part::Block(
+                        RequestBlock::ToolResult { .. }
+                            | RequestBlock::Thinking { .. }
+                            | RequestBlock::RedactedThinking { .. }
+                    )
+                )
+            });
         ordered.extend(rest);
         let mut blocks = Vec::with_capacity(ordered.len());
         let mut pending: Vec<&'a str> = Vec::new();
@@ -120,7 +128,28 @@ fn parts(i: usize, m: &Message) -> Result<Vec<Part<'_>>, String> {
                     "message {i}: images are only accepted on user messages"
                 ));
             }
-            let mut parts = Vec::with_capacity(1 + m.images.len() + m.tool_calls.len());
+            if !m.thinking.is_empty() && m.role != Role::Assistant {
+                return Err(format!(
+                    "message {i}: thinking blocks are only accepted on assistant messages"
+                ));
+            }
+            let mut parts =
+                Vec::with_capacity(1 + m.images.len() + m.tool_calls.len() + m.thinking.len());
+            // An earlier answer's reasoning goes back unchanged, first.
+            for block in &m.thinking {
+                parts.push(Part::Block(match block {
+                    ThinkingBlock::Thinking {
+                        thinking,
+                        signature,
+                    } => RequestBlock::Thinking {
+                        thinking,
+                        signature,
+                    },
+                    ThinkingBlock::RedactedThinking { data } => {
+                        RequestBlock::RedactedThinking { data }
+                    }
+                }));
+            }
             parts.push(Part::Text(&m.content));
             for (n, image) in m.images.iter().enumerate() {
                 parts.push(Part::Block(RequestBlock::Image {
@@ -204,7 +233,10 @@ pub(crate) fn map_messages(
             Role::User | Role::Tool => "user",
             Role::Assistant => "assistant",
         };
-        let empty = is_blank(&m.content) && m.images.is_empty() && m.tool_calls.is_empty();
+        let empty = is_blank(&m.content)
+            && m.images.is_empty()
+            && m.tool_calls.is_empty()
+            && m.thinking.is_empty();
         if empty && m.role != Role::Tool {
             continue;
         }

@@ -20,6 +20,14 @@
 //! any other end with such arguments is a `Decode` error item instead of
 //! `Done`.
 //!
+//! Thinking: a `content_block_start` with a `thinking` block yields a
+//! [`StreamEvent::Thinking`] (its start text, normally empty) for thinking
+//! block *n*, where *n* counts `thinking` and `redacted_thinking` blocks
+//! only; each `thinking_delta` yields a `Thinking` fragment and each
+//! `signature_delta` a [`StreamEvent::ThinkingSignature`]. A
+//! `redacted_thinking` block arrives whole in its `content_block_start` and
+//! yields one [`StreamEvent::RedactedThinking`].
+//!
 //! Structured output: the `tool_use` block of the tool that carries the
 //! answer (`response_format`) is not a tool call: its `input_json_delta`
 //! pieces are text deltas, and a `tool_use` end with no other call is `Stop`.
@@ -66,6 +74,10 @@ pub(crate) struct Decoder {
     tools: BTreeMap<u64, ToolBlock>,
     /// Ordinal of the next `tool_use` block.
     next_tool: u32,
+    /// Open `thinking` blocks by Anthropic's block index → their ordinal.
+    thinking: BTreeMap<u64, u32>,
+    /// Ordinal of the next `thinking`/`redacted_thinking` block.
+    next_thinking: u32,
     /// What is wrong with the first closed tool call whose arguments are
     /// not a JSON object; an error at `message_stop` unless the answer was cut.
     bad_tool: Option<String>,
@@ -100,6 +112,8 @@ impl Decoder {
             format_used: false,
             tools: BTreeMap::new(),
             next_tool: 0,
+            thinking: BTreeMap::new(),
+            next_thinking: 0,
             bad_tool: None,
             done: false,
         }
@@ -159,6 +173,8 @@ impl Decoder {
                         out.extend(self.start_tool(payload.index, b)?);
                     } else if b.kind.as_deref() == Some("text") {
                         push_text(&mut out, b.text);
+                    } else if let Some(block) = b.thinking_block() {
+                        self.start_thinking(payload.index, block, &mut out);
                     }
                 }
             }
@@ -166,6 +182,20 @@ impl Decoder {
                 if let Some(d) = payload.delta {
                     match d.kind.as_deref() {
                         Some("text_delta") => push_text(&mut out, d.text),
+                        Some("thinking_delta") => {
+                            let index = payload.index.and_then(|i| self.thinking.get(&i));
+                            let text = d.thinking.filter(|t| !t.is_empty());
+                            if let (Some(&index), Some(text)) = (index, text) {
+                                out.push(StreamEvent::Thinking { index, text });
+                            }
+                        }
+                        Some("signature_delta") => {
+                            let index = payload.index.and_then(|i| self.thinking.get(&i));
+                            let signature = d.signature.filter(|s| !s.is_empty());
+                            if let (Some(&index), Some(signature)) = (index, signature) {
+                                out.push(StreamEvent::ThinkingSignature { index, signature });
+                            }
+                        }
                         Some("input_json_delta") => {
                             let block = payload.index.and_then(|i| self.tools.get_mut(&i));
                             let fragment = d.partial_json.filter(|j| !j.is_empty());
@@ -188,6 +218,9 @@ impl Decoder {
                 }
             }
             "content_block_stop" => {
+                if let Some(i) = payload.index {
+                    self.thinking.remove(&i);
+                }
                 if let Some(block) = payload.index.and_then(|i| self.tools.remove(&i)) {
                     out.extend(self.finish_tool(block));
                 }
@@ -225,6 +258,44 @@ impl Decoder {
             other => tracing::trace!(event = other, "ignored Anthropic stream event"),
         }
         Ok(out)
+    }
+
+    /// Opens a `thinking` block (its start text, possibly empty, and any
+    /// start signature) or yields a whole `redacted_thinking` block.
+    fn start_thinking(
+        &mut self,
+        index: Option<u64>,
+        block: llm_core::ThinkingBlock,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let ordinal = self.next_thinking;
+        self.next_thinking = self.next_thinking.saturating_add(1);
+        match block {
+            llm_core::ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => {
+                if let Some(i) = index {
+                    self.thinking.insert(i, ordinal);
+                }
+                out.push(StreamEvent::Thinking {
+                    index: ordinal,
+                    text: thinking,
+                });
+                if !signature.is_empty() {
+                    out.push(StreamEvent::ThinkingSignature {
+                        index: ordinal,
+                        signature,
+                    });
+                }
+            }
+            llm_core::ThinkingBlock::RedactedThinking { data } => {
+                out.push(StreamEvent::RedactedThinking {
+                    index: ordinal,
+                    data,
+                });
+            }
+        }
     }
 
     /// Opens a `tool_use` block: its first fragment (id and name); nothing

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use llm_core::provider_kit::arguments_text;
-use llm_core::{FinishReason, ToolCall, Usage};
+use llm_core::{FinishReason, Thinking, ThinkingBlock, ToolCall, Usage};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// `null` or absent → `T::default()`.
@@ -24,6 +24,10 @@ where
 pub(crate) struct MessagesRequest<'a> {
     pub model: &'a str,
     pub max_tokens: u32,
+    /// `{"type":"enabled","budget_tokens":N}`, `{"type":"adaptive"}` or
+    /// `{"type":"disabled"}`: llm-core's [`Thinking`] has the API's shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
     pub messages: Vec<WireMessage<'a>>,
@@ -71,6 +75,14 @@ pub(crate) enum WireContent<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum RequestBlock<'a> {
+    /// `{"type":"thinking","thinking":"…","signature":"…"}` (assistant
+    /// turns): an earlier answer's reasoning, sent back unchanged.
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    /// `{"type":"redacted_thinking","data":"…"}` (assistant turns).
+    RedactedThinking { data: &'a str },
     /// `{"type":"text","text":"…"}`.
     Text { text: Cow<'a, str> },
     /// `{"type":"image","source":{…}}` (user turns).
@@ -154,6 +166,14 @@ pub(crate) struct MessageResponse {
 }
 
 impl MessageResponse {
+    /// The `thinking` and `redacted_thinking` blocks, in order.
+    pub fn thinking(&self) -> Vec<ThinkingBlock> {
+        self.content
+            .iter()
+            .filter_map(ContentBlock::thinking_block)
+            .collect()
+    }
+
     /// The text of every `text` block, concatenated.
     pub fn text(&self) -> String {
         self.content
@@ -217,7 +237,8 @@ pub(crate) fn format_answer(
     })
 }
 
-/// A content block; `text` and `tool_use` blocks are read.
+/// A content block; `text`, `tool_use`, `thinking` and `redacted_thinking`
+/// blocks are read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct ContentBlock {
@@ -225,6 +246,12 @@ pub(crate) struct ContentBlock {
     pub kind: Option<String>,
     /// `text` blocks.
     pub text: Option<String>,
+    /// `thinking` blocks: the reasoning text.
+    pub thinking: Option<String>,
+    /// `thinking` blocks: the signature.
+    pub signature: Option<String>,
+    /// `redacted_thinking` blocks: the encrypted reasoning.
+    pub data: Option<String>,
     /// `tool_use` blocks: the call's id.
     pub id: Option<String>,
     /// `tool_use` blocks: the tool's name.
@@ -234,6 +261,21 @@ pub(crate) struct ContentBlock {
 }
 
 impl ContentBlock {
+    /// A `thinking` block (missing fields empty) or a `redacted_thinking`
+    /// block; `None` for any other block.
+    pub fn thinking_block(&self) -> Option<ThinkingBlock> {
+        match self.kind.as_deref()? {
+            "thinking" => Some(ThinkingBlock::Thinking {
+                thinking: self.thinking.clone().unwrap_or_default(),
+                signature: self.signature.clone().unwrap_or_default(),
+            }),
+            "redacted_thinking" => Some(ThinkingBlock::RedactedThinking {
+                data: self.data.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether this is a client `tool_use` block (server tools are not).
     pub fn is_tool_use(&self) -> bool {
         self.kind.as_deref() == Some("tool_use")
@@ -396,6 +438,10 @@ pub(crate) struct Delta {
     pub text: Option<String>,
     /// `input_json_delta`: a piece of a tool call's JSON arguments.
     pub partial_json: Option<String>,
+    /// `thinking_delta`: a piece of a thinking block's reasoning.
+    pub thinking: Option<String>,
+    /// `signature_delta`: the thinking block's signature.
+    pub signature: Option<String>,
     pub stop_reason: Option<String>,
 }
 

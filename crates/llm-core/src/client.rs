@@ -579,6 +579,7 @@ impl LlmClient {
             attempts: Vec::new(),
             tool_calls: hit.tool_calls,
             logprobs: hit.logprobs,
+            thinking: hit.thinking,
         }
     }
 
@@ -736,6 +737,7 @@ impl LlmClient {
             text: String::new(),
             calls: ToolCallAssembler::default(),
             logprobs: Vec::new(),
+            thinking: crate::types::ThinkingAssembler::default(),
             usage: None,
             started,
             reported_model: reported_model.clone(),
@@ -1106,6 +1108,7 @@ struct StreamState {
     text: String,
     calls: ToolCallAssembler,
     logprobs: Vec<crate::types::TokenLogprob>,
+    thinking: crate::types::ThinkingAssembler,
     usage: Option<Usage>,
     started: Instant,
     reported_model: String,
@@ -1132,6 +1135,14 @@ impl StreamState {
         };
         let provider = self.instance.provider.clone();
         match item {
+            Some(Ok(
+                ev @ (StreamEvent::Thinking { .. }
+                | StreamEvent::ThinkingSignature { .. }
+                | StreamEvent::RedactedThinking { .. }),
+            )) => {
+                self.thinking.push_event(&ev);
+                Some((Ok(ev), self))
+            }
             Some(Ok(StreamEvent::Delta { text })) => {
                 self.text.push_str(&text);
                 Some((Ok(StreamEvent::Delta { text }), self))
@@ -1176,6 +1187,7 @@ impl StreamState {
                     attempts: Vec::new(),
                     tool_calls: std::mem::take(&mut self.calls).finish(),
                     logprobs: std::mem::take(&mut self.logprobs),
+                    thinking: std::mem::take(&mut self.thinking).finish(),
                 };
                 let key = self.key.take();
                 let resp = self

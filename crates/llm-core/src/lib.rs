@@ -40,7 +40,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use types::{
     Attempt, AttemptOutcome, CacheDirective, Capability, EventStream, FinishReason, ImageData,
     ImageInput, LlmRequest, LlmResponse, Message, ResponseFormat, ResponseStream, Role,
-    StreamEvent, TokenLogprob, Tool, ToolCall, ToolCallAssembler, ToolChoice, TopLogprob, Usage,
-    DEFAULT_TEMPERATURE,
+    StreamEvent, Thinking, ThinkingAssembler, ThinkingBlock, TokenLogprob, Tool, ToolCall,
+    ToolCallAssembler, ToolChoice, TopLogprob, Usage, DEFAULT_TEMPERATURE, MIN_THINKING_BUDGET,
 };
 pub use validate::{validate, MAX_TOOLS};

@@ -63,6 +63,13 @@ pub struct Message {
     /// Only providers (and models) with vision serve a request carrying images.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageInput>,
+    /// The model's reasoning blocks of an earlier answer (assistant messages
+    /// only, [`LlmResponse::thinking`]), sent back unchanged: Anthropic needs
+    /// the last assistant turn's blocks, signatures included, when tools are
+    /// used with thinking. Providers without thinking leave them out (as
+    /// Anthropic itself does with the blocks of earlier turns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thinking: Vec<ThinkingBlock>,
 }
 
 impl Message {
@@ -74,6 +81,7 @@ impl Message {
             tool_calls: Vec::new(),
             tool_call_id: None,
             images: Vec::new(),
+            thinking: Vec::new(),
         }
     }
 
@@ -96,6 +104,27 @@ impl Message {
         Self {
             tool_calls: calls,
             ..Self::new(Role::Assistant, content)
+        }
+    }
+
+    /// An `assistant` message as a response reported it: its reasoning
+    /// blocks ([`LlmResponse::thinking`]), text and tool calls, to send back
+    /// in the next request of the conversation.
+    ///
+    /// ```
+    /// use llm_core::{Message, ThinkingBlock};
+    /// let block = ThinkingBlock::Thinking { thinking: "2+2 is 4".into(), signature: "sig".into() };
+    /// let m = Message::assistant_turn(vec![block.clone()], "4", Vec::new());
+    /// assert_eq!(m.thinking, vec![block]);
+    /// ```
+    pub fn assistant_turn(
+        thinking: Vec<ThinkingBlock>,
+        content: impl Into<String>,
+        calls: Vec<ToolCall>,
+    ) -> Self {
+        Self {
+            thinking,
+            ..Self::assistant_tool_calls(content, calls)
         }
     }
 
@@ -239,6 +268,145 @@ pub struct TopLogprob {
     pub bytes: Option<Vec<u8>>,
 }
 
+/// Smallest thinking budget Anthropic accepts (`budget_tokens`).
+pub const MIN_THINKING_BUDGET: u32 = 1024;
+
+/// Extended thinking: whether the model reasons in thinking blocks before it
+/// answers (Anthropic's `thinking`; the wire shapes are the same:
+/// `{"type":"enabled","budget_tokens":N}`, `{"type":"adaptive"}`,
+/// `{"type":"disabled"}`).
+///
+/// `Enabled` and `Adaptive` are served only by providers with
+/// [`Capability::Thinking`]; `Disabled` is every provider's default
+/// behaviour and needs nothing.
+///
+/// ```
+/// use llm_core::{Capability, LlmRequest, Thinking};
+/// let req = LlmRequest::new("Is 1009 prime?")
+///     .max_tokens(4000)
+///     .thinking(Thinking::Enabled { budget_tokens: 2048 });
+/// assert_eq!(req.needs(), vec![Capability::Thinking]);
+/// assert_eq!(
+///     serde_json::to_string(&req.thinking).unwrap(),
+///     r#"{"type":"enabled","budget_tokens":2048}"#
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Thinking {
+    /// Think, with at most `budget_tokens` tokens of reasoning (at least
+    /// [`MIN_THINKING_BUDGET`] and below `max_tokens`).
+    Enabled {
+        /// Most tokens the model may spend thinking.
+        budget_tokens: u32,
+    },
+    /// The model decides whether and how much to think.
+    Adaptive,
+    /// No thinking (the default).
+    Disabled,
+}
+
+impl Thinking {
+    /// Whether the model is asked to think (`Enabled` or `Adaptive`).
+    pub fn is_on(self) -> bool {
+        !matches!(self, Thinking::Disabled)
+    }
+}
+
+/// One block of the model's reasoning, as a provider with thinking returns
+/// it. Blocks are sent back unchanged in later turns
+/// ([`Message::thinking`]): the signature authenticates them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThinkingBlock {
+    /// Reasoning text and the signature that authenticates it (empty when
+    /// the provider gives none).
+    Thinking {
+        /// The reasoning text (possibly a summary, or empty when omitted).
+        thinking: String,
+        /// Opaque signature of the block.
+        #[serde(default)]
+        signature: String,
+    },
+    /// Reasoning the provider encrypted: only its opaque data travels.
+    RedactedThinking {
+        /// The encrypted reasoning.
+        data: String,
+    },
+}
+
+/// Joins [`StreamEvent::Thinking`], [`StreamEvent::ThinkingSignature`] and
+/// [`StreamEvent::RedactedThinking`] items into whole [`ThinkingBlock`]s.
+///
+/// ```
+/// use llm_core::{StreamEvent, ThinkingAssembler, ThinkingBlock};
+/// let mut a = ThinkingAssembler::default();
+/// for e in [
+///     StreamEvent::Thinking { index: 0, text: "Let me ".into() },
+///     StreamEvent::Thinking { index: 0, text: "think.".into() },
+///     StreamEvent::ThinkingSignature { index: 0, signature: "sig".into() },
+///     StreamEvent::RedactedThinking { index: 1, data: "enc".into() },
+/// ] {
+///     assert!(a.push_event(&e));
+/// }
+/// assert_eq!(a.finish(), vec![
+///     ThinkingBlock::Thinking { thinking: "Let me think.".into(), signature: "sig".into() },
+///     ThinkingBlock::RedactedThinking { data: "enc".into() },
+/// ]);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct ThinkingAssembler {
+    blocks: std::collections::BTreeMap<u32, ThinkingBlock>,
+}
+
+impl ThinkingAssembler {
+    fn thinking(&mut self, index: u32) -> Option<(&mut String, &mut String)> {
+        let block = self
+            .blocks
+            .entry(index)
+            .or_insert_with(|| ThinkingBlock::Thinking {
+                thinking: String::new(),
+                signature: String::new(),
+            });
+        match block {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => Some((thinking, signature)),
+            ThinkingBlock::RedactedThinking { .. } => None,
+        }
+    }
+
+    /// Adds `event` if it is a thinking item; says whether it was.
+    pub fn push_event(&mut self, event: &StreamEvent) -> bool {
+        match event {
+            StreamEvent::Thinking { index, text } => {
+                if let Some((thinking, _)) = self.thinking(*index) {
+                    thinking.push_str(text);
+                }
+            }
+            StreamEvent::ThinkingSignature { index, signature } => {
+                if let Some((_, sig)) = self.thinking(*index) {
+                    sig.push_str(signature);
+                }
+            }
+            StreamEvent::RedactedThinking { index, data } => {
+                self.blocks.insert(
+                    *index,
+                    ThinkingBlock::RedactedThinking { data: data.clone() },
+                );
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The blocks, in index order.
+    pub fn finish(self) -> Vec<ThinkingBlock> {
+        self.blocks.into_values().collect()
+    }
+}
+
 /// A capability a request may need and a provider (or model) may have.
 ///
 /// A request is planned only onto providers that have every capability it
@@ -267,6 +435,9 @@ pub enum Capability {
     Passthrough,
     /// Embeddings ([`Provider::embed`](crate::Provider::embed)) with the given model.
     Embeddings,
+    /// Extended thinking ([`LlmRequest::thinking`] enabled or adaptive): the
+    /// answer's reasoning comes back as [`ThinkingBlock`]s.
+    Thinking,
 }
 
 impl Capability {
@@ -282,6 +453,7 @@ impl Capability {
             Capability::Penalties => "frequency_penalty/presence_penalty",
             Capability::Passthrough => "extra",
             Capability::Embeddings => "model",
+            Capability::Thinking => "thinking",
         }
     }
 
@@ -298,6 +470,7 @@ impl Capability {
             Capability::Penalties => "frequency/presence penalties",
             Capability::Passthrough => "OpenAI-specific request fields",
             Capability::Embeddings => "embeddings",
+            Capability::Thinking => "extended thinking",
         }
     }
 }
@@ -461,6 +634,10 @@ pub struct LlmRequest {
     /// provider's default, which is yes for OpenAI and Anthropic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
+    /// Extended thinking (`None`: the provider's default, no thinking). When
+    /// on, only providers with [`Capability::Thinking`] serve the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
 }
 
 impl Default for LlmRequest {
@@ -513,7 +690,15 @@ impl LlmRequest {
             tools: Vec::new(),
             tool_choice: None,
             parallel_tool_calls: None,
+            thinking: None,
         }
+    }
+
+    /// Asks for extended thinking. Anthropic takes no `temperature` but 1
+    /// with thinking on: clear the default one (`req.temperature = None`).
+    pub fn thinking(mut self, thinking: Thinking) -> Self {
+        self.thinking = Some(thinking);
+        self
     }
 
     /// Sets the response format (structured output).
@@ -567,6 +752,9 @@ impl LlmRequest {
         }
         if !self.extra.is_empty() {
             out.push(Capability::Passthrough);
+        }
+        if self.thinking.is_some_and(Thinking::is_on) {
+            out.push(Capability::Thinking);
         }
         out
     }
@@ -876,6 +1064,11 @@ pub struct LlmResponse {
     /// them and the provider gave them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logprobs: Vec<TokenLogprob>,
+    /// The model's reasoning, in order, when thinking was asked for
+    /// ([`LlmRequest::thinking`]); it came before the text and tool calls.
+    /// Send it back with [`Message::assistant_turn`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thinking: Vec<ThinkingBlock>,
 }
 
 impl LlmResponse {
@@ -884,10 +1077,13 @@ impl LlmResponse {
         self.usage.total_tokens
     }
 
-    /// The answer as stream events: its text as one delta (unless it is empty
-    /// and there are tool calls), one fragment per tool call, usage and `Done`.
+    /// The answer as stream events: its thinking blocks (text, then
+    /// signature; redacted ones whole), its text as one delta (unless it is
+    /// empty and there are tool calls), one fragment per tool call, usage
+    /// and `Done`.
     pub fn into_events(self) -> Vec<StreamEvent> {
         replay_events(
+            self.thinking,
             self.content,
             self.tool_calls,
             self.logprobs,
@@ -921,6 +1117,28 @@ pub enum StreamEvent {
         name: Option<String>,
         /// A piece of the JSON arguments.
         arguments: String,
+    },
+    /// A fragment of the reasoning text of thinking block `index` (0, 1, …
+    /// among the answer's thinking blocks, which come before its text).
+    Thinking {
+        /// Position of the block among the answer's thinking blocks.
+        index: u32,
+        /// The reasoning fragment.
+        text: String,
+    },
+    /// The signature of thinking block `index`, after its last fragment.
+    ThinkingSignature {
+        /// Position of the block among the answer's thinking blocks.
+        index: u32,
+        /// The signature (fragments, if several, are concatenated).
+        signature: String,
+    },
+    /// A whole redacted (encrypted) thinking block at `index`.
+    RedactedThinking {
+        /// Position of the block among the answer's thinking blocks.
+        index: u32,
+        /// The encrypted reasoning.
+        data: String,
     },
     /// Log probabilities of the tokens of the text deltas before it.
     Logprobs {
@@ -1013,10 +1231,18 @@ impl ResponseStream {
             attempts,
             tool_calls,
             logprobs,
+            thinking,
             cost: _,
             response_time: _,
         } = resp;
-        let events = replay_events(content, tool_calls, logprobs, usage, finish_reason);
+        let events = replay_events(
+            thinking,
+            content,
+            tool_calls,
+            logprobs,
+            usage,
+            finish_reason,
+        );
         let mut s = Self::new(
             provider,
             provider_kind,
@@ -1040,8 +1266,13 @@ impl ResponseStream {
         let mut usage = None;
         let mut finish = None;
         let mut logprobs = Vec::new();
+        let mut thinking = ThinkingAssembler::default();
         while let Some(item) = self.inner.next().await {
-            match item? {
+            let item = item?;
+            if thinking.push_event(&item) {
+                continue;
+            }
+            match item {
                 StreamEvent::Delta { text } => content.push_str(&text),
                 StreamEvent::Logprobs { logprobs: l } => logprobs.extend(l),
                 StreamEvent::ToolCall {
@@ -1055,6 +1286,9 @@ impl ResponseStream {
                     finish = Some(finish_reason);
                     break;
                 }
+                StreamEvent::Thinking { .. }
+                | StreamEvent::ThinkingSignature { .. }
+                | StreamEvent::RedactedThinking { .. } => {}
             }
         }
         let finish_reason = finish.ok_or_else(|| {
@@ -1073,20 +1307,40 @@ impl ResponseStream {
             attempts: self.attempts,
             tool_calls: calls.finish(),
             logprobs,
+            thinking: thinking.finish(),
         })
     }
 }
 
-/// The events that replay a whole answer as a stream: its text as one delta
-/// (if any), one fragment per tool call, usage and `Done`.
+/// The events that replay a whole answer as a stream: its thinking blocks,
+/// its text as one delta (if any), one fragment per tool call, usage and
+/// `Done`.
 fn replay_events(
+    thinking: Vec<ThinkingBlock>,
     content: String,
     tool_calls: Vec<ToolCall>,
     logprobs: Vec<TokenLogprob>,
     usage: Usage,
     finish_reason: FinishReason,
 ) -> Vec<StreamEvent> {
-    let mut events = Vec::with_capacity(4 + tool_calls.len());
+    let mut events = Vec::with_capacity(4 + tool_calls.len() + 2 * thinking.len());
+    for (index, block) in (0u32..).zip(thinking) {
+        match block {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => {
+                events.push(StreamEvent::Thinking {
+                    index,
+                    text: thinking,
+                });
+                events.push(StreamEvent::ThinkingSignature { index, signature });
+            }
+            ThinkingBlock::RedactedThinking { data } => {
+                events.push(StreamEvent::RedactedThinking { index, data });
+            }
+        }
+    }
     if !content.is_empty() || tool_calls.is_empty() {
         events.push(StreamEvent::delta(content));
     }

@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 
 use crate::error::ValidationError;
-use crate::types::{LlmRequest, ResponseFormat, Role, ToolChoice};
+use crate::types::{
+    LlmRequest, ResponseFormat, Role, Thinking, ThinkingBlock, ToolChoice, MIN_THINKING_BUDGET,
+};
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
     ValidationError {
@@ -100,7 +102,49 @@ pub fn validate(req: &LlmRequest) -> Result<(), ValidationError> {
     if req.stop.iter().any(String::is_empty) {
         return Err(invalid("stop", "must not contain an empty sequence"));
     }
+    validate_thinking(req)?;
     validate_tools(req)
+}
+
+/// `thinking`: a budget of at least [`MIN_THINKING_BUDGET`] tokens and below
+/// `max_tokens` (when set); thinking blocks only on assistant messages,
+/// redacted ones with data.
+fn validate_thinking(req: &LlmRequest) -> Result<(), ValidationError> {
+    if let Some(Thinking::Enabled { budget_tokens }) = req.thinking {
+        if budget_tokens < MIN_THINKING_BUDGET {
+            return Err(invalid(
+                "thinking",
+                format!(
+                    "budget_tokens must be at least {MIN_THINKING_BUDGET}, got {budget_tokens}"
+                ),
+            ));
+        }
+        if let Some(max) = req.max_tokens.filter(|m| budget_tokens >= *m) {
+            return Err(invalid(
+                "thinking",
+                format!("budget_tokens ({budget_tokens}) must be less than max_tokens ({max})"),
+            ));
+        }
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        if !m.thinking.is_empty() && m.role != Role::Assistant {
+            return Err(invalid(
+                "messages",
+                format!("message {i}: thinking blocks are allowed on assistant messages only"),
+            ));
+        }
+        let empty_redacted = m
+            .thinking
+            .iter()
+            .any(|b| matches!(b, ThinkingBlock::RedactedThinking { data } if data.is_empty()));
+        if empty_redacted {
+            return Err(invalid(
+                "messages",
+                format!("message {i}: a redacted thinking block has no data"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What OpenAI, Anthropic and Ollama all accept as a tool name.

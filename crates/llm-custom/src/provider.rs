@@ -183,6 +183,7 @@ impl CustomProvider {
             attempts: Vec::new(),
             tool_calls: Vec::new(),
             logprobs: Vec::new(),
+            thinking: Vec::new(),
         })
     }
 

@@ -555,6 +555,7 @@ impl Provider for OllamaProvider {
             attempts: vec![],
             tool_calls,
             logprobs: Vec::new(),
+            thinking: Vec::new(),
         })
     }
 

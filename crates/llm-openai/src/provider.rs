@@ -302,6 +302,7 @@ impl OpenAiProvider {
             attempts: Vec::new(),
             tool_calls,
             logprobs,
+            thinking: Vec::new(),
         })
     }
 }

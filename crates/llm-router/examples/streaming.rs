@@ -61,8 +61,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 "\n[usage: {} prompt + {} completion tokens]",
                 usage.prompt_tokens, usage.completion_tokens
             ),
-            // Only requests that offer tools get tool calls.
-            StreamEvent::ToolCall { .. } | StreamEvent::Logprobs { .. } => {}
+            // Only requests that offer tools get tool calls (and only those
+            // that ask for thinking get thinking).
+            StreamEvent::ToolCall { .. }
+            | StreamEvent::Logprobs { .. }
+            | StreamEvent::Thinking { .. }
+            | StreamEvent::ThinkingSignature { .. }
+            | StreamEvent::RedactedThinking { .. } => {}
             StreamEvent::Done { finish_reason } => println!("[done: {finish_reason}]"),
         }
     }

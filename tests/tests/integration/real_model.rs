@@ -316,6 +316,9 @@ async fn read_stream(client: &LlmClient, req: LlmRequest) -> (String, Usage, Fin
             StreamEvent::Done { finish_reason } => done = Some(finish_reason),
             StreamEvent::Logprobs { logprobs: l } => logprobs += l.len(),
             StreamEvent::ToolCall { .. } => panic!("a tool call without tools"),
+            StreamEvent::Thinking { .. }
+            | StreamEvent::ThinkingSignature { .. }
+            | StreamEvent::RedactedThinking { .. } => panic!("thinking without asking for it"),
         }
     }
     (

@@ -5,4 +5,5 @@ mod common;
 mod conformance;
 mod fidelity;
 mod provider;
+mod thinking;
 mod tools;

@@ -240,8 +240,15 @@ async fn stream(client: &LlmClient, req: LlmRequest, quiet: bool) -> Result<LlmR
                 content.push_str(&text);
             }
             Ok(StreamEvent::Usage { usage: u }) => usage = Some(u),
-            // `llm generate` offers no tools, so no model calls one.
-            Ok(StreamEvent::ToolCall { .. } | StreamEvent::Logprobs { .. }) => {}
+            // `llm generate` offers no tools, so no model calls one; it asks
+            // for no thinking either.
+            Ok(
+                StreamEvent::ToolCall { .. }
+                | StreamEvent::Logprobs { .. }
+                | StreamEvent::Thinking { .. }
+                | StreamEvent::ThinkingSignature { .. }
+                | StreamEvent::RedactedThinking { .. },
+            ) => {}
             Ok(StreamEvent::Done { finish_reason }) => {
                 finish = finish_reason;
                 break;
@@ -280,6 +287,7 @@ async fn stream(client: &LlmClient, req: LlmRequest, quiet: bool) -> Result<LlmR
         attempts: std::mem::take(&mut s.attempts),
         tool_calls: Vec::new(),
         logprobs: Vec::new(),
+        thinking: Vec::new(),
     })
 }
 

@@ -6,7 +6,8 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::types::{
-    CacheDirective, ImageInput, LlmRequest, Message, ResponseFormat, Tool, ToolCall, ToolChoice,
+    CacheDirective, ImageInput, LlmRequest, Message, ResponseFormat, Thinking, ThinkingBlock, Tool,
+    ToolCall, ToolChoice,
 };
 
 /// Version of the key encoding; bumping it invalidates every stored entry.
@@ -54,6 +55,7 @@ impl CacheKey {
             tools,
             tool_choice,
             parallel_tool_calls,
+            thinking,
         } = req;
         let _: &CacheDirective = &req.cache;
         let mut h = Sha256::new();
@@ -65,6 +67,7 @@ impl CacheKey {
             tool_calls,
             tool_call_id,
             images,
+            thinking,
         } in messages
         {
             field(&mut h, b"role", role.as_str().as_bytes());
@@ -92,6 +95,20 @@ impl CacheKey {
             }
             if let Some(id) = tool_call_id {
                 field(&mut h, b"tool_call_id", id.as_bytes());
+            }
+            for block in thinking {
+                match block {
+                    ThinkingBlock::Thinking {
+                        thinking,
+                        signature,
+                    } => {
+                        field(&mut h, b"thinking_text", thinking.as_bytes());
+                        field(&mut h, b"thinking_signature", signature.as_bytes());
+                    }
+                    ThinkingBlock::RedactedThinking { data } => {
+                        field(&mut h, b"redacted_thinking", data.as_bytes());
+                    }
+                }
             }
         }
         opt_field(
@@ -189,6 +206,14 @@ impl CacheKey {
         }
         if let Some(allowed) = parallel_tool_calls {
             field(&mut h, b"parallel_tool_calls", &[u8::from(*allowed)]);
+        }
+        match thinking {
+            None => {}
+            Some(Thinking::Enabled { budget_tokens }) => {
+                field(&mut h, b"thinking_budget", &budget_tokens.to_le_bytes());
+            }
+            Some(Thinking::Adaptive) => field(&mut h, b"thinking", b"adaptive"),
+            Some(Thinking::Disabled) => field(&mut h, b"thinking", b"disabled"),
         }
         CacheKey(hex::encode(h.finalize()))
     }
@@ -409,5 +434,41 @@ mod tests {
         b.cache = CacheDirective::Refresh;
         assert_eq!(key(&a), key(&b));
         assert_eq!(key(&a.clone().temperature(0.0)), key(&a.temperature(-0.0)));
+    }
+
+    #[test]
+    fn thinking_and_thinking_blocks_change_the_key() {
+        use crate::types::{Thinking, ThinkingBlock};
+        let base = LlmRequest::new("hello").max_tokens(4000);
+        let with = |t: Thinking| base.clone().thinking(t);
+        let budget = |n: u32| with(Thinking::Enabled { budget_tokens: n });
+        let keys = [
+            key(&base),
+            key(&budget(1024)),
+            key(&budget(2048)),
+            key(&with(Thinking::Adaptive)),
+            key(&with(Thinking::Disabled)),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let turn = |blocks: Vec<ThinkingBlock>| {
+            key(&base
+                .clone()
+                .message(Message::assistant_turn(blocks, "4", Vec::new())))
+        };
+        let signed = |s: &str| ThinkingBlock::Thinking {
+            thinking: "2+2".into(),
+            signature: s.into(),
+        };
+        assert_ne!(turn(vec![]), turn(vec![signed("a")]));
+        assert_ne!(turn(vec![signed("a")]), turn(vec![signed("b")]));
+        assert_ne!(
+            turn(vec![signed("a")]),
+            turn(vec![ThinkingBlock::RedactedThinking { data: "a".into() }])
+        );
+        assert_eq!(turn(vec![signed("a")]), turn(vec![signed("a")]));
     }
 }

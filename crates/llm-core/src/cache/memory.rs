@@ -43,7 +43,7 @@ impl Stored {
 /// let value = CachedResponse {
 ///     content: "hello".into(), provider: "ollama".into(), provider_kind: "ollama".into(),
 ///     model: "llama3:8b".into(), usage: Usage::new(1, 1), finish_reason: FinishReason::Stop,
-///     tool_calls: Vec::new(), logprobs: Vec::new(), route_model: None,
+///     tool_calls: Vec::new(), logprobs: Vec::new(), thinking: Vec::new(), route_model: None,
 /// };
 /// cache.set(&key, &value, Duration::from_secs(60)).await.unwrap();
 /// assert_eq!(cache.get(&key).await.unwrap().unwrap().content, "hello");
@@ -195,6 +195,7 @@ mod tests {
             finish_reason: FinishReason::Stop,
             tool_calls: Vec::new(),
             logprobs: Vec::new(),
+            thinking: Vec::new(),
             route_model: None,
         }
     }

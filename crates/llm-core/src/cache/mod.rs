@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CacheError;
-use crate::types::{FinishReason, LlmResponse, TokenLogprob, ToolCall, Usage};
+use crate::types::{FinishReason, LlmResponse, ThinkingBlock, TokenLogprob, ToolCall, Usage};
 
 pub use key::CacheKey;
 pub use memory::MemoryCache;
@@ -35,6 +35,9 @@ pub struct CachedResponse {
     /// Log probabilities of the generated tokens, when asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logprobs: Vec<TokenLogprob>,
+    /// The model's reasoning blocks, when thinking was asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thinking: Vec<ThinkingBlock>,
     /// The configured model the request resolved to (the metrics label of
     /// the answer, so a hit is counted under the same model as the call that
     /// stored it); `None`: `model`.
@@ -57,6 +60,7 @@ impl CachedResponse {
             finish_reason: resp.finish_reason.clone(),
             tool_calls: resp.tool_calls.clone(),
             logprobs: resp.logprobs.clone(),
+            thinking: resp.thinking.clone(),
             route_model: None,
         }
     }
@@ -86,6 +90,20 @@ impl CachedResponse {
                             .iter()
                             .map(|t| 48 + t.token.len() + t.bytes.as_ref().map_or(0, Vec::len))
                             .sum::<usize>()
+                })
+                .sum::<usize>()
+            + self
+                .thinking
+                .iter()
+                .map(|b| {
+                    std::mem::size_of::<ThinkingBlock>()
+                        + match b {
+                            ThinkingBlock::Thinking {
+                                thinking,
+                                signature,
+                            } => thinking.len() + signature.len(),
+                            ThinkingBlock::RedactedThinking { data } => data.len(),
+                        }
                 })
                 .sum::<usize>()
     }
@@ -175,6 +193,7 @@ mod tests {
             finish_reason: FinishReason::Length,
             tool_calls: Vec::new(),
             logprobs: Vec::new(),
+            thinking: Vec::new(),
             route_model: None,
         }
     }

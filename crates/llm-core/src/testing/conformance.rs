@@ -168,7 +168,13 @@ async fn collect(
         match item {
             Ok(StreamEvent::Delta { text: t }) => text.push_str(&t),
             Ok(StreamEvent::Usage { usage: u }) => usage = Some(u),
-            Ok(StreamEvent::ToolCall { .. } | StreamEvent::Logprobs { .. }) => {}
+            Ok(
+                StreamEvent::ToolCall { .. }
+                | StreamEvent::Logprobs { .. }
+                | StreamEvent::Thinking { .. }
+                | StreamEvent::ThinkingSignature { .. }
+                | StreamEvent::RedactedThinking { .. },
+            ) => {}
             Ok(StreamEvent::Done { finish_reason }) => done = Some(finish_reason),
             Err(e) => return (text, usage, done, Some(e), after_done),
         }

@@ -6,4 +6,5 @@ mod correctness;
 mod embeddings;
 mod http_limits;
 mod metrics;
+mod thinking;
 mod tools;

@@ -590,6 +590,7 @@ async fn errors_have_anthropics_shape_and_statuses() {
 
     let mut req = hello("gpt-4o-mini");
     req["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
+    req["max_tokens"] = json!(4096);
     let m = error_of(gw.messages(&req).await, 400, "invalid_request_error").await;
     assert!(m.starts_with("thinking:"), "{m}");
 

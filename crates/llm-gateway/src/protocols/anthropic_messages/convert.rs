@@ -2,8 +2,8 @@
 //! Anthropic-style validation; an [`LlmResponse`] → a `message`.
 
 use llm_router::{
-    FinishReason, ImageInput, LlmClient, LlmRequest, LlmResponse, Message, Tool, ToolCall,
-    ToolChoice,
+    FinishReason, ImageInput, LlmClient, LlmRequest, LlmResponse, Message, Thinking, ThinkingBlock,
+    Tool, ToolCall, ToolChoice, MIN_THINKING_BUDGET,
 };
 use serde_json::{Map, Value};
 
@@ -109,16 +109,10 @@ fn convert(
     if endpoint == Endpoint::Messages && raw.max_tokens.is_none() {
         return Err(invalid("max_tokens: Field required"));
     }
-    if let Some(thinking) = raw.thinking.filter(|t| !t.is_null()) {
-        let disabled = thinking.get("type").and_then(Value::as_str) == Some("disabled");
-        if !disabled {
-            return Err(invalid(
-                "thinking: extended thinking is not supported by this gateway (its providers \
-                 are not asked for thinking blocks); omit `thinking` or set it to \
-                 {\"type\":\"disabled\"}.",
-            ));
-        }
-    }
+    let thinking = match raw.thinking.filter(|t| !t.is_null()) {
+        Some(t) => Some(parse_thinking(&t, raw.max_tokens, endpoint)?),
+        None => None,
+    };
     if raw.top_k.as_ref().is_some_and(|k| !k.is_null()) {
         return Err(invalid(
             "top_k: top-k sampling is not supported by this gateway (its providers are not \
@@ -172,6 +166,7 @@ fn convert(
         ));
     }
     req.user = raw.metadata.and_then(|m| m.user_id);
+    req.thinking = thinking;
     req.tools = tools(raw.tools)?;
     if let Some(choice) = raw.tool_choice {
         let (choice, parallel) = tool_choice(choice, &req.tools)?;
@@ -193,6 +188,75 @@ fn convert(
         request: req,
         stream: raw.stream.unwrap_or(false),
     })
+}
+
+/// `thinking` → the router's [`Thinking`], checked as Anthropic does: a
+/// `type` of `enabled` (with an integer `budget_tokens` of at least 1024 and
+/// below `max_tokens`), `adaptive` or `disabled`, and no other key.
+fn parse_thinking(
+    v: &Value,
+    max_tokens: Option<u32>,
+    endpoint: Endpoint,
+) -> Result<Thinking, AnthropicError> {
+    let Some(object) = v.as_object() else {
+        return Err(invalid("thinking: Input should be an object"));
+    };
+    let kind = match object.get("type") {
+        None => return Err(invalid("thinking.type: Field required")),
+        Some(k) => k.as_str().unwrap_or_default(),
+    };
+    let allowed: &[&str] = match kind {
+        "enabled" => &["type", "budget_tokens"],
+        "adaptive" | "disabled" => &["type"],
+        _ => {
+            return Err(invalid(
+                "thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'",
+            ))
+        }
+    };
+    for key in object.keys() {
+        if key == "display" {
+            return Err(invalid(
+                "thinking.display: this gateway does not support `display`; omit it (thinking \
+                 is returned as the provider gives it).",
+            ));
+        }
+        if !allowed.contains(&key.as_str()) {
+            return Err(invalid(format!(
+                "thinking.{kind}.{key}: Extra inputs are not permitted"
+            )));
+        }
+    }
+    if kind != "enabled" {
+        return Ok(if kind == "adaptive" {
+            Thinking::Adaptive
+        } else {
+            Thinking::Disabled
+        });
+    }
+    let budget = object
+        .get("budget_tokens")
+        .ok_or_else(|| invalid("thinking.enabled.budget_tokens: Field required"))?;
+    let budget_tokens = budget
+        .as_u64()
+        .and_then(|b| u32::try_from(b).ok())
+        .ok_or_else(|| {
+            invalid("thinking.enabled.budget_tokens: Input should be a valid integer")
+        })?;
+    if budget_tokens < MIN_THINKING_BUDGET {
+        return Err(invalid(format!(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to \
+             {MIN_THINKING_BUDGET}"
+        )));
+    }
+    if let Some(max) = max_tokens.filter(|m| endpoint == Endpoint::Messages && budget_tokens >= *m)
+    {
+        return Err(invalid(format!(
+            "thinking.enabled.budget_tokens: must be less than max_tokens ({max}), got \
+             {budget_tokens}"
+        )));
+    }
+    Ok(Thinking::Enabled { budget_tokens })
 }
 
 /// Text blocks, joined with blank lines.
@@ -233,6 +297,7 @@ fn turn(i: usize, m: InputMessage, out: &mut Vec<Message>) -> Result<(), Anthrop
     let mut images = Vec::new();
     let mut calls = Vec::new();
     let mut results = Vec::new();
+    let mut reasoning = Vec::new();
     for (j, raw) in blocks.into_iter().enumerate() {
         let at = format!("messages.{i}.content.{j}");
         let block: Block = serde_path_to_error::deserialize(raw).map_err(|e| {
@@ -274,6 +339,22 @@ fn turn(i: usize, m: InputMessage, out: &mut Vec<Message>) -> Result<(), Anthrop
                     "{at}: tool_use blocks are allowed in assistant messages only"
                 )))
             }
+            Block::Thinking {
+                thinking,
+                signature,
+            } if !user => reasoning.push(ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            }),
+            Block::RedactedThinking { data } if !user => {
+                reasoning.push(ThinkingBlock::RedactedThinking { data });
+            }
+            Block::Thinking { .. } | Block::RedactedThinking { .. } => {
+                return Err(invalid(format!(
+                    "{at}: thinking and redacted_thinking blocks are allowed in assistant \
+                     messages only"
+                )))
+            }
             Block::ToolResult {
                 tool_use_id,
                 content,
@@ -304,8 +385,8 @@ fn turn(i: usize, m: InputMessage, out: &mut Vec<Message>) -> Result<(), Anthrop
             message.images = images;
             out.push(message);
         }
-    } else if !text.is_empty() || !calls.is_empty() {
-        out.push(Message::assistant_tool_calls(text, calls));
+    } else if !text.is_empty() || !calls.is_empty() || !reasoning.is_empty() {
+        out.push(Message::assistant_turn(reasoning, text, calls));
     }
     Ok(())
 }
@@ -452,7 +533,20 @@ pub fn message<'a>(
     id: &'a str,
     resp: &'a LlmResponse,
 ) -> Result<MessageObject<'a>, AnthropicError> {
-    let mut content = Vec::with_capacity(1 + resp.tool_calls.len());
+    let mut content = Vec::with_capacity(1 + resp.tool_calls.len() + resp.thinking.len());
+    // The reasoning came first, as Anthropic orders an answer's blocks.
+    for block in &resp.thinking {
+        content.push(match block {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => ContentBlock::Thinking {
+                thinking,
+                signature: Some(signature),
+            },
+            ThinkingBlock::RedactedThinking { data } => ContentBlock::RedactedThinking { data },
+        });
+    }
     if !resp.content.is_empty() {
         content.push(ContentBlock::Text {
             text: &resp.content,
@@ -639,11 +733,41 @@ mod tests {
         no_max.as_object_mut().unwrap().remove("max_tokens");
         assert_eq!(error_of(no_max), "max_tokens: Field required");
         assert!(error_of(with("top_k", json!(5))).starts_with("top_k:"));
-        assert!(error_of(with(
-            "thinking",
-            json!({"type": "enabled", "budget_tokens": 2048})
-        ))
-        .starts_with("thinking:"));
+        for (thinking, path) in [
+            (
+                json!({"type": "enabled", "budget_tokens": 2048}),
+                "thinking.enabled.budget_tokens: must be less than max_tokens (5)",
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 1000}),
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": "many"}),
+                "thinking.enabled.budget_tokens: Input should be a valid integer",
+            ),
+            (
+                json!({"type": "enabled"}),
+                "thinking.enabled.budget_tokens: Field required",
+            ),
+            (json!({"type": "on"}), "thinking.type: Input should be"),
+            (
+                json!({"budget_tokens": 2048}),
+                "thinking.type: Field required",
+            ),
+            (
+                json!({"type": "adaptive", "budget_tokens": 2048}),
+                "thinking.adaptive.budget_tokens: Extra inputs",
+            ),
+            (
+                json!({"type": "adaptive", "display": "omitted"}),
+                "thinking.display:",
+            ),
+            (json!("enabled"), "thinking: Input should be an object"),
+        ] {
+            let m = error_of(with("thinking", thinking));
+            assert!(m.starts_with(path), "{m}");
+        }
         assert!(error_of(with("frobnicate", json!(1))).starts_with("frobnicate: Extra inputs"));
         assert!(error_of(with("container", json!("c"))).starts_with("container:"));
         assert!(error_of(with("temperature", json!(1.5))).starts_with("temperature:"));
@@ -689,5 +813,96 @@ mod tests {
         );
         assert!(tool_input("[1]").is_err());
         assert_eq!(tool_input("").unwrap(), json!({}));
+    }
+
+    #[test]
+    fn thinking_and_assistant_thinking_blocks_are_mapped() {
+        let p = parse_json(json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 4096,
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "I should look it up.", "signature": "EqQBCgIYAhIM"},
+                    {"type": "redacted_thinking", "data": "EmwKAhgBEgy3"},
+                    {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01", "content": "18°C"}
+                ]}
+            ],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]
+        }))
+        .unwrap();
+        let r = &p.request;
+        assert_eq!(
+            r.thinking,
+            Some(Thinking::Enabled {
+                budget_tokens: 2048
+            })
+        );
+        assert_eq!(
+            r.messages[1].thinking,
+            vec![
+                ThinkingBlock::Thinking {
+                    thinking: "I should look it up.".into(),
+                    signature: "EqQBCgIYAhIM".into()
+                },
+                ThinkingBlock::RedactedThinking {
+                    data: "EmwKAhgBEgy3".into()
+                },
+            ]
+        );
+        assert_eq!(r.messages[1].tool_calls[0].id, "toolu_01");
+        for (thinking, expected) in [
+            (json!({"type": "adaptive"}), Thinking::Adaptive),
+            (json!({"type": "disabled"}), Thinking::Disabled),
+        ] {
+            let p = parse_json(
+                json!({"model": "auto", "max_tokens": 10, "thinking": thinking,
+                "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .unwrap();
+            assert_eq!(p.request.thinking, Some(expected));
+        }
+        let m = error_of(json!({"model": "auto", "max_tokens": 10, "messages": [
+            {"role": "user", "content": [{"type": "thinking", "thinking": "x", "signature": "s"}]}
+        ]}));
+        assert!(m.starts_with("messages.0.content.0: thinking"), "{m}");
+    }
+
+    #[test]
+    fn answers_put_thinking_blocks_first() {
+        let resp = LlmResponse {
+            content: "18°C in Paris.".into(),
+            provider: "claude".into(),
+            provider_kind: "anthropic".into(),
+            model: "claude-sonnet-4-5".into(),
+            usage: llm_router::Usage::new(10, 5),
+            cost: 0.0,
+            response_time: std::time::Duration::ZERO,
+            finish_reason: FinishReason::Stop,
+            cached: false,
+            attempts: Vec::new(),
+            tool_calls: Vec::new(),
+            logprobs: Vec::new(),
+            thinking: vec![
+                ThinkingBlock::Thinking {
+                    thinking: "Look it up.".into(),
+                    signature: "sig".into(),
+                },
+                ThinkingBlock::RedactedThinking { data: "enc".into() },
+            ],
+        };
+        let m = serde_json::to_value(message("msg_1", &resp).unwrap()).unwrap();
+        assert_eq!(
+            m["content"],
+            json!([
+                {"type": "thinking", "thinking": "Look it up.", "signature": "sig"},
+                {"type": "redacted_thinking", "data": "enc"},
+                {"type": "text", "text": "18°C in Paris."}
+            ])
+        );
     }
 }

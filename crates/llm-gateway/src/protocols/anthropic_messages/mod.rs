@@ -118,7 +118,16 @@ impl AnthropicError {
             }
             _ => None,
         };
+        // A field no provider can honour is named first, as the door's own
+        // refusals are (`thinking: …`).
+        let unsupported = match &e {
+            LlmError::Unsupported { field, .. } => Some(field.clone()),
+            _ => None,
+        };
         let mut out = Self::from(ApiError::from(e));
+        if let Some(field) = unsupported {
+            out.message = format!("{field}: {}", out.message);
+        }
         match busy {
             Some(StatusCode::TOO_MANY_REQUESTS) => {
                 out.status = StatusCode::TOO_MANY_REQUESTS;

@@ -2,6 +2,11 @@
 //! (`message_start`, `content_block_start`, `ping`, `content_block_delta`,
 //! `content_block_stop`, `message_delta`, `message_stop`; an `error` event,
 //! and no `message_stop`, after a failure).
+//!
+//! Thinking: each thinking block of the answer is a `thinking` content block
+//! (`{"type":"thinking","thinking":""}` at its start, then `thinking_delta`
+//! and `signature_delta` deltas), each redacted one a `redacted_thinking`
+//! block given whole at its start, as Anthropic streams them.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -65,6 +70,10 @@ enum Open {
     None,
     Text(usize),
     Tool(usize),
+    /// A `thinking` block, with the router's thinking index.
+    Thinking(usize, u32),
+    /// A `redacted_thinking` block (complete at its start).
+    Redacted(usize),
 }
 
 enum Phase {
@@ -114,7 +123,7 @@ impl State {
     fn close(&mut self, out: &mut Vec<u8>) {
         let index = match self.open {
             Open::None => return,
-            Open::Text(i) | Open::Tool(i) => i,
+            Open::Text(i) | Open::Tool(i) | Open::Thinking(i, _) | Open::Redacted(i) => i,
         };
         self.open = Open::None;
         out.extend(event(
@@ -156,6 +165,54 @@ impl State {
             }
         };
         Self::delta(index, json!({"type": "text_delta", "text": text}), &mut out);
+        out
+    }
+
+    /// The block of the router's thinking block `thinking`, opened when it
+    /// is not the open one.
+    fn thinking_block(&mut self, thinking: u32, out: &mut Vec<u8>) -> usize {
+        match self.open {
+            Open::Thinking(i, t) if t == thinking => i,
+            _ => {
+                let block = ContentBlock::Thinking {
+                    thinking: "",
+                    signature: None,
+                };
+                let i = self.start(block, out);
+                self.open = Open::Thinking(i, thinking);
+                i
+            }
+        }
+    }
+
+    fn thinking_delta(&mut self, thinking: u32, text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let index = self.thinking_block(thinking, &mut out);
+        if !text.is_empty() {
+            Self::delta(
+                index,
+                json!({"type": "thinking_delta", "thinking": text}),
+                &mut out,
+            );
+        }
+        out
+    }
+
+    fn signature_delta(&mut self, thinking: u32, signature: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let index = self.thinking_block(thinking, &mut out);
+        Self::delta(
+            index,
+            json!({"type": "signature_delta", "signature": signature}),
+            &mut out,
+        );
+        out
+    }
+
+    fn redacted(&mut self, data: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let i = self.start(ContentBlock::RedactedThinking { data }, &mut out);
+        self.open = Open::Redacted(i);
         out
     }
 
@@ -273,6 +330,14 @@ impl State {
                     self.usage = Some(usage);
                     continue;
                 }
+                Some(Ok(StreamEvent::Thinking { index, text })) => {
+                    self.text.push_str(&text);
+                    self.thinking_delta(index, &text)
+                }
+                Some(Ok(StreamEvent::ThinkingSignature { index, signature })) => {
+                    self.signature_delta(index, &signature)
+                }
+                Some(Ok(StreamEvent::RedactedThinking { data, .. })) => self.redacted(&data),
                 // Not asked for by this protocol.
                 Some(Ok(StreamEvent::Logprobs { .. })) => continue,
                 Some(Ok(StreamEvent::Done { finish_reason })) => {

@@ -78,7 +78,8 @@ pub struct MessagesRequest {
     pub tool_choice: Option<WireToolChoice>,
     /// `{"user_id": …}`.
     pub metadata: Option<Metadata>,
-    /// Extended thinking (only `{"type":"disabled"}` is accepted).
+    /// Extended thinking: `{"type":"enabled","budget_tokens":N}`,
+    /// `{"type":"adaptive"}` or `{"type":"disabled"}` (checked field by field).
     pub thinking: Option<Value>,
 }
 
@@ -181,6 +182,19 @@ pub enum Block {
         #[serde(default, rename = "cache_control")]
         _cache_control: Option<Value>,
     },
+    /// The model's reasoning in an earlier answer (assistant turns), passed
+    /// back unchanged.
+    Thinking {
+        /// The reasoning text.
+        thinking: String,
+        /// The signature that authenticates it.
+        signature: String,
+    },
+    /// Encrypted reasoning of an earlier answer (assistant turns).
+    RedactedThinking {
+        /// The encrypted reasoning.
+        data: String,
+    },
     /// The result of a tool call (user turns).
     ToolResult {
         /// The call it answers.
@@ -264,6 +278,20 @@ pub struct WireToolChoice {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentBlock<'a> {
+    /// Reasoning: `{"type":"thinking","thinking":"…","signature":"…"}`
+    /// (in a stream's `content_block_start`, `{"type":"thinking","thinking":""}`).
+    Thinking {
+        /// The reasoning text.
+        thinking: &'a str,
+        /// The signature (absent at a streamed block's start).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signature: Option<&'a str>,
+    },
+    /// Encrypted reasoning: `{"type":"redacted_thinking","data":"…"}`.
+    RedactedThinking {
+        /// The encrypted reasoning.
+        data: &'a str,
+    },
     /// Text.
     Text {
         /// The text.

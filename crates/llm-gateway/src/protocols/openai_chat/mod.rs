@@ -359,6 +359,12 @@ impl SseState {
                     return Some((out, self));
                 }
                 Some(Ok(StreamEvent::Usage { usage })) => self.usage = Some(usage),
+                // Chat Completions has no field for reasoning blocks.
+                Some(Ok(
+                    StreamEvent::Thinking { .. }
+                    | StreamEvent::ThinkingSignature { .. }
+                    | StreamEvent::RedactedThinking { .. },
+                )) => {}
                 Some(Ok(StreamEvent::Logprobs { logprobs })) => {
                     if !self.logprobs {
                         continue;
