@@ -977,40 +977,11 @@ impl Limiter {
                     Err(n) => Err(refused(n)),
                 }
             }
-            Backend::Redis(r) => {
-                let rkey = r.conn.key("conc", key);
-                let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-                let mut inv = r.acquire.prepare_invoke();
-                inv.key(&rkey)
-                    .arg(script_now(r.clock.as_ref(), false))
-                    .arg(r.lease_ms())
-                    .arg(max)
-                    .arg(&id);
-                let Some((ok, n)) = r.conn.eval::<(i64, i64)>("acquire", &inv).await else {
-                    return Ok(ConcurrencyGuard {
-                        decision: RateDecision::unknown(max),
-                        release: Release::None,
-                    });
-                };
-                let n = u32::try_from(n.max(0)).unwrap_or(u32::MAX);
-                if ok != 1 {
-                    return Err(refused(n));
-                }
-                let renew = tokio::spawn(renew_slot(
-                    Arc::downgrade(&self.backend),
-                    rkey.clone(),
-                    id.clone(),
-                    r.lease,
-                ));
-                Ok(ConcurrencyGuard {
-                    decision: admitted(n),
-                    release: Release::Redis {
-                        limiter: self.backend.clone(),
-                        key: rkey,
-                        id,
-                        renew: renew.abort_handle(),
-                    },
-                })
+            Backend::Redis(_) => {
+                // In a task: if the caller is cancelled after Redis granted
+                // the slot, the guard is still made, then dropped (released).
+                let task = tokio::spawn(acquire_redis(self.backend.clone(), key.to_owned(), max));
+                task.await.unwrap_or(Ok(ConcurrencyGuard::unlimited()))
             }
         }
     }
@@ -1023,6 +994,60 @@ impl Limiter {
             Backend::Redis(_) => 0,
         }
     }
+}
+
+/// Takes a Redis concurrency slot of `key` (see [`Limiter::acquire`]).
+async fn acquire_redis(
+    backend: Arc<Backend>,
+    key: String,
+    max: u32,
+) -> Result<ConcurrencyGuard, Limited> {
+    let Backend::Redis(r) = &*backend else {
+        return Ok(ConcurrencyGuard::unlimited());
+    };
+    let rkey = r.conn.key("conc", &key);
+    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let mut inv = r.acquire.prepare_invoke();
+    inv.key(&rkey)
+        .arg(script_now(r.clock.as_ref(), false))
+        .arg(r.lease_ms())
+        .arg(max)
+        .arg(&id);
+    let Some((ok, n)) = r.conn.eval::<(i64, i64)>("acquire", &inv).await else {
+        return Ok(ConcurrencyGuard {
+            decision: RateDecision::unknown(max),
+            release: Release::None,
+        });
+    };
+    let n = u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+    let mut decision = RateDecision {
+        limit: max,
+        remaining: max.saturating_sub(n),
+        reset_ms: 0,
+        retry_after_secs: None,
+    };
+    if ok != 1 {
+        decision.retry_after_secs = Some(CONCURRENCY_RETRY_SECS);
+        return Err(Limited {
+            kind: LimitKind::Concurrency,
+            decision,
+        });
+    }
+    let renew = tokio::spawn(renew_slot(
+        Arc::downgrade(&backend),
+        rkey.clone(),
+        id.clone(),
+        r.lease,
+    ));
+    Ok(ConcurrencyGuard {
+        decision,
+        release: Release::Redis {
+            limiter: backend.clone(),
+            key: rkey,
+            id,
+            renew: renew.abort_handle(),
+        },
+    })
 }
 
 /// Renews a Redis slot every third of its lease until aborted (the guard is

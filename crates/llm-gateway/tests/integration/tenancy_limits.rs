@@ -15,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::future::join_all;
 use llm_gateway::tenancy::budgets::{Balance, Ledger};
 use llm_gateway::tenancy::limits::{
-    backend_errors_total, ConcurrencyGuard, LimitKind, Limiter, ManualClock, RedisOptions, WINDOW,
+    backend_errors_total, prometheus_text, ConcurrencyGuard, LimitKind, Limiter, ManualClock,
+    RedisOptions, WINDOW,
 };
 use llm_gateway::tenancy::types::{BudgetPeriod, KeyRecord, DAY_MS};
 
@@ -51,6 +52,17 @@ struct TestRedis {
 /// `redis-server` started by a test; killed when dropped.
 struct Server(Child);
 
+impl Server {
+    /// Sends `sig` (`-STOP`, `-CONT`) to the server.
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} failed");
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -78,6 +90,11 @@ async fn redis(test: &str) -> Option<TestRedis> {
     if let Some(url) = std::env::var(ENV).ok().filter(|u| !u.is_empty()) {
         return Some(TestRedis { url, _server: None });
     }
+    redis_own(test).await
+}
+
+/// A `redis-server` of this test's own (to freeze and resume).
+async fn redis_own(test: &str) -> Option<TestRedis> {
     let on_path = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()));
     if !on_path {
@@ -673,6 +690,55 @@ async fn unreachable_redis_fails_open_and_is_counted() {
     let counted = backend_errors_total() - before;
     assert!(counted >= 12, "{counted} backend errors counted");
     assert_eq!(ledger.balance(&k, NOW).await, None);
+    // And on /metrics.
+    let text = prometheus_text();
+    let exported: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("llm_gateway_limit_backend_errors_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(exported >= before + 12, "{text}");
+}
+
+#[tokio::test]
+async fn a_frozen_redis_times_out_open_and_limits_resume_when_it_returns() {
+    let Some(r) = redis_own("frozen").await else {
+        return;
+    };
+    let clock = ManualClock::new(NOW);
+    let o = RedisOptions {
+        timeout: Duration::from_millis(200),
+        cooldown: Duration::from_millis(50),
+        ..options(&clock)
+    };
+    let l = Limiter::redis_with(&r.url, &prefix("frozen"), o)
+        .await
+        .unwrap();
+    assert!(l.check_request("key_f", 1).await.is_ok());
+    assert!(l.check_request("key_f", 1).await.is_err());
+
+    // SIGSTOP: the connection stays open, nothing answers.
+    let server = r._server.as_ref().unwrap();
+    server.signal("-STOP");
+    let before = backend_errors_total();
+    for _ in 0..3 {
+        assert!(l.check_request("key_f", 1).await.is_ok(), "fails open");
+    }
+    assert!(backend_errors_total() >= before + 3);
+
+    // Back: the limit is enforced again (state kept across the freeze).
+    server.signal("-CONT");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let errors = backend_errors_total();
+        let refused = l.check_request("key_f", 1).await.is_err();
+        if refused && backend_errors_total() == errors {
+            break;
+        }
+        assert!(Instant::now() < deadline, "limits never resumed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[test]
