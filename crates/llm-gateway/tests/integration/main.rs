@@ -11,4 +11,5 @@ mod health_drain;
 mod ollama;
 mod responses;
 mod tenancy_enforce;
+mod tenancy_limits;
 mod tenancy_store;
