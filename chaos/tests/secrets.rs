@@ -529,3 +529,170 @@ fn a_mistyped_gateway_key_is_not_quoted_in_the_error() {
     assert_clean("config error", &e.to_string());
     assert_clean("config error", &format!("{e:?}"));
 }
+
+/// The admin API's master key.
+const MASTER_KEY: &str = "mk-test-SECRET-1357924680";
+
+/// Virtual keys and the master key: the gateway answers (refusals of every
+/// kind included), its `Debug` strings, its metrics and the TRACE log never
+/// show them; a virtual key appears only in the one answer that created it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_keys_and_the_master_key_never_leak() {
+    logs();
+    let openai = MockServer::start().await.unwrap();
+    openai
+        .on_times(
+            "POST",
+            "/v1/chat/completions",
+            MockReply::json(500, OPENAI_500),
+            1,
+        )
+        .on(
+            "POST",
+            "/v1/chat/completions",
+            MockReply::json(200, OPENAI_OK),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[llm_providers.openai]\napi_key = \"{SECRET}\"\nbase_url = \"{}/v1\"\n\
+         models = [\"gpt-4o-mini\"]\ndefault_model = \"gpt-4o-mini\"\ntimeout = 2\n\
+         [routing.retry]\nmax_retries = 0\n[caching]\nenabled = false\n\
+         [gateway]\nmaster_key = \"${{MASTER}}\"\n[gateway.store]\nurl = \"sqlite://{}\"\n",
+        openai.url(),
+        dir.path().join("keys.db").display()
+    );
+    let lookup = |name: &str| (name == "MASTER").then(|| MASTER_KEY.to_string());
+    let config = Config::from_toml_str_with_env(&text, None, &lookup).unwrap();
+    let tenancy = llm_cli::gateway::tenancy::Tenancy::from_config(&config.gateway)
+        .await
+        .unwrap();
+    let client = LlmClient::from_config(&config).unwrap();
+    let gw = llm_cli::gateway::Gateway::from_config(client, &config).tenancy(tenancy.clone());
+    let mut seen: Vec<(String, String)> = vec![
+        (
+            "GatewayConfig Debug".into(),
+            format!("{:?}", config.gateway),
+        ),
+        ("Tenancy Debug".into(), format!("{tenancy:?}")),
+        ("Gateway Debug".into(), format!("{gw:?}")),
+    ];
+    let handle = gw.bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", handle.local_addr());
+    let http = reqwest::Client::new();
+    let admin = |method: reqwest::Method, path: &str, key: &str| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth(key)
+    };
+    let create = |body: serde_json::Value| {
+        let req = admin(reqwest::Method::POST, "/admin/keys", MASTER_KEY).json(&body);
+        async move {
+            let v: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["key"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let (id, key) = create(serde_json::json!({"name": "app", "rpm": 3})).await;
+    let (_, broke) = create(serde_json::json!({"name": "broke", "budget_usd": 0.0})).await;
+    let (_, narrow) = create(serde_json::json!({"name": "narrow", "models": ["x-*"]})).await;
+    let body = serde_json::json!({"model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hello"}]});
+    let mut statuses = Vec::new();
+    let wrong_virtual = format!("{}A", &key[..key.len() - 1]);
+    for k in [
+        key.as_str(),
+        key.as_str(),
+        key.as_str(),
+        key.as_str(),
+        broke.as_str(),
+        narrow.as_str(),
+        wrong_virtual.as_str(),
+        MASTER_KEY,
+    ] {
+        for path in ["/v1/chat/completions", "/v1/messages", "/api/chat"] {
+            let resp = http
+                .post(format!("{base}{path}"))
+                .bearer_auth(k)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            statuses.push(resp.status().as_u16());
+            seen.push(("gateway headers".into(), format!("{:?}", resp.headers())));
+            seen.push(("gateway body".into(), resp.text().await.unwrap()));
+        }
+    }
+    for (method, path, k) in [
+        (reqwest::Method::GET, "/admin/keys".to_string(), MASTER_KEY),
+        (
+            reqwest::Method::GET,
+            format!("/admin/keys/{id}"),
+            MASTER_KEY,
+        ),
+        (reqwest::Method::GET, "/admin/usage".to_string(), MASTER_KEY),
+        (
+            reqwest::Method::GET,
+            "/admin/keys".to_string(),
+            key.as_str(),
+        ),
+        (
+            reqwest::Method::GET,
+            "/admin/keys".to_string(),
+            &format!("{MASTER_KEY}x"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/admin/keys/{id}/revoke"),
+            MASTER_KEY,
+        ),
+    ] {
+        let resp = admin(method, &path, k).send().await.unwrap();
+        seen.push((format!("admin {path}"), resp.text().await.unwrap()));
+    }
+    let resp = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "revoked");
+    seen.push(("revoked answer".into(), resp.text().await.unwrap()));
+    for path in ["/metrics", "/health"] {
+        let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+        seen.push((format!("gateway {path}"), resp.text().await.unwrap()));
+    }
+    handle.shutdown().await;
+    tenancy.flush().await;
+    assert!(
+        statuses.contains(&200) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&403) && statuses.contains(&401),
+        "{statuses:?}"
+    );
+    seen.push((
+        "prometheus_text".into(),
+        llm_core::metrics::prometheus_text(),
+    ));
+    seen.push(("store rows Debug".into(), {
+        let keys = tenancy.store().list_keys().await.unwrap();
+        format!("{keys:?}")
+    }));
+    let secrets = [key.as_str(), broke.as_str(), narrow.as_str(), MASTER_KEY];
+    let log = log_text();
+    for (what, text) in seen
+        .iter()
+        .chain([("the TRACE log".to_string(), log)].iter())
+    {
+        for s in secrets {
+            assert!(
+                !text.contains(s) && !text.contains(&s[7..]),
+                "a key leaked into {what}"
+            );
+        }
+        assert_clean(what, text);
+    }
+}
