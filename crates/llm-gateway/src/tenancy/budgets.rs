@@ -779,6 +779,67 @@ mod tests {
         assert_eq!(over.spent_usd, 0.95);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reserves_never_pass_the_budget_and_seed_once() {
+        let ledger = Ledger::memory();
+        let k = Arc::new(key(Some(1.0), BudgetPeriod::Total));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..1_000)
+            .map(|_| {
+                let (ledger, k, calls) = (ledger.clone(), k.clone(), calls.clone());
+                tokio::spawn(async move {
+                    let seed = || async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        Ok::<_, String>(0.1)
+                    };
+                    ledger.reserve(&k, 0.007, NOW, seed).await
+                })
+            })
+            .collect();
+        let mut admitted = Vec::new();
+        for t in tasks {
+            if let Ok(r) = t.await.unwrap() {
+                admitted.push(r);
+            }
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // $0.9 left / $0.007 = 128.57…
+        assert_eq!(admitted.len(), 128);
+        for r in admitted {
+            ledger.settle(r, 0.001).await;
+        }
+        let bal = ledger.balance(&k, NOW).await.unwrap();
+        assert_eq!((bal.spent_usd, bal.reserved_usd), (0.228, 0.0));
+    }
+
+    #[tokio::test]
+    async fn accounts_of_ended_periods_are_dropped() {
+        let ledger = Ledger::memory();
+        let Backend::Memory(shards) = &ledger.inner.backend else {
+            unreachable!()
+        };
+        for i in 0..5_000 {
+            let mut k = key(Some(1.0), BudgetPeriod::Daily);
+            k.id = format!("key_{i}");
+            drop(ledger.reserve(&k, 0.1, NOW, no_seed).await.unwrap());
+        }
+        assert!(shards.len() >= 5_000);
+        // Two days later, the old accounts are past their grace: new ones
+        // sweep them out.
+        for i in 0..5_000 {
+            let mut k = key(Some(1.0), BudgetPeriod::Daily);
+            k.id = format!("new_{i}");
+            drop(
+                ledger
+                    .reserve(&k, 0.1, NOW + 2 * DAY_MS, no_seed)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(shards.len() <= 5_000 + 32 * 64, "{}", shards.len());
+    }
+
     #[test]
     fn micros_round_and_clamp() {
         assert_eq!(micros(0.1 + 0.2), 300_000);
