@@ -26,8 +26,11 @@
 //!   the estimate by the actual count (a correction can make `used` exceed `L`
 //!   until it drains).
 //!
-//! Time resolution is a microsecond per unit: limits above 60,000,000 per
-//! minute behave as 60,000,000. A limit of `0` refuses every call.
+//! Time is kept in microseconds and a unit's cost is rounded down to a whole
+//! microsecond, so the effective limit exceeds `L` by a fraction below
+//! `L / 60,000,000` (under 0.1 % up to 60,000 per minute); limits above
+//! 60,000,000 per minute behave as 60,000,000. A limit of `0` refuses every
+//! call.
 //!
 //! Concurrency counts requests in flight per key. In Redis, each in-flight
 //! request is a member of a sorted set scored by its lease expiry; the holder

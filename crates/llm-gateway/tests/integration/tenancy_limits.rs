@@ -756,5 +756,10 @@ fn invalid_urls_are_refused_without_their_credentials() {
         assert!(!shown.contains("hunter2"), "{shown}");
         let err = Ledger::redis("nonsense hunter2", "p:").await.unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+        // A valid URL with a password: never in Debug output.
+        let l = Limiter::redis("redis://user:hunter2@127.0.0.1:1/0?password=hunter3", "p:")
+            .await
+            .unwrap();
+        assert_eq!(format!("{l:?}"), "Limiter(redis redis://***@127.0.0.1:1/0)");
     });
 }
