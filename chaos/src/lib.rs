@@ -13,6 +13,9 @@
 //!   healthy), then the checks: exactly one answer per request, every answer
 //!   complete and correct or a typed error, upstream calls within the retry
 //!   budget, nothing wrong ever cached, breakers trip and recover.
+//! - [`cluster`]: three `llm serve` processes, one Redis and a load
+//!   generator balancing on readiness: a replica killed, drained, every
+//!   replica reloaded, Redis restarted, all under load.
 //! - [`decode`]: the decoding entry points the fuzz targets and the corpus
 //!   replay test drive (configuration, SSE and NDJSON framing, provider
 //!   response and stream decoders).
@@ -28,6 +31,7 @@
 //! ```
 
 pub mod audit;
+pub mod cluster;
 pub mod decode;
 pub mod fault;
 pub mod http1;

@@ -5,5 +5,6 @@ mod common;
 mod cli;
 mod fidelity;
 mod gateway;
+mod lifecycle;
 mod openai_sdk;
 mod tools;

@@ -1,0 +1,49 @@
+//! The multi-replica scenarios, short: three `llm serve` processes (the
+//! crate's `chaos-llm` binary), one `redis-server`, a replica killed, one
+//! drained, all reloaded, Redis restarted, each under load.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use llm_chaos::cluster::{scenario, ClusterSettings, Scenario};
+
+fn settings() -> Option<ClusterSettings> {
+    if !llm_chaos::redis::available() {
+        eprintln!("redis-server is not installed: multi-replica scenarios skipped");
+        return None;
+    }
+    let mut s = ClusterSettings::new(PathBuf::from(env!("CARGO_BIN_EXE_chaos-llm")));
+    s.requests = 300;
+    s.concurrency = 12;
+    s.drain_delay = 0.5;
+    Some(s)
+}
+
+async fn check(sc: Scenario) {
+    let Some(s) = settings() else { return };
+    let report = scenario(&s, sc).await.unwrap();
+    eprintln!("{}", report.text());
+    assert!(report.passed(), "{}", report.text());
+    assert_eq!(report.failed, 0);
+    assert_eq!(report.answered, s.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_loses_no_answer() {
+    check(Scenario::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_replica_fails_no_request() {
+    check(Scenario::Drain).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_under_load_fails_nothing_and_reroutes() {
+    check(Scenario::Reload).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_load_fails_nothing() {
+    check(Scenario::Redis).await;
+}
