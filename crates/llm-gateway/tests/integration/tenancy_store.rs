@@ -454,6 +454,84 @@ async fn migrations_idempotent(db: &TestDb) {
     assert_eq!(applied_versions(db).await, [1, store::SCHEMA_VERSION]);
 }
 
+async fn concurrent_writers_lose_nothing(db: &TestDb) {
+    // Two replicas (two pools), four writers each, all adding to the same
+    // aggregates (one day, one key, two models) at once.
+    let replicas = [db.open().await, db.open().await];
+    let mut tasks = Vec::new();
+    for w in 0..8usize {
+        let s = replicas[w % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..25i64 {
+                let rows: Vec<SpendRow> = (0..20i64)
+                    .map(|i| {
+                        let model = if i % 2 == 0 { "gpt-4o" } else { "claude" };
+                        row(NOW + b * 20 + i, Some("key_c"), model, 200, 0.25)
+                    })
+                    .collect();
+                s.write_spend(&rows).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let usage = replicas[0].usage(&query(GroupBy::Model)).await.unwrap();
+    assert_eq!(
+        groups(&usage),
+        [("claude", 2_000, 0, 500.0), ("gpt-4o", 2_000, 0, 500.0)]
+    );
+    assert_eq!(replicas[1].prune_spend(NOW + DAY_MS).await.unwrap(), 4_000);
+}
+
+/// The plans of the hot lookups: by index, and reports from the aggregates.
+async fn lookups_use_indexes(db: &TestDb) {
+    let s = db.open().await;
+    s.create_key(&key("key_0000000000000004", 4, NOW))
+        .await
+        .unwrap();
+    let by_hash = "SELECT id FROM llm_keys WHERE hash = $1";
+    let spend = "SELECT SUM(cost_usd) FROM llm_spend_daily WHERE key_id = $1 AND day >= $2";
+    if db.url.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        // EXPLAIN QUERY PLAN rows: id, parent, notused, detail.
+        for (sql, index) in [(by_hash, "llm_keys_hash"), (spend, "llm_spend_daily_key")] {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let q = sqlx::query(&explain);
+            let q = if sql == by_hash {
+                q.bind(vec![4u8; 32])
+            } else {
+                q.bind("key_x").bind(0i64)
+            };
+            let rows = q.fetch_all(&mut c).await.unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| sqlx::Row::try_get::<String, _>(r, 3).unwrap())
+                .collect();
+            let plan = plan.join(" ");
+            assert!(plan.contains(&format!("INDEX {index}")), "{plan}");
+        }
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        // Tiny tables: make the planner show whether an index can serve.
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        for (sql, index) in [(by_hash, "llm_keys_hash"), (spend, "llm_spend_daily_key")] {
+            let explain = format!("EXPLAIN {sql}");
+            let q = sqlx::query_scalar::<_, String>(&explain);
+            let q = if sql == by_hash {
+                q.bind(vec![4u8; 32])
+            } else {
+                q.bind("key_x").bind(0i64)
+            };
+            let plan = q.fetch_all(&mut c).await.unwrap().join(" ");
+            assert!(plan.contains(index), "{plan}");
+        }
+    }
+}
+
 async fn applied_versions(db: &TestDb) -> Vec<i64> {
     let sql = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
     if db.url.starts_with("sqlite") {
@@ -709,6 +787,8 @@ on_both_backends!(
     prune_keeps_aggregates,
     migrations_idempotent,
     previous_release_queries_on_current_schema,
+    concurrent_writers_lose_nothing,
+    lookups_use_indexes,
 );
 
 #[tokio::test]
@@ -776,6 +856,8 @@ struct Switchable {
     down: AtomicBool,
     attempts: tokio::sync::watch::Sender<u64>,
     writes: AtomicU64,
+    /// Rows the inner store has committed.
+    rows_written: tokio::sync::watch::Sender<u64>,
 }
 
 impl Switchable {
@@ -785,6 +867,7 @@ impl Switchable {
             down: AtomicBool::new(false),
             attempts: tokio::sync::watch::channel(0).0,
             writes: AtomicU64::new(0),
+            rows_written: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -856,7 +939,10 @@ impl Store for Switchable {
             });
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.write_spend(rows).await
+        self.inner.write_spend(rows).await?;
+        self.rows_written
+            .send_modify(|n| *n += u64::try_from(rows.len()).unwrap());
+        Ok(())
     }
     async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         self.check()?;
@@ -967,6 +1053,20 @@ async fn spend_log_flush_writes_everything_in_batches(db: &TestDb) {
     log.flush().await;
 }
 
+async fn spend_log_writes_a_partial_batch_after_the_interval(db: &TestDb) {
+    let inner = db.open().await;
+    let store = Switchable::new(inner.clone());
+    let mut c = cfg(1_000, 10_000);
+    c.flush_interval = Duration::from_millis(50);
+    let log = SpendLog::spawn(store.clone(), c);
+    log.record(row(NOW, Some("key_i"), "gpt-4o", 200, 0.5));
+    // No flush, no full batch: the interval alone gets it written.
+    let mut written = store.rows_written.subscribe();
+    written.wait_for(|n| *n >= 1).await.unwrap();
+    assert_eq!(requests_of(inner.as_ref()).await, 1);
+    drop(log);
+}
+
 async fn spend_log_drops_only_rows_the_store_rejects(db: &TestDb) {
     let inner = db.open().await;
     let store = Switchable::new(inner.clone());
@@ -1037,4 +1137,5 @@ spend_log_on_both_backends!(
     spend_log_flush_writes_everything_in_batches,
     spend_log_drops_only_rows_the_store_rejects,
     spend_log_prunes_past_retention,
+    spend_log_writes_a_partial_batch_after_the_interval,
 );
