@@ -286,9 +286,9 @@ def test_errors_in_anthropics_shape(gateway, claude, mock: MockUpstream) -> None
 
     with pytest.raises(anthropic.BadRequestError) as e:
         claude.messages.create(
-            model=OPENAI, max_tokens=4096, messages=USER, thinking={"type": "enabled", "budget_tokens": 2048}
+            model=CLAUDE, max_tokens=1024, messages=USER, thinking={"type": "enabled", "budget_tokens": 2048}
         )
-    assert e.value.body["error"]["message"].startswith("thinking:")
+    assert e.value.body["error"]["message"].startswith("thinking.enabled.budget_tokens:")
 
     with pytest.raises(anthropic.NotFoundError) as e:
         claude.messages.create(model="nope/nothing", max_tokens=10, messages=USER)

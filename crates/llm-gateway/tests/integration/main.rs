@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod anthropic_messages;
+mod anthropic_thinking;
 mod common;
 mod completions;
 mod embeddings;
