@@ -69,6 +69,7 @@ start() {
         --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
         >"$dir/initdb.log" 2>&1 || {
         cat "$dir/initdb.log" >&2
+        rm -rf "$dir"
         exit 1
     }
     rm -f "$dir/pwfile"
@@ -101,9 +102,13 @@ start() {
     if [ -z "$port" ]; then
         say "the server did not start"
         cat "$dir/server.log" >&2 || true
+        rm -rf "$dir"
         exit 1
     fi
-    as_owner "$bin/createdb" -h "$dir/sock" -p "$port" -U postgres llm_test
+    if ! as_owner "$bin/createdb" -h "$dir/sock" -p "$port" -U postgres llm_test; then
+        stop "$dir"
+        exit 1
+    fi
     say "listening on 127.0.0.1:$port (cluster in $dir)"
     echo "export LLM_TEST_POSTGRES_URL='postgres://postgres:$password@127.0.0.1:$port/llm_test'"
     echo "export LLM_TEST_POSTGRES_DIR='$dir'"

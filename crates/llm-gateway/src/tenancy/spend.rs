@@ -37,8 +37,8 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// At most one "dropped" (or "store unavailable") warning per this interval.
 const LOG_EVERY: Duration = Duration::from_secs(10);
-/// After the last handle is gone, failed writes of what is left are retried
-/// this many times, then the rows are dropped (counted).
+/// After the last handle is gone, a failed write of what is left is retried
+/// this many times, then every row still buffered is dropped (counted).
 const ATTEMPTS_AFTER_CLOSE: u32 = 3;
 
 /// How the spend log batches, buffers and prunes.
@@ -361,9 +361,18 @@ async fn write_batch(shared: &Shared, batch: Vec<SpendRow>, logged: &mut Option<
                 if closed {
                     failures_after_close += 1;
                     if failures_after_close > ATTEMPTS_AFTER_CLOSE {
+                        // Nobody is left to wait: give up on everything
+                        // still buffered, counted.
                         let n = part.len() + parts.iter().map(Vec::len).sum::<usize>();
-                        shared.lock().in_flight = 0;
-                        shared.count_dropped(n as u64, "store unavailable at shutdown");
+                        let queued = {
+                            let mut st = shared.lock();
+                            st.in_flight = 0;
+                            std::mem::take(&mut st.queue).len()
+                        };
+                        shared.count_dropped(
+                            u64::try_from(n + queued).unwrap_or(u64::MAX),
+                            "store unavailable at shutdown",
+                        );
                         return;
                     }
                 }

@@ -1067,6 +1067,23 @@ async fn spend_log_writes_a_partial_batch_after_the_interval(db: &TestDb) {
     drop(log);
 }
 
+async fn spend_log_writes_what_is_left_when_dropped(db: &TestDb) {
+    let inner = db.open().await;
+    let store = Switchable::new(inner.clone());
+    let log = SpendLog::spawn(store.clone(), cfg(1_000, 10_000));
+    let clone = log.clone();
+    for i in 0..3 {
+        clone.record(row(NOW + i, Some("key_d"), "gpt-4o", 200, 0.5));
+    }
+    drop(clone);
+    assert_eq!(log.pending(), 3, "a clone going away is not the end");
+    // The last handle gone: the writer writes what is left, then stops.
+    drop(log);
+    let mut written = store.rows_written.subscribe();
+    written.wait_for(|n| *n >= 3).await.unwrap();
+    assert_eq!(requests_of(inner.as_ref()).await, 3);
+}
+
 async fn spend_log_drops_only_rows_the_store_rejects(db: &TestDb) {
     let inner = db.open().await;
     let store = Switchable::new(inner.clone());
@@ -1138,4 +1155,5 @@ spend_log_on_both_backends!(
     spend_log_drops_only_rows_the_store_rejects,
     spend_log_prunes_past_retention,
     spend_log_writes_a_partial_batch_after_the_interval,
+    spend_log_writes_what_is_left_when_dropped,
 );
