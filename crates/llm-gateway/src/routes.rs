@@ -158,10 +158,13 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
 
 /// `GET /metrics`: the Prometheus text exposition (the client's metrics,
 /// then the gateway's own: live configuration, drain, requests in flight,
-/// reloads, what a shutdown cut).
+/// reloads, what a shutdown cut, rate-limit backend errors, dropped spend
+/// rows).
 pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
     let mut text = llm_router::metrics::prometheus_text();
     text.push_str(&st.lifecycle.prometheus_text());
+    text.push_str(&crate::tenancy::limits::prometheus_text());
+    text.push_str(&crate::tenancy::spend::prometheus_text());
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

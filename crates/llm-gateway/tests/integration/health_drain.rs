@@ -364,6 +364,14 @@ async fn reload_routes_new_requests_while_running_ones_finish_on_the_old() {
         "{metrics}"
     );
     assert!(metrics.contains("provider=\"beta\""), "{metrics}");
+    // The gateway's own series follow the client's.
+    for name in [
+        "# TYPE llm_gateway_limit_backend_errors_total counter",
+        "# TYPE llm_gateway_spend_rows_dropped_total counter",
+        "# TYPE llm_gateway_inflight_requests gauge",
+    ] {
+        assert_eq!(metrics.matches(name).count(), 1, "{name}: {metrics}");
+    }
     let (_, ready) = get_json(&http, &format!("{base}/health/ready")).await;
     assert_eq!(ready["config"], "222222222222");
     assert_eq!(status.reloads(), (1, 0));
