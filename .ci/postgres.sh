@@ -6,6 +6,10 @@
 #   ...                                # LLM_TEST_POSTGRES_URL is set
 #   .ci/postgres.sh stop "$LLM_TEST_POSTGRES_DIR"
 #
+# `server-stop DIR` and `server-start DIR` stop and start the server of a
+# running cluster again (same port, same data): tests of a database that
+# goes away mid-run use them.
+#
 # `start` prints shell lines to stdout for the caller to eval:
 # LLM_TEST_POSTGRES_URL (postgres://postgres:…@127.0.0.1:PORT/llm_test, password
 # authentication) and LLM_TEST_POSTGRES_DIR (the cluster's directory, for
@@ -91,10 +95,9 @@ start() {
         # Taken if something accepts a connection on it.
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
         # A scratch server: durability is not needed, speed is.
-        if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $p -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off \
-                -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 $tls" \
-            start >&2; then
+        echo "-p $p -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off \
+-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 $tls" >"$dir/pg_opts"
+        if server_start "$dir" >&2; then
             port=$p
             break
         fi
@@ -114,6 +117,21 @@ start() {
     echo "export LLM_TEST_POSTGRES_DIR='$dir'"
 }
 
+# Starts the cluster in DIR with the options `start` chose.
+server_start() {
+    local dir=$1 bin
+    bin=$(pg_bindir)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "$(cat "$dir/pg_opts")" start
+}
+
+# Stops the server of DIR, keeping the cluster.
+server_stop() {
+    local dir=$1 bin
+    bin=$(pg_bindir)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop
+}
+
 stop() {
     local dir=${1:-}
     [ -n "$dir" ] && [ -d "$dir/data" ] || return 0
@@ -128,8 +146,10 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop "${2:-}" ;;
+    server-start) server_start "${2:?cluster directory}" >&2 ;;
+    server-stop) server_stop "${2:?cluster directory}" >&2 ;;
     *)
-        echo "usage: $0 start | stop DIR" >&2
+        echo "usage: $0 start | stop DIR | server-stop DIR | server-start DIR" >&2
         exit 2
         ;;
 esac

@@ -846,6 +846,108 @@ async fn postgres_unreachable_is_a_connect_error_without_the_password() {
     }
 }
 
+/// A PostgreSQL server of this test's own (`.ci/postgres.sh`), to stop and
+/// start again mid-run; removed when dropped.
+struct OwnPostgres {
+    url: String,
+    dir: String,
+}
+
+impl OwnPostgres {
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/postgres.sh")
+    }
+
+    /// Where the PostgreSQL tests run (CI, or `LLM_TEST_POSTGRES_URL` set):
+    /// a new server, else `None` after a skip notice.
+    fn start(test: &str) -> Option<Self> {
+        let configured = std::env::var(PG_ENV).is_ok_and(|u| !u.is_empty());
+        if !configured && !postgres_required() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no PostgreSQL to test against (set {PG_ENV}, as .ci/run does; \
+                 this test then starts a server of its own with .ci/postgres.sh)"
+            );
+            return None;
+        }
+        let out = std::process::Command::new("bash")
+            .arg(Self::script())
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            ".ci/postgres.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8(out.stdout).unwrap();
+        let var = |name: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}='")))
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap()
+                .to_string()
+        };
+        Some(Self {
+            url: var(PG_ENV),
+            dir: var("LLM_TEST_POSTGRES_DIR"),
+        })
+    }
+
+    /// `server-stop` or `server-start`.
+    fn server(&self, what: &str) {
+        let out = std::process::Command::new("bash")
+            .arg(Self::script())
+            .arg(what)
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            ".ci/postgres.sh {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(Self::script())
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn postgres_stopped_mid_run_spend_rows_wait_then_are_written() {
+    let Some(pg) = OwnPostgres::start("postgres_stopped_mid_run") else {
+        return;
+    };
+    let s = store::open(&pg.url).await.unwrap();
+    let log = SpendLog::spawn(s.clone(), cfg(5, 1_000));
+    log.record(row(NOW, Some("key_m"), "gpt-4o", 200, 0.5));
+    log.flush().await;
+
+    pg.server("server-stop");
+    for i in 1..=12 {
+        log.record(row(NOW + i, Some("key_m"), "gpt-4o", 200, 0.5));
+    }
+    // The database is gone: queries fail as "unavailable", rows wait.
+    let err = s.usage(&query(GroupBy::Key)).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(log.pending(), 12);
+    assert_eq!(log.dropped_rows(), 0);
+
+    // Back (same port, same data): the pool reconnects, the rows land once.
+    pg.server("server-start");
+    log.flush().await;
+    assert_eq!(log.pending(), 0);
+    assert_eq!(requests_of(s.as_ref()).await, 13);
+    assert!((s.key_spend_since("key_m", 0).await.unwrap() - 6.5).abs() < 1e-9);
+}
+
 // ---- the spend-log writer ---------------------------------------------------
 
 /// A store that can be switched off (every call then fails like an
