@@ -273,6 +273,18 @@ async fn rpm_admits_up_to_the_limit_then_refuses_with_retry_after() {
     // A full minute later, the whole limit again.
     clock.advance(WINDOW);
     assert_eq!(l.check_request("key_a", 5).await.unwrap().remaining, 4);
+
+    // TLS to a server that speaks plain TCP: the handshake fails and the
+    // limiter fails open (rustls is set up without panicking).
+    let tls_url = r.url.replacen("redis://", "rediss://", 1);
+    let o = RedisOptions {
+        timeout: Duration::from_millis(300),
+        ..options(&clock)
+    };
+    let tls = Limiter::redis_with(&tls_url, &prefix("rpm_limit_tls"), o)
+        .await
+        .unwrap();
+    assert!(tls.check_request("key_tls", 5).await.is_ok());
 }
 
 #[tokio::test]
@@ -666,6 +678,12 @@ async fn unreachable_redis_fails_open_and_is_counted() {
         .await
         .unwrap();
     let before = backend_errors_total();
+    // TLS URLs are accepted and fail open the same way.
+    let tls = url.replacen("redis://", "rediss://", 1);
+    let tls = Limiter::redis_with(&tls, "llmtest:down:", o())
+        .await
+        .unwrap();
+    assert!(tls.check_request("key_x", 1).await.is_ok());
     for _ in 0..3 {
         let d = limiter.check_request("key_x", 1).await.unwrap();
         assert_eq!((d.limit, d.remaining), (1, 1));
@@ -688,7 +706,7 @@ async fn unreachable_redis_fails_open_and_is_counted() {
     // 3 × 3 rate calls, 2 acquires, 1 reserve (a release of an untracked
     // reservation or slot does not touch Redis).
     let counted = backend_errors_total() - before;
-    assert!(counted >= 12, "{counted} backend errors counted");
+    assert!(counted >= 13, "{counted} backend errors counted");
     assert_eq!(ledger.balance(&k, NOW).await, None);
     // And on /metrics.
     let text = prometheus_text();
@@ -698,7 +716,7 @@ async fn unreachable_redis_fails_open_and_is_counted() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(exported >= before + 12, "{text}");
+    assert!(exported >= before + 13, "{text}");
 }
 
 #[tokio::test]
