@@ -20,6 +20,10 @@
 //! - [`Scenario::Redis`]: Redis is killed mid-load and restarted. No request
 //!   fails; cache lookups during the outage are misses or errors (counted
 //!   from the replicas' `/metrics`), and hits come back after the restart.
+//! - [`Scenario::SharedLimit`]: every request carries one virtual key with
+//!   an RPM limit (keys in one SQLite file, counters in the shared Redis).
+//!   The three replicas together admit at least the limit and at most the
+//!   documented bound (`L + L·t/60` in any `t` seconds); the rest get 429.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -59,15 +63,18 @@ pub enum Scenario {
     Reload,
     /// Kill Redis mid-load and restart it.
     Redis,
+    /// One virtual key's RPM limit, shared by the replicas through Redis.
+    SharedLimit,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::Kill,
         Scenario::Drain,
         Scenario::Reload,
         Scenario::Redis,
+        Scenario::SharedLimit,
     ];
 
     /// Its name on the command line and in reports.
@@ -77,6 +84,7 @@ impl Scenario {
             Scenario::Drain => "drain",
             Scenario::Reload => "reload",
             Scenario::Redis => "redis",
+            Scenario::SharedLimit => "ratelimit",
         }
     }
 
@@ -103,6 +111,8 @@ pub struct ClusterSettings {
     pub drip_delay: Duration,
     /// Scenarios to run.
     pub scenarios: Vec<Scenario>,
+    /// RPM limit of the virtual key of [`Scenario::SharedLimit`].
+    pub rpm: u32,
 }
 
 impl ClusterSettings {
@@ -116,6 +126,7 @@ impl ClusterSettings {
             drain_delay: 1.0,
             drip_delay: Duration::from_millis(2),
             scenarios: Scenario::ALL.to_vec(),
+            rpm: 600,
         }
     }
 }
@@ -292,6 +303,8 @@ struct Load {
     /// written).
     changing: AtomicBool,
     results: Mutex<Vec<Attempted>>,
+    /// The virtual key every request carries, if any.
+    key: Option<String>,
     retried_refused: AtomicUsize,
     retried_cut: AtomicUsize,
 }
@@ -410,7 +423,15 @@ impl Load {
             let k = self.pick(avoid);
             let slot = &self.slots[k];
             slot.inflight.fetch_add(1, Ordering::AcqRel);
-            let r = attempt(&self.http, &slot.base, &body, stream, prompt).await;
+            let r = attempt(
+                &self.http,
+                &slot.base,
+                self.key.as_deref(),
+                &body,
+                stream,
+                prompt,
+            )
+            .await;
             slot.inflight.fetch_sub(1, Ordering::AcqRel);
             match r {
                 Ok(provider) => return Ok(provider),
@@ -423,6 +444,7 @@ impl Load {
                     last = e;
                 }
                 Err(AttemptError::Wrong(e)) => return Err(e),
+                Err(AttemptError::Limited) => return Ok(LIMITED.to_string()),
             }
             avoid = Some(k);
         }
@@ -438,27 +460,32 @@ enum AttemptError {
     Cut(String),
     /// An HTTP error or a wrong answer (not retried: a real failure).
     Wrong(String),
+    /// 429 for the virtual key (an expected answer under a rate limit).
+    Limited,
 }
+
+/// What a request refused by the rate limit counts as, in place of a provider.
+const LIMITED: &str = "429";
 
 async fn attempt(
     http: &reqwest::Client,
     base: &str,
+    key: Option<&str>,
     body: &serde_json::Value,
     stream: bool,
     prompt: &str,
 ) -> Result<String, AttemptError> {
-    let resp = http
-        .post(format!("{base}/v1/chat/completions"))
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_connect() {
-                AttemptError::Refused(e.to_string())
-            } else {
-                AttemptError::Cut(e.to_string())
-            }
-        })?;
+    let mut req = http.post(format!("{base}/v1/chat/completions")).json(body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.map_err(|e| {
+        if e.is_connect() {
+            AttemptError::Refused(e.to_string())
+        } else {
+            AttemptError::Cut(e.to_string())
+        }
+    })?;
     let status = resp.status().as_u16();
     let provider = resp
         .headers()
@@ -470,6 +497,9 @@ async fn attempt(
         .text()
         .await
         .map_err(|e| AttemptError::Cut(e.to_string()))?;
+    if status == 429 && key.is_some() {
+        return Err(AttemptError::Limited);
+    }
     if status != 200 {
         return Err(AttemptError::Wrong(format!("HTTP {status}: {text}")));
     }
@@ -507,6 +537,30 @@ async fn attempt(
         return Err(AttemptError::Wrong(format!("wrong answer {answer:?}")));
     }
     Ok(provider)
+}
+
+/// The master key of the replicas of [`Scenario::SharedLimit`].
+const MASTER_KEY: &str = "sk-master-cluster-harness";
+
+/// Creates a virtual key limited to `rpm` through the admin API of the
+/// replica at `addr`; its secret.
+async fn create_key(http: &reqwest::Client, addr: &str, rpm: u32) -> Result<String, String> {
+    let r = http
+        .post(format!("http://{addr}/admin/keys"))
+        .bearer_auth(MASTER_KEY)
+        .json(&serde_json::json!({"name": "cluster", "rpm": rpm}))
+        .send()
+        .await
+        .map_err(|e| format!("POST /admin/keys: {e}"))?;
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r
+        .json()
+        .await
+        .map_err(|e| format!("POST /admin/keys: {e}"))?;
+    match v["key"].as_str() {
+        Some(k) if status == 201 => Ok(k.to_string()),
+        _ => Err(format!("POST /admin/keys: HTTP {status}")),
+    }
 }
 
 /// Whether a request for `prompt` to `base` is answered from the cache.
@@ -637,13 +691,21 @@ pub async fn scenario(s: &ClusterSettings, sc: Scenario) -> Result<ScenarioRepor
     }
     let mut redis = RedisServer::start(None).map_err(|e| format!("redis-server: {e}"))?;
     let config = dir.join("llm.toml");
-    let first = config_text(
+    let mut first = config_text(
         &alpha.base_url(),
         &beta.base_url(),
         &redis.url(),
         "alpha",
         s.drain_delay,
     );
+    if sc == Scenario::SharedLimit {
+        first.push_str(&format!(
+            "master_key = \"{MASTER_KEY}\"\n\n[gateway.store]\nurl = \"sqlite:{}\"\n\
+             redis_url = \"{}\"\n",
+            dir.join("keys.db").display(),
+            redis.url()
+        ));
+    }
     std::fs::write(&config, &first).map_err(|e| e.to_string())?;
     let mut replicas = Vec::new();
     for k in 0..REPLICAS {
@@ -656,6 +718,10 @@ pub async fn scenario(s: &ClusterSettings, sc: Scenario) -> Result<ScenarioRepor
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
+    let key = match sc {
+        Scenario::SharedLimit => Some(create_key(&http, &replicas[0].addr, s.rpm).await?),
+        _ => None,
+    };
     let load = Arc::new(Load {
         slots: replicas
             .iter()
@@ -674,6 +740,7 @@ pub async fn scenario(s: &ClusterSettings, sc: Scenario) -> Result<ScenarioRepor
         marker: AtomicBool::new(false),
         changing: AtomicBool::new(false),
         results: Mutex::new(Vec::new()),
+        key,
         retried_refused: AtomicUsize::new(0),
         retried_cut: AtomicUsize::new(0),
     });
@@ -768,6 +835,35 @@ pub async fn scenario(s: &ClusterSettings, sc: Scenario) -> Result<ScenarioRepor
         Scenario::Drain if report.retried_cut > 0 => report
             .broken
             .push(format!("{} request(s) cut by a drain", report.retried_cut)),
+        Scenario::SharedLimit => {
+            let limited = results.iter().filter(|r| r.provider == LIMITED).count();
+            let admitted = report.answered - limited;
+            let l = f64::from(s.rpm);
+            // Any t seconds admit at most L + L·t/60 (plus the rounding of
+            // the cost to whole microseconds, under 0.1 %).
+            let bound = (l + l * report.elapsed.as_secs_f64() / 60.0) * 1.001;
+            report.notes.push(format!(
+                "shared limit {} rpm over {} replicas: admitted {admitted}, refused (429) {limited}, \
+                 bound for {:.1} s: {bound:.0}",
+                s.rpm,
+                REPLICAS,
+                report.elapsed.as_secs_f64()
+            ));
+            if (admitted as f64) > bound {
+                report.broken.push(format!(
+                    "{admitted} admitted, more than the bound {bound:.0}"
+                ));
+            }
+            if admitted < s.rpm as usize {
+                report.broken.push(format!(
+                    "{admitted} admitted, fewer than the limit {} of a new key",
+                    s.rpm
+                ));
+            }
+            if limited == 0 {
+                report.broken.push("nothing was refused".into());
+            }
+        }
         Scenario::Reload => {
             let wrong_after: usize = results
                 .iter()
@@ -814,9 +910,13 @@ async fn act(
     (alpha, beta): (&str, &str),
     report: &mut ScenarioReport,
 ) -> Result<BTreeMap<String, u64>, String> {
+    if sc == Scenario::SharedLimit {
+        return Ok(BTreeMap::new());
+    }
     let third = s.requests / 3;
     reached(load, third).await;
     match sc {
+        Scenario::SharedLimit => Ok(BTreeMap::new()),
         Scenario::Kill => {
             report.inflight_at_action = load.slots[0].inflight.load(Ordering::Acquire);
             replicas[0].signal("KILL")?;

@@ -3,7 +3,7 @@
 //! Three `llm serve` processes (the `chaos-llm` binary next to this one, or
 //! `--llm-bin`), one `redis-server`, two chaos upstreams and a load
 //! generator that balances on readiness and retries on connection errors;
-//! runs the kill, drain, reload and Redis scenarios and prints their
+//! runs the kill, drain, reload, Redis and shared rate-limit scenarios and prints their
 //! figures. Exits with status 1 when a check failed.
 
 use std::path::PathBuf;
@@ -22,10 +22,13 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 48)]
     concurrency: usize,
+    /// RPM limit of the virtual key of the ratelimit scenario.
+    #[arg(long, default_value_t = 600)]
+    rpm: u32,
     /// `[gateway] drain_delay` of the replicas, in seconds.
     #[arg(long, default_value_t = 2.0)]
     drain_delay: f64,
-    /// Scenarios to run (kill, drain, reload, redis); default: all.
+    /// Scenarios to run (kill, drain, reload, redis, ratelimit); default: all.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// The `llm` binary (default: `chaos-llm` next to this executable).
@@ -56,7 +59,9 @@ async fn main() -> ExitCode {
         match Scenario::parse(name) {
             Some(s) => scenarios.push(s),
             None => {
-                eprintln!("error: unknown scenario {name:?} (kill, drain, reload, redis)");
+                eprintln!(
+                    "error: unknown scenario {name:?} (kill, drain, reload, redis, ratelimit)"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -65,6 +70,7 @@ async fn main() -> ExitCode {
     settings.requests = a.requests;
     settings.concurrency = a.concurrency;
     settings.drain_delay = a.drain_delay;
+    settings.rpm = a.rpm;
     if !scenarios.is_empty() {
         settings.scenarios = scenarios;
     }

@@ -1,6 +1,7 @@
 //! The multi-replica scenarios, short: three `llm serve` processes (the
 //! crate's `chaos-llm` binary), one `redis-server`, a replica killed, one
-//! drained, all reloaded, Redis restarted, each under load.
+//! drained, all reloaded, Redis restarted, one key's rate limit shared,
+//! each under load.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ fn settings() -> Option<ClusterSettings> {
     s.requests = 300;
     s.concurrency = 12;
     s.drain_delay = 0.5;
+    s.rpm = 60;
     Some(s)
 }
 
@@ -46,4 +48,9 @@ async fn a_reload_under_load_fails_nothing_and_reroutes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_under_load_fails_nothing() {
     check(Scenario::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rate_limit_holds_across_the_replicas() {
+    check(Scenario::SharedLimit).await;
 }
