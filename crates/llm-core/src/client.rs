@@ -659,8 +659,13 @@ impl LlmClient {
     ) -> LlmResponse {
         let route_model = request.model.clone().unwrap_or_default();
         if resp.usage.total_tokens == 0 {
-            resp.usage =
-                tokens::estimate_usage(request, &answer_text(&resp.content, &resp.tool_calls));
+            let answer = answer_text(&resp.content, &resp.tool_calls);
+            resp.usage = if resp.thinking.is_empty() {
+                tokens::estimate_usage(request, &answer)
+            } else {
+                // Reasoning is generated (and billed) output too.
+                tokens::estimate_usage(request, &with_thinking(answer, &resp.thinking))
+            };
         }
         resp.cost = price(
             inst.provider.as_ref(),
@@ -1265,6 +1270,22 @@ fn answer_text<'a>(text: &'a str, calls: &[crate::types::ToolCall]) -> std::borr
         all.push_str(&c.arguments);
     }
     std::borrow::Cow::Owned(all)
+}
+
+/// `answer` followed by the text of the answer's thinking blocks, for a
+/// token estimate (redacted blocks are opaque: not counted).
+fn with_thinking(
+    answer: std::borrow::Cow<'_, str>,
+    blocks: &[crate::types::ThinkingBlock],
+) -> String {
+    let mut all = answer.into_owned();
+    for block in blocks {
+        if let crate::types::ThinkingBlock::Thinking { thinking, .. } = block {
+            all.push(' ');
+            all.push_str(thinking);
+        }
+    }
+    all
 }
 
 /// Cost of a response: prices of the model asked for, else of the model reported.

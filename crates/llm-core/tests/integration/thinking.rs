@@ -237,3 +237,39 @@ async fn assistant_thinking_blocks_reach_the_provider_and_change_the_cache_key()
     assert!(c.generate(turn(expected_blocks())).await.unwrap().cached);
     assert_eq!(thinker.calls(), 2);
 }
+
+#[tokio::test]
+async fn an_estimated_usage_counts_the_thinking_text() {
+    let events = |thinking: &str| {
+        Reply::Stream(vec![
+            Ok(StreamEvent::Thinking {
+                index: 0,
+                text: thinking.into(),
+            }),
+            Ok(StreamEvent::ThinkingSignature {
+                index: 0,
+                signature: "sig".into(),
+            }),
+            Ok(StreamEvent::delta("Yes.")),
+            Ok(StreamEvent::Done {
+                finish_reason: FinishReason::Stop,
+            }),
+        ])
+    };
+    let long = "Check every divisor up to the square root, one by one. ".repeat(20);
+    let thinker = Arc::new(
+        ScriptedProvider::new("anthropic")
+            .capability(Capability::Thinking)
+            .then(events(""))
+            .then(events(&long)),
+    );
+    let c = client(std::slice::from_ref(&thinker), None);
+    let short = c.generate(thinking_request()).await.unwrap();
+    let thought = c.generate(thinking_request()).await.unwrap();
+    assert!(
+        thought.usage.completion_tokens > short.usage.completion_tokens + 100,
+        "{:?} vs {:?}",
+        thought.usage,
+        short.usage
+    );
+}
