@@ -82,6 +82,8 @@ struct State {
     flush_done: u64,
     /// Set when the last [`SpendLog`] handle is dropped.
     closed: bool,
+    /// A retention pass is running (next to the writer, never blocking it).
+    pruning: bool,
     /// Drops not yet logged, and when the last warning went out.
     drops_unlogged: u64,
     last_drop_log: Option<Instant>,
@@ -167,10 +169,15 @@ impl SpendLog {
     pub fn spawn(store: Arc<dyn Store>, mut cfg: SpendConfig) -> Self {
         cfg.batch_rows = cfg.batch_rows.max(1);
         cfg.buffer_rows = cfg.buffer_rows.max(1);
+        let cfg_retention = cfg.retention.is_some();
         let shared = Arc::new(Shared {
             store,
             cfg,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                // The first retention pass starts with the writer.
+                pruning: cfg_retention,
+                ..State::default()
+            }),
             wake: Notify::new(),
             retry_now: Notify::new(),
             progress: Notify::new(),
@@ -206,9 +213,9 @@ impl SpendLog {
         }
     }
 
-    /// Writes every row recorded before this call (and, right after start,
-    /// waits for the first retention pass). While the database is down this
-    /// waits until it is back: bound it with a timeout at shutdown.
+    /// Writes every row recorded before this call, and waits for a retention
+    /// pass in progress (one starts with the writer). While the database is
+    /// down this waits until it is back: bound it with a timeout at shutdown.
     pub async fn flush(&self) {
         let shared = self.shared();
         let ticket = {
@@ -220,8 +227,11 @@ impl SpendLog {
             let progress = shared.progress.notified();
             tokio::pin!(progress);
             progress.as_mut().enable();
-            if shared.lock().flush_done >= ticket {
-                return;
+            {
+                let st = shared.lock();
+                if st.flush_done >= ticket && !st.pruning {
+                    return;
+                }
             }
             shared.wake.notify_one();
             shared.retry_now.notify_one();
@@ -281,14 +291,24 @@ fn now_ms() -> i64 {
 }
 
 /// The background writer: waits for a full batch, the flush interval, a
-/// flush or closing; writes; prunes on schedule.
+/// flush or closing; writes; starts retention passes on schedule (in their
+/// own task: a long prune never holds rows back).
 async fn writer(shared: Arc<Shared>) {
     let mut next_prune = Instant::now();
+    let mut pruner: Option<tokio::task::JoinHandle<()>> = None;
     let mut unavailable_logged: Option<Instant> = None;
     loop {
         if next_prune <= Instant::now() {
             next_prune = Instant::now() + shared.cfg.prune_interval;
-            prune(&shared).await;
+            if shared.cfg.retention.is_some() && pruner.as_ref().is_none_or(|t| t.is_finished()) {
+                shared.lock().pruning = true;
+                let shared = shared.clone();
+                pruner = Some(tokio::spawn(async move {
+                    prune(&shared).await;
+                    shared.lock().pruning = false;
+                    shared.progress.notify_waiters();
+                }));
+            }
         }
         // Rows present now, and the flushes they serve.
         let (target, flush_ticket, closed) = {
