@@ -15,6 +15,10 @@
 //! key (`Authorization: Bearer`, or `x-api-key`) when `api_keys` are
 //! configured and count
 //! against `max_concurrency`; `/health*` and `/metrics` are always open.
+//! With virtual keys ([`Gateway::tenancy`], [`tenancy`]) every `/v1/*` and
+//! `/api/*` request needs a configured or virtual key, each virtual key with
+//! its allowed models, rate limits and budget, and `/admin/*` serves the
+//! key and usage API behind the master key.
 //!
 //! A served gateway ([`GatewayHandle`]) drains on SIGTERM
 //! ([`GatewayHandle::drain`]: readiness false at once, the listener open for
@@ -373,7 +377,7 @@ impl Gateway {
     /// Serves on an already bound listener.
     pub fn serve(self, listener: TcpListener) -> std::io::Result<GatewayHandle> {
         let addr = listener.local_addr()?;
-        if !addr.ip().is_loopback() && self.state.keys.is_empty() {
+        if !addr.ip().is_loopback() && self.state.keys.is_empty() && self.state.tenancy.is_none() {
             tracing::warn!(
                 %addr,
                 "the gateway listens on a non-loopback address without api_keys: \

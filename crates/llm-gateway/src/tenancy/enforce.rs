@@ -5,7 +5,7 @@
 //! settle the actual cost), and one spend row per request.
 //!
 //! The authentication layer runs each request inside a task-local
-//! [`RequestCtx`]; the doors call [`generate`], [`stream`] and [`embed`]
+//! [`RequestCtx`]; the doors call `generate`, `stream` and `embed`
 //! instead of the client's methods, and those read the context. A stream is
 //! charged for what it produced when it ends or is dropped (a client that
 //! disconnects mid-way pays for the tokens generated until then).

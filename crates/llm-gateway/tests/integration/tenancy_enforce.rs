@@ -747,3 +747,63 @@ async fn one_tenancy_survives_a_rebuilt_gateway() {
     assert_eq!(r.status().as_u16(), 429);
     second.shutdown().await;
 }
+
+/// Not a test: prints the time a request takes with a configured key on a
+/// gateway without virtual keys, with a configured key on one with them,
+/// and with a virtual key that has every limit and a budget
+/// (`cargo test --release -p llm-gateway --test integration
+/// measure_key_overhead -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn measure_key_overhead() {
+    use std::time::{Duration, Instant};
+    let (openai, ollama) = upstreams().await;
+    let plain = gateway(&format!(
+        "{}{ROUTING}[gateway]\napi_keys = [\"{STATIC_KEY}\"]\n",
+        openai_section(&openai.url())
+    ))
+    .await;
+    let t = tenant(&openai.url(), &ollama.url(), "").await;
+    let (_, key) = t
+        .key(
+            json!({"name": "bench", "rpm": 1_000_000, "tpm": 1_000_000_000,
+                    "max_concurrency": 100, "budget_usd": 1_000_000.0,
+                    "models": ["openai/*"]}),
+        )
+        .await;
+    let body = chat("gpt-4o-mini");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let runs: [(&str, &str, &str); 3] = [
+        ("configured key, no tenancy", &plain.base, STATIC_KEY),
+        ("configured key, tenancy on", &t.gw.base, STATIC_KEY),
+        ("virtual key, all limits", &t.gw.base, &key),
+    ];
+    for round in 0..2 {
+        for (name, base, k) in runs {
+            let mut times: Vec<Duration> = Vec::with_capacity(2000);
+            for _ in 0..2000 {
+                let started = Instant::now();
+                let r = http
+                    .post(format!("{base}/v1/chat/completions"))
+                    .bearer_auth(k)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                r.bytes().await.unwrap();
+                times.push(started.elapsed());
+            }
+            times.sort();
+            let mean = times.iter().sum::<Duration>() / times.len() as u32;
+            if round == 1 {
+                println!(
+                    "{name:<28} mean {:>7.1} µs  p50 {:>7.1} µs  p99 {:>7.1} µs",
+                    mean.as_secs_f64() * 1e6,
+                    times[times.len() / 2].as_secs_f64() * 1e6,
+                    times[times.len() * 99 / 100].as_secs_f64() * 1e6
+                );
+            }
+        }
+    }
+}
