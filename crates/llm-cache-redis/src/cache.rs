@@ -119,9 +119,11 @@ impl RedisCache {
 
     /// The Redis key of a cache key: the prefix, then the key's hex digest.
     pub fn redis_key(&self, key: &CacheKey) -> String {
-        let mut k = String::with_capacity(self.inner.key_prefix.len() + key.as_str().len());
+        use std::fmt::Write as _;
+        let mut k = String::with_capacity(self.inner.key_prefix.len() + 64);
         k.push_str(&self.inner.key_prefix);
-        k.push_str(key.as_str());
+        // Writing to a String cannot fail.
+        let _ = write!(k, "{key}");
         k
     }
 

@@ -103,7 +103,7 @@ async fn key_prefix_is_applied() {
     assert_eq!(cache.redis_key(&k), format!("{prefix}{k}"));
     let stored: Vec<u8> = raw.get(format!("{prefix}{k}")).await.unwrap();
     assert_eq!(stored, entry("x").encode());
-    let bare: bool = raw.exists(k.as_str()).await.unwrap();
+    let bare: bool = raw.exists(k.to_hex()).await.unwrap();
     assert!(!bare, "the key was also written without its prefix");
 }
 

@@ -65,7 +65,7 @@ async fn vectors_round_trip_as_tagged_f32_bytes() {
         (vkey("第一章"), vec![0.0, -1.5, f32::MAX, 1e-30]),
         (vkey("chapter two"), vector(2, 768)),
     ];
-    let keys: Vec<CacheKey> = items.iter().map(|(k, _)| k.clone()).collect();
+    let keys: Vec<CacheKey> = items.iter().map(|(k, _)| *k).collect();
 
     assert_eq!(cache.get_vectors(&keys).await.unwrap(), vec![None, None]);
     cache
@@ -101,7 +101,7 @@ async fn a_batch_is_one_mget_and_one_pipeline_with_hits_in_order() {
     let keys: Vec<CacheKey> = texts.iter().map(|t| vkey(t)).collect();
     let stored: Vec<(CacheKey, Vec<f32>)> = (0..30)
         .step_by(3)
-        .map(|i| (keys[i].clone(), vector(i, 1024)))
+        .map(|i| (keys[i], vector(i, 1024)))
         .collect();
     let sets_before = command_calls(&mut raw, "set").await;
     cache
@@ -125,7 +125,7 @@ async fn a_batch_is_one_mget_and_one_pipeline_with_hits_in_order() {
         }
     }
     // A small batch (the main connection) keeps the order as well.
-    let small = [keys[1].clone(), keys[0].clone(), keys[3].clone()];
+    let small = [keys[1], keys[0], keys[3]];
     assert_eq!(
         cache.get_vectors(&small).await.unwrap(),
         vec![None, Some(vector(0, 1024)), Some(vector(3, 1024))]
@@ -142,14 +142,14 @@ async fn vectors_get_the_ttl_and_expire() {
     let long = vkey("long");
     let short = vkey("short");
     cache
-        .set_vectors(&[(long.clone(), vec![1.0])], Duration::from_millis(90_500))
+        .set_vectors(&[(long, vec![1.0])], Duration::from_millis(90_500))
         .await
         .unwrap();
     let pttl: i64 = raw.pttl(format!("{prefix}{long}")).await.unwrap();
     assert!(90_000 < pttl && pttl <= 91_000, "PTTL {pttl}");
 
     cache
-        .set_vectors(&[(short.clone(), vec![2.0])], Duration::ZERO)
+        .set_vectors(&[(short, vec![2.0])], Duration::ZERO)
         .await
         .unwrap();
     let pttl: i64 = raw.pttl(format!("{prefix}{short}")).await.unwrap();
@@ -163,10 +163,7 @@ async fn vectors_get_the_ttl_and_expire() {
     })
     .await;
     assert_eq!(
-        cache
-            .get_vectors(&[short.clone(), long.clone()])
-            .await
-            .unwrap(),
+        cache.get_vectors(&[short, long]).await.unwrap(),
         vec![None, Some(vec![1.0])]
     );
 }
@@ -180,7 +177,7 @@ async fn a_corrupt_or_foreign_entry_is_a_miss_and_the_rest_still_hit() {
     let mut raw = raw(&r.url).await;
     let good = vkey("good");
     cache
-        .set_vectors(&[(good.clone(), vec![0.25, 0.5])], Duration::from_secs(60))
+        .set_vectors(&[(good, vec![0.25, 0.5])], Duration::from_secs(60))
         .await
         .unwrap();
     let mut tag_only = cache_bytes_of(&cache, &good, &mut raw, &prefix).await;
@@ -193,7 +190,7 @@ async fn a_corrupt_or_foreign_entry_is_a_miss_and_the_rest_still_hit() {
         ("an answer", entry("x").encode()),
         ("json floats", b"[0.25,0.5]".to_vec()),
     ];
-    let mut keys = vec![good.clone()];
+    let mut keys = vec![good];
     for (name, bytes) in &cases {
         let k = vkey(name);
         let _: () = raw
@@ -214,7 +211,7 @@ async fn a_corrupt_or_foreign_entry_is_a_miss_and_the_rest_still_hit() {
     assert_eq!(found, expected);
     // And a write replaces the garbage.
     cache
-        .set_vectors(&[(keys[1].clone(), vec![9.0])], Duration::from_secs(60))
+        .set_vectors(&[(keys[1], vec![9.0])], Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(
@@ -249,7 +246,7 @@ async fn vectors_over_max_entry_bytes_are_not_stored_and_read_as_misses() {
     let (fits, big) = (vkey("fits"), vkey("big"));
     let err = cache
         .set_vectors(
-            &[(fits.clone(), vector(1, 8)), (big.clone(), vector(2, 9))],
+            &[(fits, vector(1, 8)), (big, vector(2, 9))],
             Duration::from_secs(60),
         )
         .await
@@ -285,7 +282,7 @@ async fn redis_down_makes_vector_lookups_fail_fast_and_writes_fail() {
     let (cache, _) = cache(&server.url(), "vectors_down");
     let k = vkey("k");
     cache
-        .set_vectors(&[(k.clone(), vec![1.0])], Duration::from_secs(60))
+        .set_vectors(&[(k, vec![1.0])], Duration::from_secs(60))
         .await
         .unwrap();
     server.stop();
@@ -299,17 +296,16 @@ async fn redis_down_makes_vector_lookups_fail_fast_and_writes_fail() {
     assert!(!err.too_large);
     no_hang(
         "set_vectors with Redis down",
-        cache.set_vectors(&[(k.clone(), vec![2.0])], Duration::from_secs(60)),
+        cache.set_vectors(&[(k, vec![2.0])], Duration::from_secs(60)),
     )
     .await
     .unwrap_err();
     server.restart();
     eventually("vector writes work again after the restart", || {
         let cache = cache.clone();
-        let k = k.clone();
         async move {
             cache
-                .set_vectors(&[(k.clone(), vec![3.0])], Duration::from_secs(60))
+                .set_vectors(&[(k, vec![3.0])], Duration::from_secs(60))
                 .await
                 .is_ok()
                 && cache.get_vectors(&[k]).await.ok() == Some(vec![Some(vec![3.0])])

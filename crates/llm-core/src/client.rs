@@ -372,10 +372,14 @@ impl LlmClient {
         self.plan(req, false)
     }
 
+    /// The route plan; `refresh` (a request on its way) also starts stale
+    /// probes and leaves out the reasons nobody reads unless the plan is
+    /// logged (at `debug`).
     fn plan(&self, req: &LlmRequest, refresh: bool) -> RoutePlan {
         let views = self.views(refresh);
+        let explain = !refresh || tracing::enabled!(tracing::Level::DEBUG);
         let mut rng = lock(&self.inner.rng);
-        router::plan(&self.inner.routing, req, &views, &mut rng)
+        router::plan(&self.inner.routing, req, &views, &mut rng, explain)
     }
 
     /// What the router sees of every instance now; with `refresh`, stale
@@ -526,7 +530,7 @@ impl LlmClient {
         };
         let backend = layer.backend.clone();
         let ttl = layer.ttl;
-        let key = key.clone();
+        let key = *key;
         handle.spawn(async move {
             if let Err(e) = backend.set(&key, &value, ttl).await {
                 telemetry.cache(if e.too_large { "too_large" } else { "error" });
@@ -551,7 +555,7 @@ impl LlmClient {
                 .record("llm.cache", if key.is_some() { "miss" } else { "off" });
             let resp = match key {
                 Some(key) => self.coalesced(key, req).await?,
-                None => self.execute(&req, None).await?,
+                None => self.execute(Arc::new(req), None).await?,
             };
             record_response(&resp);
             Ok(resp)
@@ -589,7 +593,7 @@ impl LlmClient {
         // goes away (finished or cancelled), the entry goes too.
         let _entry = InflightEntry {
             inner: &self.inner,
-            key: key.clone(),
+            key,
         };
         let call: SharedCall = {
             let mut map = lock(&self.inner.inflight);
@@ -597,11 +601,11 @@ impl LlmClient {
                 Some(existing) => existing,
                 None => {
                     let this = self.clone();
-                    let k = key.clone();
-                    let fut: CallFuture = async move { this.execute(&req, Some(&k)).await }.boxed();
+                    let fut: CallFuture =
+                        async move { this.execute(Arc::new(req), Some(&key)).await }.boxed();
                     let shared = fut.shared();
                     if let Some(weak) = shared.downgrade() {
-                        map.insert(key.clone(), weak);
+                        map.insert(key, weak);
                     }
                     shared
                 }
@@ -618,15 +622,15 @@ impl LlmClient {
 
     async fn execute(
         &self,
-        req: &LlmRequest,
+        req: Arc<LlmRequest>,
         key: Option<&CacheKey>,
     ) -> Result<LlmResponse, LlmError> {
         let started = Instant::now();
-        let plan = self.plan(req, true);
+        let plan = self.plan(&req, true);
         tracing::debug!(plan = %plan, "routing");
         let out = self
             .executor()
-            .run(&plan, req, |p, r| async move { p.generate(&r).await })
+            .run(&plan, &req, |p, r| async move { p.generate(&r).await })
             .await?;
         let mut resp = out.value;
         resp.attempts = out.attempts;
@@ -710,6 +714,7 @@ impl LlmClient {
             return Ok(ResponseStream::replay(self.hit_response(hit, started)));
         }
         let plan = self.plan(&req, true);
+        let req = Arc::new(req);
         let inner = &self.inner;
         let out = self
             .executor()
@@ -883,11 +888,11 @@ impl LlmClient {
             .as_ref()
             .filter(|_| req.cache != CacheDirective::Bypass);
         let keys: Vec<CacheKey> = match layer {
-            Some(_) => req
-                .inputs
-                .iter()
-                .map(|t| CacheKey::for_embedding(model, req.dimensions, t))
-                .collect(),
+            Some(_) => CacheKey::for_embeddings(
+                model,
+                req.dimensions,
+                req.inputs.iter().map(String::as_str),
+            ),
             None => Vec::new(),
         };
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; req.inputs.len()];
@@ -908,12 +913,8 @@ impl LlmClient {
         let cached_inputs = vectors.iter().filter(|v| v.is_some()).count();
         if looked_up {
             let t = &self.inner.telemetry;
-            for _ in 0..cached_inputs {
-                t.cache("hit");
-            }
-            for _ in cached_inputs..vectors.len() {
-                t.cache("miss");
-            }
+            t.cache_n("hit", cached_inputs);
+            t.cache_n("miss", vectors.len() - cached_inputs);
         }
         // The texts to send: each distinct missing text once.
         let mut send: Vec<String> = Vec::new();
@@ -945,10 +946,15 @@ impl LlmClient {
                 response_time: started.elapsed(),
             });
         }
-        let upstream = EmbeddingRequest {
+        // The misses only (the whole batch is not copied for that).
+        let upstream = Arc::new(EmbeddingRequest {
             inputs: send,
-            ..req.clone()
-        };
+            model: req.model.clone(),
+            provider: req.provider.clone(),
+            dimensions: req.dimensions,
+            user: req.user.clone(),
+            cache: req.cache,
+        });
         let cached_len = vectors.iter().flatten().map(Vec::len).next();
         let plan = {
             let views = self.views(true);
@@ -1031,7 +1037,7 @@ impl LlmClient {
             if layer.mode != CacheMode::ReadOnly {
                 let items: Vec<(CacheKey, Vec<f32>)> = wanted
                     .iter()
-                    .map(|&(i, slot)| (keys[i].clone(), fresh.vectors[slot].clone()))
+                    .map(|&(i, slot)| (keys[i], fresh.vectors[slot].clone()))
                     .collect();
                 self.store_vectors(layer, items).await;
             }
@@ -1106,7 +1112,7 @@ impl Drop for InflightEntry<'_> {
 struct StreamState {
     client: LlmClient,
     instance: Instance,
-    request: LlmRequest,
+    request: Arc<LlmRequest>,
     key: Option<CacheKey>,
     first: Option<StreamEvent>,
     inner: crate::types::EventStream,

@@ -19,8 +19,8 @@
 //! Model labels are bounded: a model not configured on any provider is
 //! recorded as `other`.
 
-use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
@@ -162,6 +162,7 @@ impl MetricsRegistry {
         Telemetry {
             instruments: Some(self.instruments.clone()),
             models: None,
+            series: Arc::default(),
         }
     }
 
@@ -181,6 +182,85 @@ impl MetricsRegistry {
 pub struct Telemetry {
     instruments: Option<Arc<Instruments>>,
     models: Option<Arc<HashSet<String>>>,
+    series: Arc<SeriesCache>,
+}
+
+/// The operations and request statuses of the per-request metrics: their
+/// attribute sets are built once per (provider, model).
+const OPERATIONS: [&str; 2] = ["chat", "embeddings"];
+const STATUSES: [&str; 3] = ["success", "error", "cache_hit"];
+/// Most (provider, model) pairs whose attribute sets are kept; beyond (only
+/// possible without [`Telemetry::with_models`]) they are built per record.
+const MAX_SERIES: usize = 1024;
+
+/// Every attribute set the per-request metrics of one (provider, model
+/// label) use, built once: recording then allocates nothing.
+struct Series {
+    /// `[operation][status]`: operation, provider, model, status.
+    requests: [[[KeyValue; 4]; 3]; 2],
+    /// `[operation]`: operation, provider, model (latency and cost).
+    base: [[KeyValue; 3]; 2],
+    /// `[operation][input, output]`: operation, provider, model, type.
+    tokens: [[[KeyValue; 4]; 2]; 2],
+    /// provider, model.
+    ttft: [KeyValue; 2],
+}
+
+impl Series {
+    fn new(provider: &str, model: &str) -> Self {
+        let provider = KeyValue::new("provider", Arc::<str>::from(provider));
+        let model = KeyValue::new("model", Arc::<str>::from(model));
+        let base = |op: &'static str| {
+            [
+                KeyValue::new("operation", op),
+                provider.clone(),
+                model.clone(),
+            ]
+        };
+        let with = |op: &'static str, k: &'static str, v: &'static str| {
+            let [a, b, c] = base(op);
+            [a, b, c, KeyValue::new(k, v)]
+        };
+        Self {
+            requests: OPERATIONS.map(|op| STATUSES.map(|st| with(op, "status", st))),
+            base: OPERATIONS.map(base),
+            tokens: OPERATIONS.map(|op| ["input", "output"].map(|t| with(op, "type", t))),
+            ttft: [provider.clone(), model.clone()],
+        }
+    }
+}
+
+/// Attribute sets of one provider, by model label.
+type ByModel = HashMap<Box<str>, Arc<Series>>;
+
+/// Attribute sets by provider, then model label.
+#[derive(Default)]
+struct SeriesCache {
+    map: RwLock<HashMap<Box<str>, ByModel>>,
+}
+
+impl SeriesCache {
+    fn get(&self, provider: &str, model: &str) -> Option<Arc<Series>> {
+        if let Ok(map) = self.map.read() {
+            if let Some(s) = map.get(provider).and_then(|m| m.get(model)) {
+                return Some(s.clone());
+            }
+        }
+        let mut map = self.map.write().ok()?;
+        let total: usize = map.values().map(HashMap::len).sum();
+        if total >= MAX_SERIES {
+            return None;
+        }
+        let s = Arc::new(Series::new(provider, model));
+        map.entry(provider.into())
+            .or_default()
+            .insert(model.into(), s.clone());
+        Some(s)
+    }
+}
+
+fn op_index(op: &str) -> Option<usize> {
+    OPERATIONS.iter().position(|o| *o == op)
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -209,6 +289,8 @@ impl Telemetry {
     /// Limits model labels to `models`; others are recorded as `other`.
     pub fn with_models(mut self, models: impl IntoIterator<Item = String>) -> Self {
         self.models = Some(Arc::new(models.into_iter().collect()));
+        // Labels are resolved once per series: new rules, new series.
+        self.series = Arc::default();
         self
     }
 
@@ -219,8 +301,20 @@ impl Telemetry {
         }
     }
 
+    /// The prebuilt attribute sets of (provider, model label).
+    fn series(&self, provider: &str, model: &str) -> Option<Arc<Series>> {
+        self.series.get(provider, self.model(model))
+    }
+
     pub(crate) fn request(&self, op: &str, provider: &str, model: &str, status: &str) {
         if let Some(i) = &self.instruments {
+            let st = STATUSES.iter().position(|s| *s == status);
+            if let (Some(o), Some(st), Some(series)) =
+                (op_index(op), st, self.series(provider, model))
+            {
+                i.requests.add(1, &series.requests[o][st]);
+                return;
+            }
             let attrs = [
                 kv("operation", op),
                 kv("provider", provider),
@@ -233,6 +327,10 @@ impl Telemetry {
 
     pub(crate) fn latency(&self, op: &str, provider: &str, model: &str, secs: f64) {
         if let Some(i) = &self.instruments {
+            if let (Some(o), Some(series)) = (op_index(op), self.series(provider, model)) {
+                i.latency.record(secs, &series.base[o]);
+                return;
+            }
             i.latency.record(
                 secs,
                 &[
@@ -246,6 +344,10 @@ impl Telemetry {
 
     pub(crate) fn ttft(&self, provider: &str, model: &str, secs: f64) {
         if let Some(i) = &self.instruments {
+            if let Some(series) = self.series(provider, model) {
+                i.ttft.record(secs, &series.ttft);
+                return;
+            }
             i.ttft.record(
                 secs,
                 &[kv("provider", provider), kv("model", self.model(model))],
@@ -255,6 +357,14 @@ impl Telemetry {
 
     pub(crate) fn tokens(&self, op: &str, provider: &str, model: &str, usage: &Usage) {
         if let Some(i) = &self.instruments {
+            if let (Some(o), Some(series)) = (op_index(op), self.series(provider, model)) {
+                let [input, output] = &series.tokens[o];
+                i.tokens.add(usage.prompt_tokens, input);
+                if usage.completion_tokens != 0 || op != "embeddings" {
+                    i.tokens.add(usage.completion_tokens, output);
+                }
+                return;
+            }
             let m = self.model(model);
             i.tokens.add(
                 usage.prompt_tokens,
@@ -282,6 +392,10 @@ impl Telemetry {
 
     pub(crate) fn cost(&self, op: &str, provider: &str, model: &str, usd: f64) {
         if let Some(i) = &self.instruments {
+            if let (Some(o), Some(series)) = (op_index(op), self.series(provider, model)) {
+                i.cost.add(usd, &series.base[o]);
+                return;
+            }
             i.cost.add(
                 usd,
                 &[
@@ -293,9 +407,14 @@ impl Telemetry {
         }
     }
 
-    pub(crate) fn cache(&self, result: &str) {
-        if let Some(i) = &self.instruments {
-            i.cache.add(1, &[kv("result", result)]);
+    pub(crate) fn cache(&self, result: &'static str) {
+        self.cache_n(result, 1);
+    }
+
+    /// Counts `n` cache lookups of one result at once (a batch).
+    pub(crate) fn cache_n(&self, result: &'static str, n: usize) {
+        if let (Some(i), true) = (&self.instruments, n > 0) {
+            i.cache.add(n as u64, &[KeyValue::new("result", result)]);
         }
     }
 

@@ -13,9 +13,19 @@ use crate::types::{
 /// Version of the key encoding; bumping it invalidates every stored entry.
 const KEY_VERSION: &[u8] = b"llm-cache-key/v3";
 
-/// A cache key: 64 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CacheKey(String);
+/// A cache key: the 32-byte SHA-256 digest of a canonical encoding (no heap
+/// allocation; `Copy`). External stores name entries by its 64 lowercase hex
+/// digits ([`to_hex`](Self::to_hex), [`Display`](fmt::Display)).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CacheKey([u8; 32]);
+
+/// Hashes by the digest's first 8 bytes: the key already is a uniform
+/// cryptographic hash, so hashing all of it again buys nothing.
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.prefix_u64());
+    }
+}
 
 impl CacheKey {
     /// The key of a request.
@@ -30,7 +40,7 @@ impl CacheKey {
     /// let a = CacheKey::for_request(&LlmRequest::new("hi").max_tokens(5));
     /// let b = CacheKey::for_request(&LlmRequest::new("hi").max_tokens(6));
     /// assert_ne!(a, b);
-    /// assert_eq!(a.as_str().len(), 64);
+    /// assert_eq!(a.to_hex().len(), 64);
     /// ```
     pub fn for_request(req: &LlmRequest) -> Self {
         let LlmRequest {
@@ -215,7 +225,7 @@ impl CacheKey {
             Some(Thinking::Adaptive) => field(&mut h, b"thinking", b"adaptive"),
             Some(Thinking::Disabled) => field(&mut h, b"thinking", b"disabled"),
         }
-        CacheKey(hex::encode(h.finalize()))
+        CacheKey(h.finalize().into())
     }
 
     /// The key of one embedding input: the model, the output dimensions and
@@ -228,27 +238,85 @@ impl CacheKey {
     /// assert_ne!(a, CacheKey::for_embedding("text-embedding-3-small", None, "你好"));
     /// ```
     pub fn for_embedding(model: &str, dimensions: Option<u32>, text: &str) -> Self {
-        let mut h = Sha256::new();
-        h.update(b"llm-embedding-key/v1");
-        field(&mut h, b"model", model.as_bytes());
-        opt_field(
-            &mut h,
-            b"dimensions",
-            dimensions.map(u32::to_le_bytes).as_ref().map(|b| &b[..]),
-        );
-        field(&mut h, b"text", text.as_bytes());
-        CacheKey(hex::encode(h.finalize()))
+        Self::embedding_text(embedding_prefix(model, dimensions), text)
     }
 
-    /// The hex digest.
-    pub fn as_str(&self) -> &str {
+    /// The keys of a batch of embedding inputs, in order: the same keys as
+    /// [`for_embedding`](Self::for_embedding) gives one by one, with the
+    /// model and dimensions hashed once for the whole batch.
+    ///
+    /// ```
+    /// use llm_core::cache::CacheKey;
+    /// let keys = CacheKey::for_embeddings("nomic-embed-text", Some(256), ["a", "b"]);
+    /// assert_eq!(keys[1], CacheKey::for_embedding("nomic-embed-text", Some(256), "b"));
+    /// ```
+    pub fn for_embeddings<'a>(
+        model: &str,
+        dimensions: Option<u32>,
+        texts: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Self> {
+        let prefix = embedding_prefix(model, dimensions);
+        texts
+            .into_iter()
+            .map(|t| Self::embedding_text(prefix.clone(), t))
+            .collect()
+    }
+
+    fn embedding_text(mut h: Sha256, text: &str) -> Self {
+        field(&mut h, b"text", text.as_bytes());
+        CacheKey(h.finalize().into())
+    }
+
+    /// The SHA-256 digest.
+    pub fn digest(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The digest as 64 lowercase hex digits (how external stores name entries).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The 64 lowercase hex digits, without allocating.
+    fn hex_digits(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        // 32 bytes always fill exactly 64 digits: this cannot fail.
+        let _ = hex::encode_to_slice(self.0, &mut out);
+        out
+    }
+
+    /// The digest's first 8 bytes, for in-memory hash tables.
+    pub(crate) fn prefix_u64(&self) -> u64 {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, f, g, h])
+    }
+}
+
+/// The hashed model and dimensions of embedding keys (their own version
+/// tag, so they never meet a generation key).
+fn embedding_prefix(model: &str, dimensions: Option<u32>) -> Sha256 {
+    let mut h = Sha256::new();
+    h.update(b"llm-embedding-key/v1");
+    field(&mut h, b"model", model.as_bytes());
+    opt_field(
+        &mut h,
+        b"dimensions",
+        dimensions.map(u32::to_le_bytes).as_ref().map(|b| &b[..]),
+    );
+    h
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({self})")
     }
 }
 
 impl fmt::Display for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        let digits = self.hex_digits();
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -470,5 +538,33 @@ mod tests {
             turn(vec![ThinkingBlock::RedactedThinking { data: "a".into() }])
         );
         assert_eq!(turn(vec![signed("a")]), turn(vec![signed("a")]));
+    }
+
+    #[test]
+    fn embedding_keys_are_the_sha256_hex_external_stores_already_hold() {
+        // Digests of the documented encoding, computed independently: the
+        // 32-byte key names Redis entries exactly as the former hex key did.
+        let none = CacheKey::for_embedding("nomic-embed-text", None, "你好");
+        assert_eq!(
+            none.to_hex(),
+            "9fdb29d02556d8ac3c490e7075fefd67680eb4101e594dd9538b9f2c9a98f0eb"
+        );
+        let dims = CacheKey::for_embedding("nomic-embed-text", Some(256), "你好");
+        assert_eq!(
+            dims.to_string(),
+            "d7b21a169a6bd5da8034a16d8a3eef6425a99b3deee36339d02bb2d054f7b037"
+        );
+        assert_eq!(format!("{dims:?}"), format!("CacheKey({dims})"));
+        // The batch form gives the same keys, in order, duplicates included.
+        let texts = ["你好", "", "a", "你好"];
+        let batch = CacheKey::for_embeddings("nomic-embed-text", None, texts);
+        let one: Vec<_> = texts
+            .iter()
+            .map(|t| CacheKey::for_embedding("nomic-embed-text", None, t))
+            .collect();
+        assert_eq!(batch, one);
+        assert_eq!(batch[0], none);
+        assert_eq!(batch[0], batch[3]);
+        assert_ne!(batch[1], batch[2]);
     }
 }

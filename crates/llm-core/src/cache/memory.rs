@@ -51,7 +51,49 @@ impl Stored {
 /// ```
 #[derive(Clone)]
 pub struct MemoryCache {
-    inner: moka::future::Cache<CacheKey, Entry>,
+    inner: moka::future::Cache<CacheKey, Entry, KeyHash>,
+}
+
+/// The table hash of a [`CacheKey`]: its digest's first 8 bytes (already
+/// uniform) mixed with a per-cache random seed, so that which keys share a
+/// bucket cannot be chosen by whoever picks the texts. Much cheaper than
+/// SipHash over the key, on every lookup.
+#[derive(Clone)]
+struct KeyHash {
+    seed: u64,
+}
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.seed)
+    }
+}
+
+/// See [`KeyHash`].
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write_u64(&mut self, v: u64) {
+        // A multiply-xorshift round (splitmix64's finalizer) of seed ^ value.
+        let mut x = self.0 ^ v;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = x ^ (x >> 31);
+    }
+
+    // `CacheKey` hashes through `write_u64` only; anything else still
+    // hashes correctly, a byte at a time.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl std::fmt::Debug for MemoryCache {
@@ -98,11 +140,14 @@ impl MemoryCache {
     pub fn new(max_bytes: u64) -> Self {
         let inner = moka::future::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|k: &CacheKey, e: &Entry| {
-                u32::try_from(e.value.weight() + k.as_str().len()).unwrap_or(u32::MAX)
+            .weigher(|_: &CacheKey, e: &Entry| {
+                u32::try_from(e.value.weight() + std::mem::size_of::<CacheKey>())
+                    .unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
-            .build();
+            .build_with_hasher(KeyHash {
+                seed: fastrand::u64(..),
+            });
         Self { inner }
     }
 
@@ -147,7 +192,7 @@ impl ResponseCache for MemoryCache {
             value: Stored::Response(Arc::new(value.clone())),
             expires: expiry(ttl),
         };
-        self.inner.insert(key.clone(), entry).await;
+        self.inner.insert(*key, entry).await;
         Ok(())
     }
 
@@ -174,7 +219,7 @@ impl ResponseCache for MemoryCache {
                 value: Stored::Vector(Arc::from(v.as_slice())),
                 expires,
             };
-            self.inner.insert(key.clone(), entry).await;
+            self.inner.insert(*key, entry).await;
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ use crate::embed::EmbeddingRequest;
 use crate::error::{ErrorClass, LlmError, ProviderError};
 use crate::metrics::Telemetry;
 use crate::provider::Provider;
-use crate::router::{adapt_request, RoutePlan};
+use crate::router::{adapt_max_tokens, adapt_model, RoutePlan};
 use crate::types::{Attempt, AttemptOutcome, LlmRequest, ResponseStream, StreamEvent};
 
 /// One configured provider instance and its health.
@@ -39,8 +39,11 @@ pub(crate) struct Instance {
 pub(crate) trait Routable: Clone {
     /// Which operation it is, for metrics and spans (`chat`, `embeddings`).
     const OPERATION: &'static str;
-    /// The request as `p` is sent it.
-    fn adapt(&self, cfg: &RoutingConfig, p: &dyn Provider) -> Self;
+    /// The request as `p` is sent it; `None` when that is the request
+    /// itself (the common case: no copy is made).
+    fn adapt(&self, cfg: &RoutingConfig, p: &dyn Provider) -> Option<Self>;
+    /// The model `p` is asked for.
+    fn adapted_model(&self, cfg: &RoutingConfig, p: &dyn Provider) -> String;
     /// Its model.
     fn model(&self) -> Option<&str>;
 }
@@ -48,8 +51,20 @@ pub(crate) trait Routable: Clone {
 impl Routable for LlmRequest {
     const OPERATION: &'static str = "chat";
 
-    fn adapt(&self, cfg: &RoutingConfig, p: &dyn Provider) -> Self {
-        adapt_request(cfg, p, self)
+    fn adapt(&self, cfg: &RoutingConfig, p: &dyn Provider) -> Option<Self> {
+        let model = adapt_model(cfg, p, self.model.as_deref());
+        let max_tokens = adapt_max_tokens(p, self.max_tokens);
+        if self.model.as_deref() == Some(model.as_str()) && self.max_tokens == max_tokens {
+            return None;
+        }
+        let mut r = self.clone();
+        r.model = Some(model);
+        r.max_tokens = max_tokens;
+        Some(r)
+    }
+
+    fn adapted_model(&self, cfg: &RoutingConfig, p: &dyn Provider) -> String {
+        adapt_model(cfg, p, self.model.as_deref())
     }
 
     fn model(&self) -> Option<&str> {
@@ -61,8 +76,12 @@ impl Routable for EmbeddingRequest {
     const OPERATION: &'static str = "embeddings";
 
     /// The same model everywhere: vectors of different models do not mix.
-    fn adapt(&self, _cfg: &RoutingConfig, _p: &dyn Provider) -> Self {
-        self.clone()
+    fn adapt(&self, _cfg: &RoutingConfig, _p: &dyn Provider) -> Option<Self> {
+        None
+    }
+
+    fn adapted_model(&self, _cfg: &RoutingConfig, _p: &dyn Provider) -> String {
+        self.model.clone().unwrap_or_default()
     }
 
     fn model(&self) -> Option<&str> {
@@ -74,7 +93,8 @@ impl Routable for EmbeddingRequest {
 pub(crate) struct Outcome<T, R = LlmRequest> {
     pub(crate) value: T,
     pub(crate) instance: Instance,
-    pub(crate) request: R,
+    /// The request as the instance that answered was sent it.
+    pub(crate) request: Arc<R>,
     pub(crate) attempts: Vec<Attempt>,
 }
 
@@ -106,16 +126,17 @@ impl Executor<'_> {
     /// asking the breaker), the next provider at once on a fallback-class
     /// error, all within the overall deadline. Every attempt's outcome is
     /// recorded here, once: health, breaker, metrics (`error` per failed
-    /// attempt), spans.
+    /// attempt), spans. `call` gets the request as adapted to the instance
+    /// (shared, not copied, when unchanged).
     pub(crate) async fn run<T, R, F, Fut>(
         &self,
         plan: &RoutePlan,
-        req: &R,
+        req: &Arc<R>,
         call: F,
     ) -> Result<Outcome<T, R>, LlmError>
     where
         R: Routable,
-        F: Fn(Arc<dyn Provider>, R) -> Fut,
+        F: Fn(Arc<dyn Provider>, Arc<R>) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         run(self, plan, req, call).await
@@ -125,12 +146,12 @@ impl Executor<'_> {
 async fn run<T, R, F, Fut>(
     ex: &Executor<'_>,
     plan: &RoutePlan,
-    req: &R,
+    req: &Arc<R>,
     call: F,
 ) -> Result<Outcome<T, R>, LlmError>
 where
     R: Routable,
-    F: Fn(Arc<dyn Provider>, R) -> Fut,
+    F: Fn(Arc<dyn Provider>, Arc<R>) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let Executor {
@@ -158,7 +179,9 @@ where
         };
         let provider = inst.provider.clone();
         let name = provider.name().to_string();
-        let adapted = req.adapt(cfg, provider.as_ref());
+        let adapted = req
+            .adapt(cfg, provider.as_ref())
+            .map_or_else(|| req.clone(), Arc::new);
         let model = adapted.model().unwrap_or_default().to_string();
         let began = Instant::now();
 
@@ -349,12 +372,7 @@ where
         let model = instances
             .iter()
             .find(|i| i.provider.name() == s.provider)
-            .map(|i| {
-                req.adapt(cfg, i.provider.as_ref())
-                    .model()
-                    .unwrap_or_default()
-                    .to_string()
-            })
+            .map(|i| req.adapted_model(cfg, i.provider.as_ref()))
             .unwrap_or_default();
         attempts.push(Attempt {
             provider: s.provider.clone(),
@@ -443,7 +461,7 @@ fn deadline_error(cfg: &RoutingConfig, attempts: Vec<Attempt>) -> LlmError {
 /// before its first event counts as a failed attempt (so it can fall back).
 pub(crate) async fn open_stream(
     provider: Arc<dyn Provider>,
-    req: LlmRequest,
+    req: Arc<LlmRequest>,
 ) -> Result<OpenedStream, ProviderError> {
     let started = Instant::now();
     let mut stream = provider.stream(&req).await?;

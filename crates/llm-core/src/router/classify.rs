@@ -60,39 +60,48 @@ impl fmt::Display for Classification {
 /// assert_eq!(classify(&LlmRequest::new("Hello").max_tokens(4000), &rules).class, TaskClass::Complex);
 /// ```
 pub fn classify(req: &LlmRequest, rules: &RulesConfig) -> Classification {
+    classify_with(req, rules, true)
+}
+
+/// [`classify`]; without `explain`, the reason is left empty (the class
+/// and measurements are the same).
+pub(crate) fn classify_with(
+    req: &LlmRequest,
+    rules: &RulesConfig,
+    explain: bool,
+) -> Classification {
     let chars = req.prompt_chars();
     let tokens = req.max_tokens;
-    let make = |class, reason: String| Classification {
+    let make = |class, reason: &dyn Fn() -> String| Classification {
         class,
-        reason,
+        reason: if explain { reason() } else { String::new() },
         prompt_chars: chars,
     };
     // An unset max_tokens is no length signal.
-    let shown = tokens.map_or_else(
-        || "max_tokens unset".to_string(),
-        |t| format!("max_tokens {t}"),
-    );
+    let shown = || {
+        tokens.map_or_else(
+            || "max_tokens unset".to_string(),
+            |t| format!("max_tokens {t}"),
+        )
+    };
     if chars < rules.simple_max_chars && tokens.is_none_or(|t| t < rules.simple_max_tokens) {
-        let limit = match tokens {
-            Some(_) => format!("{shown} < {}", rules.simple_max_tokens),
-            None => shown.clone(),
-        };
-        return make(
-            TaskClass::Simple,
-            format!("{chars} chars < {}, {limit}", rules.simple_max_chars),
-        );
+        return make(TaskClass::Simple, &|| {
+            let limit = match tokens {
+                Some(_) => format!("{} < {}", shown(), rules.simple_max_tokens),
+                None => shown(),
+            };
+            format!("{chars} chars < {}, {limit}", rules.simple_max_chars)
+        });
     }
     if chars > rules.complex_min_chars {
-        return make(
-            TaskClass::Complex,
-            format!("{chars} chars > {}", rules.complex_min_chars),
-        );
+        return make(TaskClass::Complex, &|| {
+            format!("{chars} chars > {}", rules.complex_min_chars)
+        });
     }
     if let Some(tokens) = tokens.filter(|t| *t > rules.complex_min_tokens) {
-        return make(
-            TaskClass::Complex,
-            format!("max_tokens {tokens} > {}", rules.complex_min_tokens),
-        );
+        return make(TaskClass::Complex, &|| {
+            format!("max_tokens {tokens} > {}", rules.complex_min_tokens)
+        });
     }
     let text = req.prompt_text();
     if let Some(k) = rules
@@ -100,9 +109,11 @@ pub fn classify(req: &LlmRequest, rules: &RulesConfig) -> Classification {
         .iter()
         .find(|k| !k.is_empty() && text.contains(k.as_str()))
     {
-        return make(TaskClass::Complex, format!("keyword `{k}`"));
+        return make(TaskClass::Complex, &|| format!("keyword `{k}`"));
     }
-    make(TaskClass::Standard, format!("{chars} chars, {shown}"))
+    make(TaskClass::Standard, &|| {
+        format!("{chars} chars, {}", shown())
+    })
 }
 
 #[cfg(test)]

@@ -83,22 +83,28 @@ pub(crate) fn adapt_max_tokens(p: &dyn Provider, requested: Option<u32>) -> Opti
     )
 }
 
-/// Builds the request a provider is sent: model and `max_tokens` adapted.
-pub(crate) fn adapt_request(cfg: &RoutingConfig, p: &dyn Provider, req: &LlmRequest) -> LlmRequest {
-    let mut r = req.clone();
-    r.model = Some(adapt_model(cfg, p, req.model.as_deref()));
-    r.max_tokens = adapt_max_tokens(p, req.max_tokens);
-    r
-}
-
-/// Plans the fallback sequence for a request.
+/// Plans the fallback sequence for a request. With `explain`, every place
+/// and the classification carry their reason (for [`explain`] and debug
+/// logs); without, those reasons are left empty, since a request on its way
+/// reads only the sequence (skip reasons are always given: attempts report
+/// them).
+///
+/// [`explain`]: crate::LlmClient::explain
 pub(crate) fn plan(
     cfg: &RoutingConfig,
     req: &LlmRequest,
     instances: &[InstanceView<'_>],
     rng: &mut fastrand::Rng,
+    explain: bool,
 ) -> RoutePlan {
-    let classification = classify(req, &cfg.rules);
+    let why = |reason: &dyn Fn() -> String| {
+        if explain {
+            reason()
+        } else {
+            String::new()
+        }
+    };
+    let classification = classify::classify_with(req, &cfg.rules, explain);
     let needs = req.needs();
     let mut skipped = Vec::new();
     let mut usable = Vec::new();
@@ -115,8 +121,8 @@ pub(crate) fn plan(
         }
         let candidate = Candidate {
             index,
-            name: v.provider.name().to_string(),
-            kind: v.provider.kind().to_string(),
+            name: v.provider.name(),
+            kind: v.provider.kind(),
             local: v.provider.profile().local,
             latency: v.latency,
         };
@@ -134,7 +140,7 @@ pub(crate) fn plan(
     let mut ordered = usable.clone();
     strategy::order(cfg, cfg.strategy, &mut ordered, rng);
 
-    let mut seq: Vec<(usize, String)> = Vec::new();
+    let mut seq: Vec<(usize, String)> = Vec::with_capacity(usable.len() + 1);
     let push = |seq: &mut Vec<(usize, String)>, idx: usize, reason: String| {
         if !seq.iter().any(|(i, _)| *i == idx) {
             seq.push((idx, reason));
@@ -143,41 +149,38 @@ pub(crate) fn plan(
 
     // 1. The provider the request names.
     if let Some(name) = &req.provider {
-        if let Some(c) = usable.iter().find(|c| &c.name == name) {
-            push(&mut seq, c.index, "requested".into());
+        if let Some(c) = usable.iter().find(|c| c.name == name) {
+            push(&mut seq, c.index, why(&|| "requested".into()));
         }
     }
     // 2. Classification.
     if seq.is_empty() {
         match classification.class {
             TaskClass::Simple => {
-                let mut locals: Vec<Candidate> =
-                    usable.iter().filter(|c| c.local).cloned().collect();
-                locals.sort_by(|a, b| {
+                let cheapest = usable.iter().filter(|c| c.local).min_by(|a, b| {
                     strategy::cost(cfg, a)
                         .total_cmp(&strategy::cost(cfg, b))
                         .then(a.index.cmp(&b.index))
                 });
-                if let Some(c) = locals.first() {
+                if let Some(c) = cheapest {
                     push(
                         &mut seq,
                         c.index,
-                        "simple task: cheapest local provider".into(),
+                        why(&|| "simple task: cheapest local provider".into()),
                     );
                 }
             }
             TaskClass::Complex => {
-                let mut strong = usable.clone();
-                strong.sort_by(|a, b| {
+                let strongest = usable.iter().min_by(|a, b| {
                     strategy::performance(cfg, b)
                         .total_cmp(&strategy::performance(cfg, a))
                         .then(a.index.cmp(&b.index))
                 });
-                if let Some(c) = strong.first() {
+                if let Some(c) = strongest {
                     push(
                         &mut seq,
                         c.index,
-                        "complex task: highest performance".into(),
+                        why(&|| "complex task: highest performance".into()),
                     );
                 }
             }
@@ -187,7 +190,11 @@ pub(crate) fn plan(
     // 3. Strategy.
     if seq.is_empty() {
         if let Some(c) = ordered.first() {
-            push(&mut seq, c.index, format!("{} strategy", cfg.strategy));
+            push(
+                &mut seq,
+                c.index,
+                why(&|| format!("{} strategy", cfg.strategy)),
+            );
         }
     }
     // 4. The fallback map of the primary, then everyone else in strategy order.
@@ -197,21 +204,29 @@ pub(crate) fn plan(
             .fallback
             .get(p.name())
             .or_else(|| cfg.fallback.get(p.kind()))
-            .cloned()
-            .unwrap_or_default();
-        for entry in &chain {
-            let by_name: Vec<&Candidate> = ordered.iter().filter(|c| &c.name == entry).collect();
-            let matches = if by_name.is_empty() {
-                ordered.iter().filter(|c| &c.kind == entry).collect()
-            } else {
-                by_name
-            };
-            for c in matches {
-                push(&mut seq, c.index, format!("fallback of {}", p.name()));
+            .map_or(&[][..], Vec::as_slice);
+        for entry in chain {
+            let by_name = ordered.iter().any(|c| c.name == entry);
+            for c in ordered.iter().filter(|c| {
+                if by_name {
+                    c.name == entry
+                } else {
+                    c.kind == entry
+                }
+            }) {
+                push(
+                    &mut seq,
+                    c.index,
+                    why(&|| format!("fallback of {}", p.name())),
+                );
             }
         }
         for c in &ordered {
-            push(&mut seq, c.index, format!("{} strategy", cfg.strategy));
+            push(
+                &mut seq,
+                c.index,
+                why(&|| format!("{} strategy", cfg.strategy)),
+            );
         }
     }
 
@@ -224,7 +239,7 @@ pub(crate) fn plan(
         let named = req
             .provider
             .as_ref()
-            .and_then(|n| unhealthy.iter().find(|c| &c.name == n));
+            .and_then(|n| unhealthy.iter().find(|c| c.name == n));
         if let Some(c) = named.or(unhealthy.first()) {
             seq.push((c.index, "last resort: no healthy provider".into()));
             last_resort = Some(c.index);
@@ -281,8 +296,8 @@ pub(crate) fn plan_embeddings(
         }
         let candidate = Candidate {
             index,
-            name: p.name().to_string(),
-            kind: p.kind().to_string(),
+            name: p.name(),
+            kind: p.kind(),
             local: p.profile().local,
             latency: v.latency,
         };
@@ -307,7 +322,7 @@ pub(crate) fn plan_embeddings(
     let mut sequence: Vec<PlannedProvider> = usable
         .iter()
         .map(|c| PlannedProvider {
-            provider: c.name.clone(),
+            provider: c.name.to_string(),
             model: model.to_string(),
             max_tokens: None,
             reason: format!("serves embedding model {model}"),
@@ -320,7 +335,7 @@ pub(crate) fn plan_embeddings(
         if let Some(c) = named.or(unhealthy.first()) {
             skipped.retain(|s| s.provider != c.name);
             sequence.push(PlannedProvider {
-                provider: c.name.clone(),
+                provider: c.name.to_string(),
                 model: model.to_string(),
                 max_tokens: None,
                 reason: "last resort: no healthy provider".into(),

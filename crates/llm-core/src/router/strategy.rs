@@ -3,31 +3,31 @@
 use crate::config::{RoutingConfig, Strategy};
 
 /// What a strategy needs to know about one instance.
-#[derive(Debug, Clone)]
-pub(crate) struct Candidate {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate<'a> {
     /// Position in the configuration (ties keep this order).
     pub(crate) index: usize,
-    pub(crate) name: String,
-    pub(crate) kind: String,
+    pub(crate) name: &'a str,
+    pub(crate) kind: &'a str,
     pub(crate) local: bool,
     pub(crate) latency: Option<f64>,
 }
 
-fn weight(map: &std::collections::BTreeMap<String, f64>, c: &Candidate) -> Option<f64> {
-    map.get(&c.name).or_else(|| map.get(&c.kind)).copied()
+fn weight(map: &std::collections::BTreeMap<String, f64>, c: &Candidate<'_>) -> Option<f64> {
+    map.get(c.name).or_else(|| map.get(c.kind)).copied()
 }
 
 /// Cost weight: configured by instance, else by kind, else 0 for local and 1 for remote.
-pub(crate) fn cost(cfg: &RoutingConfig, c: &Candidate) -> f64 {
+pub(crate) fn cost(cfg: &RoutingConfig, c: &Candidate<'_>) -> f64 {
     weight(&cfg.cost_weights, c).unwrap_or(if c.local { 0.0 } else { 1.0 })
 }
 
 /// Performance weight: configured by instance, else by kind, else 0.5.
-pub(crate) fn performance(cfg: &RoutingConfig, c: &Candidate) -> f64 {
+pub(crate) fn performance(cfg: &RoutingConfig, c: &Candidate<'_>) -> f64 {
     weight(&cfg.performance_weights, c).unwrap_or(0.5)
 }
 
-fn load_weight(cfg: &RoutingConfig, c: &Candidate) -> f64 {
+fn load_weight(cfg: &RoutingConfig, c: &Candidate<'_>) -> f64 {
     weight(&cfg.weights, c).unwrap_or(1.0)
 }
 
@@ -35,7 +35,7 @@ fn load_weight(cfg: &RoutingConfig, c: &Candidate) -> f64 {
 pub(crate) fn order(
     cfg: &RoutingConfig,
     strategy: Strategy,
-    cands: &mut [Candidate],
+    cands: &mut [Candidate<'_>],
     rng: &mut fastrand::Rng,
 ) {
     let by = |a: f64, b: f64| a.total_cmp(&b);
@@ -60,7 +60,7 @@ pub(crate) fn order(
         }),
         Strategy::Weighted => {
             // Efraimidis–Spirakis: sort by u^(1/w) descending.
-            let mut keyed: Vec<(f64, Candidate)> = cands
+            let mut keyed: Vec<(f64, Candidate<'_>)> = cands
                 .iter()
                 .map(|c| {
                     let w = load_weight(cfg, c);
@@ -69,7 +69,7 @@ pub(crate) fn order(
                     } else {
                         rng.f64().powf(1.0 / w)
                     };
-                    (key, c.clone())
+                    (key, *c)
                 })
                 .collect();
             keyed.sort_by(|a, b| by(b.0, a.0));
@@ -84,11 +84,11 @@ pub(crate) fn order(
 mod tests {
     use super::*;
 
-    fn cands() -> Vec<Candidate> {
-        let c = |index, name: &str, local, latency| Candidate {
+    fn cands() -> Vec<Candidate<'static>> {
+        let c = |index, name: &'static str, local, latency| Candidate {
             index,
-            name: name.into(),
-            kind: name.into(),
+            name,
+            kind: name,
             local,
             latency,
         };
@@ -107,7 +107,7 @@ mod tests {
             &mut v,
             &mut fastrand::Rng::with_seed(1),
         );
-        v.into_iter().map(|c| c.name).collect()
+        v.into_iter().map(|c| c.name.to_string()).collect()
     }
 
     #[test]
@@ -129,10 +129,10 @@ mod tests {
         let mut cfg = RoutingConfig::default();
         cfg.weights.insert("a".into(), 3.0);
         cfg.weights.insert("b".into(), 1.0);
-        let mk = |i, n: &str| Candidate {
+        let mk = |i, n: &'static str| Candidate {
             index: i,
-            name: n.into(),
-            kind: "ollama".into(),
+            name: n,
+            kind: "ollama",
             local: true,
             latency: None,
         };
