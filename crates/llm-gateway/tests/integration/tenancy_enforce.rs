@@ -77,6 +77,16 @@ async fn tenant(openai_url: &str, ollama_url: &str, extra: &str) -> Tenant {
     }
 }
 
+/// Rate windows are whole minutes: a test counting requests within one
+/// starts at least 10 s before the next minute begins.
+async fn away_from_a_minute_edge() {
+    let into = llm_gateway::tenancy::now_ms().rem_euclid(60_000);
+    if into > 50_000 {
+        let left = u64::try_from(60_000 - into).unwrap() + 50;
+        tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+    }
+}
+
 fn fastrand_name() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let n = SystemTime::now()
@@ -457,6 +467,7 @@ async fn every_door_refuses_in_its_own_shape() {
         .await;
     let (_, broke) = t.key(json!({"name": "broke", "budget_usd": 0.0})).await;
     for (door, path, body) in doors() {
+        away_from_a_minute_edge().await;
         // 401: unknown key.
         let (status, _, v) = t.call_json(&unknown, path, &body).await;
         assert_eq!(status, 401, "{door}: {v}");
@@ -525,6 +536,7 @@ async fn anthropic_clients_get_anthropic_errors_with_x_api_key() {
     let (openai, ollama) = upstreams().await;
     let t = tenant(&openai.url(), &ollama.url(), "").await;
     let (_, limited) = t.key(json!({"name": "tokens", "tpm": 10})).await;
+    away_from_a_minute_edge().await;
     let body = json!({"model": "gpt-4o-mini", "max_tokens": 100,
                       "messages": [{"role": "user", "content": "Say hello."}]});
     let send = || {
@@ -719,6 +731,7 @@ async fn one_tenancy_survives_a_rebuilt_gateway() {
     let (openai, ollama) = upstreams().await;
     let t = tenant(&openai.url(), &ollama.url(), "").await;
     let (_, key) = t.key(json!({"name": "kept", "rpm": 1})).await;
+    away_from_a_minute_edge().await;
     let (status, _, _) = t
         .call_json(&key, "/v1/chat/completions", &chat("gpt-4o-mini"))
         .await;
@@ -805,5 +818,153 @@ async fn measure_key_overhead() {
                 );
             }
         }
+    }
+}
+
+/// A `redis-server` on a free loopback port, killed when dropped.
+struct OwnRedis(std::process::Child);
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `LLM_TEST_REDIS_URL`, else a `redis-server` of this test's own; `None`
+/// (the test is skipped) only outside CI.
+async fn shared_redis(test: &str) -> Option<(String, Option<OwnRedis>)> {
+    if let Some(url) = std::env::var("LLM_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return Some((url, None));
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = match std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => OwnRedis(c),
+        Err(e) => {
+            assert!(!in_ci, "{test}: no Redis in CI: {e}");
+            eprintln!("SKIPPED {test}: no redis-server and no LLM_TEST_REDIS_URL");
+            return None;
+        }
+    };
+    // Poll until it answers PING.
+    for _ in 0..2000 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 8];
+            if s.write_all(b"PING\r\n").is_ok() && matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                return Some((format!("redis://127.0.0.1:{port}/0"), Some(child)));
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{test}: redis-server did not answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sharing_redis_and_the_store_enforce_one_limit_and_one_budget() {
+    let Some((redis_url, _server)) = shared_redis("two_replicas").await else {
+        return;
+    };
+    let (openai, ollama) = upstreams().await;
+    let db = std::env::temp_dir().join(format!(
+        "llm-tenancy-replicas-{}-{}.db",
+        std::process::id(),
+        fastrand_name()
+    ));
+    let prefix = format!("llm-test-{}:", fastrand_name());
+    let text = config_text(&openai.url(), &ollama.url(), &db, "").replace(
+        "[gateway.store]\n",
+        &format!("[gateway.store]\nredis_url = \"{redis_url}\"\nredis_prefix = \"{prefix}\"\n"),
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        // Each replica has its own Tenancy (its own Redis connection,
+        // cache and spend writer), as two processes would.
+        let tenancy = Tenancy::from_config(&config.gateway).await.unwrap();
+        let client = LlmClient::from_config(&config).unwrap();
+        let handle = Gateway::from_config(client, &config)
+            .tenancy(tenancy.clone())
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        replicas.push((tenancy, handle));
+    }
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = |i: usize| format!("http://{}", replicas[i].1.local_addr());
+    let create = |body: Value| {
+        let req = http
+            .post(format!("{}/admin/keys", base(0)))
+            .bearer_auth(MASTER)
+            .json(&body);
+        async move {
+            let v: Value = req.send().await.unwrap().json().await.unwrap();
+            v["key"].as_str().unwrap().to_string()
+        }
+    };
+    let call = |i: usize, key: String| {
+        let req = http
+            .post(format!("{}/v1/chat/completions", base(i)))
+            .bearer_auth(key)
+            .json(&chat("gpt-4o-mini"));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+
+    // One RPM limit across both replicas: 4 requests per minute in all.
+    let limited = create(json!({"name": "rpm", "rpm": 4})).await;
+    away_from_a_minute_edge().await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(call(i % 2, limited.clone()).await);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        4,
+        "{statuses:?}"
+    );
+
+    // One budget across both: $0.05 at 22 tokens × $0.001 a call, with
+    // reservations of about 6 prompt + 2 output tokens (below the actual
+    // cost, so calls in flight may overshoot by their difference).
+    let budget =
+        create(json!({"name": "budget", "budget_usd": 0.05, "budget_period": "daily"})).await;
+    let mut answered = 0;
+    for i in 0..10 {
+        if call(i % 2, budget.clone()).await == 200 {
+            answered += 1;
+        }
+    }
+    // Sequential calls: each admitted only if spent + its estimate fit.
+    assert_eq!(
+        answered, 3,
+        "0.000, 0.022, 0.044 spent before each admitted call"
+    );
+    for (t, h) in replicas {
+        t.flush().await;
+        h.shutdown().await;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
     }
 }
