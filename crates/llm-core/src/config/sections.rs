@@ -585,8 +585,7 @@ impl GatewayConfig {
             }
         }
         self.store.validate().map_err(|(key, message)| {
-            ConfigError::new(format!("[gateway.store] {key}: {message}"))
-                .with_key(format!("gateway.store.{key}"))
+            ConfigError::new(message).with_key(format!("gateway.store.{key}"))
         })
     }
 
