@@ -13,6 +13,12 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::load_config;
 use crate::gateway::{config_hash, shutdown_signal, Gateway, GatewayHandle, Shutdown};
 
+/// Virtual keys, limits, budgets and the spend log: built once at start and
+/// handed to every gateway built on a reload, so counters, ledgers and
+/// pending spend rows survive it (their own settings are read at start).
+static TENANCY: std::sync::OnceLock<std::sync::Arc<crate::gateway::tenancy::Tenancy>> =
+    std::sync::OnceLock::new();
+
 /// How often the configuration file is checked with `watch_config = true`.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -51,6 +57,12 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
         None => (load_config(None)?, config_hash(b"")),
     };
     let client = build_client(&config)?;
+    if crate::gateway::tenancy::enabled(&config.gateway) {
+        let tenancy = crate::gateway::tenancy::Tenancy::from_config(&config.gateway)
+            .await
+            .context("cannot set up virtual keys ([gateway.store])")?;
+        let _ = TENANCY.set(tenancy);
+    }
     let addr = args.addr.unwrap_or_else(|| config.gateway.addr.clone());
     let handle = build_gateway(client.clone(), &config, &hash)?
         .bind(&addr)
@@ -88,7 +100,11 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
         handle, preparing, ..
     } = live;
     preparing.abort();
-    match handle.stop_for(signal).await {
+    let outcome = handle.stop_for(signal).await;
+    if let Some(tenancy) = TENANCY.get() {
+        tenancy.flush().await;
+    }
+    match outcome {
         Shutdown::Graceful => Ok(ExitCode::SUCCESS),
         Shutdown::Forced => {
             eprintln!("warning: in-flight requests were cut off after the shutdown grace period");
@@ -119,9 +135,13 @@ fn build_client(config: &Config) -> anyhow::Result<LlmClient> {
 
 /// The gateway of a configuration (at start and on every reload).
 fn build_gateway(client: LlmClient, config: &Config, hash: &str) -> anyhow::Result<Gateway> {
-    Ok(Gateway::from_config(client, config)
+    let gateway = Gateway::from_config(client, config)
         .cors_origins(&config.gateway.cors_origins)?
-        .with_config_hash(hash))
+        .with_config_hash(hash);
+    Ok(match TENANCY.get() {
+        Some(tenancy) => gateway.tenancy(tenancy.clone()),
+        None => gateway,
+    })
 }
 
 /// The running gateway and the configuration it serves.
