@@ -338,29 +338,32 @@ impl Load {
     /// The load balancer's readiness poll.
     async fn monitor(self: Arc<Self>) {
         while !self.stop.load(Ordering::Acquire) {
-            for s in &self.slots {
-                let r = self
-                    .http
-                    .get(format!("{}/health/ready", s.base))
-                    .timeout(Duration::from_secs(1))
-                    .send()
-                    .await;
-                let ready = match r {
-                    Ok(r) if r.status() == 200 => {
-                        if let Ok(v) = r.json::<serde_json::Value>().await {
-                            if let Some(h) = v["config"].as_str() {
-                                *s.config.lock().unwrap_or_else(PoisonError::into_inner) =
-                                    h.to_string();
-                            }
-                        }
-                        true
-                    }
-                    _ => false,
-                };
-                s.ready.store(ready, Ordering::Release);
-            }
+            // All replicas at once: one slow answer delays no other.
+            futures::future::join_all(self.slots.iter().map(|s| self.poll_ready(s))).await;
             tokio::time::sleep(READY_POLL).await;
         }
+    }
+
+    /// One readiness check of `s`.
+    async fn poll_ready(&self, s: &Slot) {
+        let r = self
+            .http
+            .get(format!("{}/health/ready", s.base))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        let ready = match r {
+            Ok(r) if r.status() == 200 => {
+                if let Ok(v) = r.json::<serde_json::Value>().await {
+                    if let Some(h) = v["config"].as_str() {
+                        *s.config.lock().unwrap_or_else(PoisonError::into_inner) = h.to_string();
+                    }
+                }
+                true
+            }
+            _ => false,
+        };
+        s.ready.store(ready, Ordering::Release);
     }
 
     /// Sends requests until `total` are done.

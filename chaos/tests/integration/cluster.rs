@@ -16,7 +16,8 @@ fn settings() -> Option<ClusterSettings> {
     let mut s = ClusterSettings::new(PathBuf::from(env!("CARGO_BIN_EXE_chaos-llm")));
     s.requests = 300;
     s.concurrency = 12;
-    s.drain_delay = 0.5;
+    // Longer than the load generator's readiness polling needs on a busy machine.
+    s.drain_delay = 1.0;
     s.rpm = 60;
     Some(s)
 }
