@@ -85,9 +85,13 @@ const EXPOSED_HEADERS: &[&str] = &[
     "x-llm-cached-inputs",
     "x-llm-attempts",
     "x-llm-overhead-ms",
+    "x-llm-config",
     "x-request-id",
     "retry-after",
 ];
+
+/// Response header naming the configuration (short hash) that answered.
+const CONFIG_HEADER: &str = "x-llm-config";
 
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
@@ -353,6 +357,24 @@ impl Gateway {
             .layer(DefaultBodyLimit::max(st.settings.max_body_bytes))
             .layer(TraceLayer::new_for_http())
             .with_state(st);
+        // Every answer names the configuration that produced it (after a
+        // reload, requests still running answer with the previous hash).
+        let app = match self
+            .config_hash
+            .as_deref()
+            .and_then(|h| HeaderValue::from_str(h).ok())
+        {
+            Some(hash) => app.layer(axum::middleware::map_response(
+                move |mut r: axum::response::Response| {
+                    let hash = hash.clone();
+                    async move {
+                        r.headers_mut().insert(CONFIG_HEADER, hash);
+                        r
+                    }
+                },
+            )),
+            None => app,
+        };
         // Outermost, so a preflight is answered before authentication.
         match self.cors_layer() {
             Some(cors) => app.layer(cors),

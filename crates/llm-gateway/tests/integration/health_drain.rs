@@ -338,10 +338,12 @@ async fn reload_routes_new_requests_while_running_ones_finish_on_the_old() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-llm-provider"], "beta");
+    assert_eq!(r.headers()["x-llm-config"], "222222222222");
     alpha.release(1);
     let r = running.await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-llm-provider"], "alpha");
+    assert_eq!(r.headers()["x-llm-config"], "111111111111");
 
     // One registry: the client's series once, the live configuration only.
     let metrics = http
