@@ -68,7 +68,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use lifecycle::{Lifecycle, Timings};
 
@@ -88,6 +88,12 @@ const EXPOSED_HEADERS: &[&str] = &[
     "x-llm-config",
     "x-request-id",
     "retry-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
 ];
 
 /// Response header naming the configuration (short hash) that answered.
@@ -355,7 +361,13 @@ impl Gateway {
             })
             .fallback(routes::not_found)
             .layer(DefaultBodyLimit::max(st.settings.max_body_bytes))
-            .layer(TraceLayer::new_for_http())
+            // A 5xx answer is logged by the door that produced it (with the
+            // provider's error); the trace layer's own failure line would
+            // turn every draining `/health/ready` probe into an ERROR.
+            .layer(
+                TraceLayer::new_for_http()
+                    .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+            )
             .with_state(st);
         // Every answer names the configuration that produced it (after a
         // reload, requests still running answer with the previous hash).
