@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use llm_router::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
 use crate::fault::{Fault, Role};
@@ -113,6 +114,10 @@ pub struct ClusterSettings {
     pub scenarios: Vec<Scenario>,
     /// RPM limit of the virtual key of [`Scenario::SharedLimit`].
     pub rpm: u32,
+    /// `[gateway.store] url` the replicas share in [`Scenario::SharedLimit`]
+    /// (e.g. a PostgreSQL URL); `None`: one SQLite file in the scenario's
+    /// directory.
+    pub store_url: Option<SecretString>,
 }
 
 impl ClusterSettings {
@@ -127,6 +132,7 @@ impl ClusterSettings {
             drip_delay: Duration::from_millis(2),
             scenarios: Scenario::ALL.to_vec(),
             rpm: 600,
+            store_url: None,
         }
     }
 }
@@ -724,10 +730,14 @@ pub async fn scenario(s: &ClusterSettings, sc: Scenario) -> Result<ScenarioRepor
         s.drain_delay,
     );
     if sc == Scenario::SharedLimit {
+        let store = s
+            .store_url
+            .as_ref()
+            .map(|u| u.expose_secret().to_string())
+            .unwrap_or_else(|| format!("sqlite:{}", dir.join("keys.db").display()));
         first.push_str(&format!(
-            "master_key = \"{MASTER_KEY}\"\n\n[gateway.store]\nurl = \"sqlite:{}\"\n\
+            "master_key = \"{MASTER_KEY}\"\n\n[gateway.store]\nurl = \"{store}\"\n\
              redis_url = \"{}\"\n",
-            dir.join("keys.db").display(),
             redis.url()
         ));
     }

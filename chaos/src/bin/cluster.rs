@@ -34,6 +34,10 @@ struct Args {
     /// The `llm` binary (default: `chaos-llm` next to this executable).
     #[arg(long)]
     llm_bin: Option<PathBuf>,
+    /// `[gateway.store] url` the replicas share in the ratelimit scenario,
+    /// e.g. `postgres://user:pass@127.0.0.1:5432/db` (default: one SQLite file).
+    #[arg(long)]
+    store_url: Option<String>,
 }
 
 #[tokio::main]
@@ -71,6 +75,7 @@ async fn main() -> ExitCode {
     settings.concurrency = a.concurrency;
     settings.drain_delay = a.drain_delay;
     settings.rpm = a.rpm;
+    settings.store_url = a.store_url.clone().map(llm_router::SecretString::from);
     if !scenarios.is_empty() {
         settings.scenarios = scenarios;
     }

@@ -10,6 +10,11 @@ use llm_chaos::cluster::{scenario, ClusterSettings, Scenario};
 
 fn settings() -> Option<ClusterSettings> {
     if !llm_chaos::redis::available() {
+        // CI installs redis-server: there a missing one is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is not installed (CI=true): the multi-replica scenarios need it"
+        );
         eprintln!("redis-server is not installed: multi-replica scenarios skipped");
         return None;
     }
@@ -19,6 +24,12 @@ fn settings() -> Option<ClusterSettings> {
     // Longer than the load generator's readiness polling needs on a busy machine.
     s.drain_delay = 1.0;
     s.rpm = 60;
+    // With PostgreSQL (CI starts one), the replicas share their keys there,
+    // as a real deployment would; otherwise one SQLite file.
+    s.store_url = std::env::var("LLM_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(llm_router::SecretString::from);
     Some(s)
 }
 
