@@ -79,8 +79,8 @@ fn instant() -> Arc<dyn Provider> {
         cached: false,
         attempts: Vec::new(),
         tool_calls: Vec::new(),
-        logprobs: Vec::new(), // logprobs-field
-        thinking: Vec::new(), // thinking-field
+        logprobs: Vec::new(),
+        thinking: Vec::new(),
     };
     Arc::new(InstantProvider {
         profile: profile(),
@@ -122,7 +122,6 @@ fn generate_loop(rt: &tokio::runtime::Runtime, client: &LlmClient, n: usize) {
     });
 }
 
-// embed-begin
 fn embed_loop(rt: &tokio::runtime::Runtime, sentences: usize, n: usize) {
     use llm_core::testing::ScriptedProvider;
     use llm_core::EmbeddingRequest;
@@ -150,7 +149,6 @@ fn embed_loop(rt: &tokio::runtime::Runtime, sentences: usize, n: usize) {
         }
     });
 }
-// embed-end
 
 fn main() {
     // `cargo bench` runs every bench target with `--bench`: nothing to do then.
@@ -182,10 +180,8 @@ fn main() {
         "client_generate_memory_hit_metrics" => {
             generate_loop(&rt, &client(true, Some(&registry)), n);
         }
-        // embed-begin
         "embed_short" => embed_loop(&rt, 1, n),
         "embed_paragraphs" => embed_loop(&rt, 20, n),
-        // embed-end
         other => panic!("unknown scenario {other}"),
     }
 }
