@@ -7,10 +7,13 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use clap::Args;
 use llm_router::config::Config;
-use llm_router::LlmClient;
+use llm_router::{ExposeSecret, LlmClient};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::load_config;
+
+/// Longest wait for the spend log's last rows at exit.
+const SPEND_FLUSH_AT_EXIT: Duration = Duration::from_secs(10);
 use crate::gateway::{config_hash, shutdown_signal, Gateway, GatewayHandle, Shutdown};
 
 /// Virtual keys, limits, budgets and the spend log: built once at start and
@@ -102,7 +105,16 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
     preparing.abort();
     let outcome = handle.stop_for(signal).await;
     if let Some(tenancy) = TENANCY.get() {
-        tenancy.flush().await;
+        // Bounded: with the database down, waiting for it would keep the
+        // process alive until the orchestrator kills it.
+        let unwritten = tenancy.flush_within(SPEND_FLUSH_AT_EXIT).await;
+        if unwritten > 0 {
+            tracing::error!(
+                rows = unwritten,
+                "spend log: rows not written at exit (the store did not answer within {:?})",
+                SPEND_FLUSH_AT_EXIT
+            );
+        }
     }
     match outcome {
         Shutdown::Graceful => Ok(ExitCode::SUCCESS),
@@ -234,7 +246,17 @@ impl Live {
         // Read once at start (Debug redacts the URLs' credentials).
         let store_changed = format!("{:?}", config.gateway.store)
             != format!("{:?}", self.config.gateway.store)
-            || config.gateway.master_key.is_some() != self.config.gateway.master_key.is_some();
+            || config
+                .gateway
+                .master_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_string())
+                != self
+                    .config
+                    .gateway
+                    .master_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_string());
         if store_changed {
             tracing::warn!("[gateway.store] or master_key changed: ignored until a restart");
         }

@@ -539,8 +539,15 @@ async fn usage(
             ))
         }
     };
-    // Reports include every request answered so far.
-    t.flush().await;
+    // Reports include every request answered so far, unless the store is
+    // too slow to take them now (the report is then read without them).
+    let unwritten = t.flush_within(std::time::Duration::from_secs(2)).await;
+    if unwritten > 0 {
+        tracing::warn!(
+            rows = unwritten,
+            "usage report read before this replica's pending spend rows were written"
+        );
+    }
     match usage_report(
         t.store().as_ref(),
         group_by,

@@ -50,6 +50,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use redis::Script;
 
@@ -58,6 +59,9 @@ use super::types::{BudgetPeriod, KeyRecord};
 
 /// Micro-USD per USD.
 const MICROS: f64 = 1_000_000.0;
+
+/// Attempts at a Redis settlement before it is given up (and logged).
+const SETTLE_RETRIES: u32 = 8;
 
 /// Largest amount handled, in micro-USD (a billion dollars): keeps every
 /// value exact in Redis' Lua numbers.
@@ -324,17 +328,52 @@ impl LedgerInner {
     }
 
     /// Moves a reservation of `amount` to `actual` spend (`0`: released).
-    async fn settle(&self, acct: &AccountId, amount: i64, actual: i64) {
+    /// Returns whether it was applied (always, in process; for Redis, when
+    /// the script answered).
+    async fn settle(&self, acct: &AccountId, amount: i64, actual: i64) -> bool {
         match &self.backend {
-            Backend::Memory(shards) => Self::settle_memory(shards, acct, amount, actual),
+            Backend::Memory(shards) => {
+                Self::settle_memory(shards, acct, amount, actual);
+                true
+            }
             Backend::Redis(r) => {
                 let mut inv = r.settle.prepare_invoke();
                 inv.key(r.conn.key("budget", &acct.name()))
                     .arg(amount)
                     .arg(actual);
-                let _: Option<i64> = r.conn.eval("budget_settle", &inv).await;
+                let applied: Option<i64> = r.conn.eval("budget_settle", &inv).await;
+                applied.is_some()
             }
         }
+    }
+
+    /// [`settle`](Self::settle), and when Redis did not answer, again in
+    /// the background with a growing pause (up to [`SETTLE_RETRIES`]
+    /// attempts, about two minutes): a settle lost to a blip would leave the
+    /// reservation held and the spend uncounted until the period's account
+    /// expires. A settle whose answer (not whose request) was lost may be
+    /// applied twice: the call is then charged twice, never not at all.
+    async fn settle_retrying(self: Arc<Self>, acct: AccountId, amount: i64, actual: i64) {
+        if self.settle(&acct, amount, actual).await {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(500);
+            for _ in 1..SETTLE_RETRIES {
+                tokio::time::sleep(pause).await;
+                if self.settle(&acct, amount, actual).await {
+                    return;
+                }
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+            tracing::error!(
+                key_id = acct.key_id.as_str(),
+                reserved_micro_usd = amount,
+                spent_micro_usd = actual,
+                "budget: Redis did not take a settlement after {SETTLE_RETRIES} attempts; \
+                 the reservation stays held until the period's account expires"
+            );
+        });
     }
 
     fn settle_memory(shards: &Shards<Account>, acct: &AccountId, amount: i64, actual: i64) {
@@ -608,7 +647,7 @@ impl Reservation {
             }
             Backend::Redis(_) => {
                 let task = tokio::spawn(async move {
-                    h.ledger.settle(&h.acct, h.amount, actual).await;
+                    h.ledger.settle_retrying(h.acct, h.amount, actual).await;
                 });
                 let _ = task.await;
             }
@@ -625,7 +664,7 @@ impl Drop for Reservation {
             Backend::Memory(shards) => LedgerInner::settle_memory(shards, &h.acct, h.amount, 0),
             Backend::Redis(_) => match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
-                    rt.spawn(async move { h.ledger.settle(&h.acct, h.amount, 0).await });
+                    rt.spawn(async move { h.ledger.settle_retrying(h.acct, h.amount, 0).await });
                 }
                 Err(_) => tracing::warn!(
                     key_id = h.acct.key_id.as_str(),

@@ -626,6 +626,20 @@ fn failed_outcome(ctx: &RequestCtx, e: &LlmError) {
     ctx.state().outcome.attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
 }
 
+/// A key with a budget or a token rate gets answers of at most
+/// `default_output_tokens` when the request sets no `max_tokens`: the
+/// reservation is made for that many, and an uncapped answer could cost
+/// many times what was reserved (OpenAI-kind upstreams write until the
+/// model's own limit).
+fn cap_output(ctx: &RequestCtx, req: &mut LlmRequest) {
+    let limited = ctx
+        .key()
+        .is_some_and(|k| k.budget_usd.is_some() || k.tpm.is_some());
+    if limited && req.max_tokens.is_none() {
+        req.max_tokens = Some(ctx.tenancy.default_output_tokens());
+    }
+}
+
 /// Prompt tokens estimated for a request and the output it may produce.
 fn chat_estimate(ctx: &RequestCtx, req: &LlmRequest, prompt: u64) -> Usage {
     let output = req
@@ -655,11 +669,12 @@ impl AppState {
 }
 
 /// [`LlmClient::generate`] under the caller's limits and budget.
-pub(crate) async fn generate(st: &AppState, req: LlmRequest) -> Result<LlmResponse, CallError> {
+pub(crate) async fn generate(st: &AppState, mut req: LlmRequest) -> Result<LlmResponse, CallError> {
     let Some(ctx) = current() else {
         return Ok(st.client.generate(req).await?);
     };
     begin(&ctx, requested_model(&req));
+    cap_output(&ctx, &mut req);
     let admitted = admit_call(
         &ctx,
         || request_names(&st.client, &req),
@@ -695,11 +710,15 @@ pub(crate) async fn generate(st: &AppState, req: LlmRequest) -> Result<LlmRespon
 
 /// [`LlmClient::stream`] under the caller's limits and budget; the stream
 /// is charged for what it produced when it ends or is dropped.
-pub(crate) async fn stream(st: &AppState, req: LlmRequest) -> Result<ResponseStream, CallError> {
+pub(crate) async fn stream(
+    st: &AppState,
+    mut req: LlmRequest,
+) -> Result<ResponseStream, CallError> {
     let Some(ctx) = current() else {
         return Ok(st.client.stream(req).await?);
     };
     begin(&ctx, requested_model(&req));
+    cap_output(&ctx, &mut req);
     // Streams need the prompt's size even without limits: a stream that ends
     // before the provider reports usage is charged an estimate.
     let prompt_tokens = llm_router::tokens::estimate_usage(&req, "").prompt_tokens;

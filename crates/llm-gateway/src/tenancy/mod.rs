@@ -38,6 +38,11 @@ pub const MASTER_KEY_ENV: &str = "LLM_MASTER_KEY";
 /// emptied (lookups go to the store again).
 const KEY_CACHE_MAX: usize = 100_000;
 
+/// Longest wait for the store on a key lookup: past it the store counts as
+/// unreachable (a cached key is served stale), instead of every request
+/// waiting out the pool's own acquire timeout (5-10 s) during an outage.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why tenancy could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
@@ -198,6 +203,15 @@ impl Tenancy {
         self.spend.flush().await;
     }
 
+    /// [`flush`](Self::flush), waiting at most `limit` (the store may be
+    /// unreachable). Returns the rows still unwritten when it gave up.
+    pub async fn flush_within(&self, limit: std::time::Duration) -> usize {
+        match tokio::time::timeout(limit, self.spend.flush()).await {
+            Ok(()) => 0,
+            Err(_) => self.spend.pending(),
+        }
+    }
+
     /// The key whose secret is `presented`: from the cache when it was
     /// read less than `key_cache_ttl` ago, else from the store. When the
     /// store cannot be read, an expired cache entry is used (stale on
@@ -212,7 +226,22 @@ impl Tenancy {
                 None => None,
             }
         };
-        match self.store.key_by_hash(&hash).await {
+        let looked_up = tokio::time::timeout(LOOKUP_TIMEOUT, self.store.key_by_hash(&hash)).await;
+        let result = match looked_up {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Query {
+                op: "key_by_hash",
+                source: Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {LOOKUP_TIMEOUT:?}"),
+                )),
+            }),
+        };
+        let unavailable = result
+            .as_ref()
+            .err()
+            .is_some_and(StoreError::is_unavailable);
+        match result {
             Ok(found) => {
                 // The store found it by hash; compare again in constant time.
                 let record = found
@@ -232,11 +261,18 @@ impl Tenancy {
                 Ok(record)
             }
             Err(e) => match stale {
-                Some(record) => {
-                    tracing::warn!(error = %e, "key store unreadable: using the cached key");
+                // Only while the store is unreachable; the entry is stamped
+                // again so the next lookups within `key_cache_ttl` do not
+                // each wait for the store's timeout.
+                Some(record) if unavailable => {
+                    tracing::warn!(error = %e, "key store unreachable: using the cached key");
+                    let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(c) = cache.get_mut(&hash) {
+                        c.fetched = Instant::now();
+                    }
                     Ok(record)
                 }
-                None => Err(e),
+                _ => Err(e),
             },
         }
     }

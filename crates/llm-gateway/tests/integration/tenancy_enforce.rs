@@ -77,16 +77,6 @@ async fn tenant(openai_url: &str, ollama_url: &str, extra: &str) -> Tenant {
     }
 }
 
-/// Rate windows are whole minutes: a test counting requests within one
-/// starts at least 10 s before the next minute begins.
-async fn away_from_a_minute_edge() {
-    let into = llm_gateway::tenancy::now_ms().rem_euclid(60_000);
-    if into > 50_000 {
-        let left = u64::try_from(60_000 - into).unwrap() + 50;
-        tokio::time::sleep(std::time::Duration::from_millis(left)).await;
-    }
-}
-
 fn fastrand_name() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let n = SystemTime::now()
@@ -467,7 +457,6 @@ async fn every_door_refuses_in_its_own_shape() {
         .await;
     let (_, broke) = t.key(json!({"name": "broke", "budget_usd": 0.0})).await;
     for (door, path, body) in doors() {
-        away_from_a_minute_edge().await;
         // 401: unknown key.
         let (status, _, v) = t.call_json(&unknown, path, &body).await;
         assert_eq!(status, 401, "{door}: {v}");
@@ -536,7 +525,6 @@ async fn anthropic_clients_get_anthropic_errors_with_x_api_key() {
     let (openai, ollama) = upstreams().await;
     let t = tenant(&openai.url(), &ollama.url(), "").await;
     let (_, limited) = t.key(json!({"name": "tokens", "tpm": 10})).await;
-    away_from_a_minute_edge().await;
     let body = json!({"model": "gpt-4o-mini", "max_tokens": 100,
                       "messages": [{"role": "user", "content": "Say hello."}]});
     let send = || {
@@ -612,6 +600,34 @@ async fn streams_are_charged_and_a_cut_stream_pays_for_what_it_produced() {
         .unwrap();
     assert!((balance.spent_usd - expected).abs() < 1e-6, "{balance:?}");
     assert!(balance.reserved_usd.abs() < 1e-9, "{balance:?}");
+}
+
+#[tokio::test]
+async fn a_limited_key_without_max_tokens_is_capped_at_its_reservation() {
+    let (openai, ollama) = upstreams().await;
+    let t = tenant(&openai.url(), &ollama.url(), "").await;
+    let (_, budgeted) = t.key(json!({"name": "capped", "budget_usd": 10.0})).await;
+    let (_, free) = t.key(json!({"name": "free"})).await;
+    let body = json!({"model": "gpt-4o-mini",
+                      "messages": [{"role": "user", "content": "Write a long story."}]});
+
+    // A budget: the answer may not outgrow the reservation (1,024 tokens).
+    let r = t.call(&budgeted, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let sent = received(&openai, "/v1/chat/completions");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].json()["max_tokens"], 1024, "{}", sent[0].json());
+
+    // No budget and no token rate: nothing is added to the request.
+    let r = t.call(&free, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let sent = received(&openai, "/v1/chat/completions");
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent[1].json().get("max_tokens").is_none(),
+        "{}",
+        sent[1].json()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -731,7 +747,6 @@ async fn one_tenancy_survives_a_rebuilt_gateway() {
     let (openai, ollama) = upstreams().await;
     let t = tenant(&openai.url(), &ollama.url(), "").await;
     let (_, key) = t.key(json!({"name": "kept", "rpm": 1})).await;
-    away_from_a_minute_edge().await;
     let (status, _, _) = t
         .call_json(&key, "/v1/chat/completions", &chat("gpt-4o-mini"))
         .await;
@@ -926,7 +941,6 @@ async fn two_replicas_sharing_redis_and_the_store_enforce_one_limit_and_one_budg
 
     // One RPM limit across both replicas: 4 requests per minute in all.
     let limited = create(json!({"name": "rpm", "rpm": 4})).await;
-    away_from_a_minute_edge().await;
     let mut statuses = Vec::new();
     for i in 0..8 {
         statuses.push(call(i % 2, limited.clone()).await);

@@ -99,9 +99,13 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Connect { .. } => true,
-            Self::Query { source, .. } | Self::Migrate { source } => source
-                .downcast_ref::<sqlx::Error>()
-                .is_some_and(sqlx_transient),
+            Self::Query { source, .. } | Self::Migrate { source } => {
+                source
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(sqlx_transient)
+                    // A store call abandoned after its deadline.
+                    || source.is::<std::io::Error>()
+            }
             Self::UnsupportedUrl { .. } | Self::NotFound | Self::Conflict(_) => false,
         }
     }
@@ -124,11 +128,14 @@ fn sqlx_transient(e: &sqlx::Error) -> bool {
                 .is_some()
             {
                 // SQLSTATE: connection exceptions, insufficient resources,
-                // operator intervention (shutdown), serialization failure,
-                // deadlock, lock not available.
+                // operator intervention (shutdown, statement timeout),
+                // read-only transaction (a standby during a failover),
+                // serialization failure, deadlock, lock not available.
                 code.starts_with("08")
                     || code.starts_with("53")
                     || code.starts_with("57P")
+                    || code == "57014"
+                    || code == "25006"
                     || code == "40001"
                     || code == "40P01"
                     || code == "55P03"
