@@ -822,8 +822,11 @@ impl LlmClient {
         .await
     }
 
-    /// The embedding model of a request, checked against the configuration.
-    fn embedding_model(&self, req: &EmbeddingRequest) -> Result<String, LlmError> {
+    /// The embedding model [`embed`](Self::embed) would use for `req` (its
+    /// `model`, else `routing.default_embedding_model`, else the only one
+    /// configured), checked against the configuration: what a gateway
+    /// prices and checks a caller's allowed models against.
+    pub fn embedding_model(&self, req: &EmbeddingRequest) -> Result<String, LlmError> {
         let invalid = |field: &'static str, message: &str| {
             LlmError::from(crate::error::ValidationError {
                 field,

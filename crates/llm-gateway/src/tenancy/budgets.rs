@@ -579,6 +579,8 @@ struct Held {
     ledger: Arc<LedgerInner>,
     acct: AccountId,
     amount: i64,
+    /// Spend charged when dropped without settle or release (micro-USD).
+    on_drop: i64,
 }
 
 /// An admitted call's reserved amount. Settle it ([`Ledger::settle`]) or
@@ -604,12 +606,22 @@ impl fmt::Debug for Reservation {
 }
 
 impl Reservation {
+    /// What a drop without settle or release charges (default nothing):
+    /// a call abandoned mid-way (timeout, client gone) has already cost at
+    /// least its prompt upstream. Clamped to the reserved amount.
+    pub fn charge_if_dropped(&mut self, usd: f64) {
+        if let Some(h) = &mut self.held {
+            h.on_drop = micros(usd).clamp(0, h.amount);
+        }
+    }
+
     fn tracked(ledger: &Arc<LedgerInner>, acct: &AccountId, amount: i64) -> Self {
         Self {
             held: Some(Held {
                 ledger: ledger.clone(),
                 acct: acct.clone(),
                 amount,
+                on_drop: 0,
             }),
         }
     }
@@ -661,10 +673,14 @@ impl Drop for Reservation {
             return;
         };
         match &h.ledger.backend {
-            Backend::Memory(shards) => LedgerInner::settle_memory(shards, &h.acct, h.amount, 0),
+            Backend::Memory(shards) => {
+                LedgerInner::settle_memory(shards, &h.acct, h.amount, h.on_drop);
+            }
             Backend::Redis(_) => match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
-                    rt.spawn(async move { h.ledger.settle_retrying(h.acct, h.amount, 0).await });
+                    rt.spawn(async move {
+                        h.ledger.settle_retrying(h.acct, h.amount, h.on_drop).await;
+                    });
                 }
                 Err(_) => tracing::warn!(
                     key_id = h.acct.key_id.as_str(),

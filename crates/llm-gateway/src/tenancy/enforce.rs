@@ -507,7 +507,7 @@ async fn admit_call(
     ctx: &Arc<RequestCtx>,
     names: impl FnOnce() -> Vec<String>,
     estimate: impl FnOnce() -> Usage,
-    cost: impl FnOnce(&Usage) -> f64,
+    cost: impl Fn(&Usage) -> f64,
 ) -> Result<Option<Admitted>, ApiError> {
     let Some(key) = ctx.key().cloned() else {
         return Ok(None);
@@ -548,7 +548,11 @@ async fn admit_call(
         let (since, _) = key.budget_period.window(now);
         let seed = move || async move { store.key_spend_since(&id, since).await };
         match tenancy.ledger().reserve(&key, amount, now, seed).await {
-            Ok(r) => reservation = Some(r),
+            Ok(mut r) => {
+                // Abandoned mid-way, the call still cost its prompt.
+                r.charge_if_dropped(cost(&Usage::new(estimate.prompt_tokens, 0)));
+                reservation = Some(r);
+            }
             Err(over) => {
                 if let Some(tpm) = key.tpm {
                     let back = -i64::try_from(tokens).unwrap_or(i64::MAX);
@@ -884,7 +888,13 @@ pub(crate) async fn embed(
     let Some(ctx) = current() else {
         return Ok(st.client.embed(req).await?);
     };
-    let model = req.model.clone().unwrap_or_default();
+    // The model the client will use (the default one when the request
+    // names none): what is checked against the key's models and priced.
+    // An invalid request keeps its own name; the client refuses it below.
+    let model = st
+        .client
+        .embedding_model(&req)
+        .unwrap_or_else(|_| req.model.clone().unwrap_or_default());
     begin(&ctx, model.clone());
     let admitted = admit_call(
         &ctx,
