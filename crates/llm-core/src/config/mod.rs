@@ -251,6 +251,9 @@ impl Config {
         }
         gateway.addr = expand_in(&["gateway"], "addr", &gateway.addr)?;
         gateway.expand_keys(|v| expand_in(&["gateway"], "api_keys", v))?;
+        if let Some(dir) = file.as_deref().and_then(Path::parent) {
+            gateway.store.anchor_sqlite(dir);
+        }
         routing.validate().map_err(|(key, msg)| {
             source
                 .error(&["routing"], Some(key), msg)

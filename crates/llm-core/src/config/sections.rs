@@ -432,7 +432,8 @@ pub struct GatewayConfig {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// Database of keys and spend: `sqlite://path` (created on first start)
+    /// Database of keys and spend: `sqlite://path` (created on first start;
+    /// a relative path is relative to the configuration file's directory)
     /// or `postgres://…`. Unset: virtual keys are off unless a master key is
     /// set, in which case [`StoreConfig::DEFAULT_URL`] is used.
     pub url: Option<String>,
@@ -466,6 +467,31 @@ impl StoreConfig {
     /// The database URL in force: `url`, else [`Self::DEFAULT_URL`].
     pub fn effective_url(&self) -> &str {
         self.url.as_deref().unwrap_or(Self::DEFAULT_URL)
+    }
+
+    /// Makes a relative `sqlite:` path in `url` relative to `dir` (the
+    /// configuration file's directory), so `llm serve` and `llm keys`
+    /// started from different directories open the same database.
+    pub fn anchor_sqlite(&mut self, dir: &std::path::Path) {
+        let Some(url) = &self.url else { return };
+        let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            return;
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        if path.is_empty() || path.starts_with(':') || std::path::Path::new(path).is_absolute() {
+            return;
+        }
+        let joined = dir.join(path);
+        self.url = Some(match query {
+            Some(q) => format!("sqlite://{}?{q}", joined.display()),
+            None => format!("sqlite://{}", joined.display()),
+        });
     }
 
     /// Checks the values a gateway cannot start with; `(key, message)`.

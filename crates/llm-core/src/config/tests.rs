@@ -1,5 +1,6 @@
 //! Configuration tests: every error names file, line and key.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::*;
@@ -365,6 +366,34 @@ fn from_path_reports_missing_file() {
             .starts_with("/nonexistent/llm.toml: cannot read"),
         "{e}"
     );
+}
+
+#[test]
+fn a_relative_sqlite_store_is_relative_to_the_config_file() {
+    let parse = |url: &str| {
+        let text = format!("[gateway.store]\nurl = \"{url}\"\n");
+        Config::from_toml_str_with_env(&text, Some(PathBuf::from("/etc/llm/llm.toml")), &|_| None)
+            .unwrap()
+            .gateway
+            .store
+            .url
+            .unwrap()
+    };
+    assert_eq!(parse("sqlite://keys.db"), "sqlite:///etc/llm/keys.db");
+    assert_eq!(
+        parse("sqlite:data/keys.db?mode=rwc"),
+        "sqlite:///etc/llm/data/keys.db?mode=rwc"
+    );
+    assert_eq!(
+        parse("sqlite:///var/lib/keys.db"),
+        "sqlite:///var/lib/keys.db"
+    );
+    assert_eq!(parse("sqlite::memory:"), "sqlite::memory:");
+    assert_eq!(parse("postgres://u@h/db"), "postgres://u@h/db");
+    // Without a file (text from elsewhere), paths stay as written.
+    let text = "[gateway.store]\nurl = \"sqlite://keys.db\"\n";
+    let c = Config::from_toml_str_with_env(text, None, &|_| None).unwrap();
+    assert_eq!(c.gateway.store.url.as_deref(), Some("sqlite://keys.db"));
 }
 
 #[test]
