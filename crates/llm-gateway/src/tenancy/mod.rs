@@ -249,7 +249,13 @@ impl Tenancy {
                     .map(Arc::new);
                 let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
                 if cache.len() >= KEY_CACHE_MAX {
-                    cache.clear();
+                    // Unknown keys go first: a flood of made-up keys must not
+                    // evict the real ones (their stale copies carry a store
+                    // outage).
+                    cache.retain(|_, c| c.record.is_some());
+                    if cache.len() >= KEY_CACHE_MAX {
+                        cache.clear();
+                    }
                 }
                 cache.insert(
                     hash,
