@@ -873,9 +873,21 @@ pub async fn scenario(s: &ClusterSettings, sc: Scenario) -> Result<ScenarioRepor
         ));
     }
     match sc {
-        Scenario::Drain if report.retried_cut > 0 => report
-            .broken
-            .push(format!("{} request(s) cut by a drain", report.retried_cut)),
+        Scenario::Drain | Scenario::Reload | Scenario::Redis if report.retried_cut > 0 => {
+            report.broken.push(format!(
+                "{} request(s) cut by a {} (none may be: the client's retries would hide it)",
+                report.retried_cut,
+                sc.name()
+            ));
+        }
+        Scenario::Kill
+            if report.retried_cut as u64 > report.inflight_at_action + s.concurrency as u64 =>
+        {
+            report.broken.push(format!(
+                "{} request(s) cut, more than the {} in flight on the killed replica",
+                report.retried_cut, report.inflight_at_action
+            ));
+        }
         Scenario::SharedLimit => {
             let limited = results.iter().filter(|r| r.provider == LIMITED).count();
             let admitted = report.answered - limited;

@@ -695,8 +695,12 @@ impl LlmRequest {
     }
 
     /// Asks for extended thinking. Anthropic takes no `temperature` but 1
-    /// with thinking on: clear the default one (`req.temperature = None`).
+    /// with thinking on, so turning thinking on clears the temperature
+    /// (set one afterwards to send it anyway).
     pub fn thinking(mut self, thinking: Thinking) -> Self {
+        if thinking.is_on() {
+            self.temperature = None;
+        }
         self.thinking = Some(thinking);
         self
     }

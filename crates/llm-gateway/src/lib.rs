@@ -215,27 +215,7 @@ impl Gateway {
     /// for (`Authorization`, `Content-Type`, the SDKs' `x-stainless-*`, …).
     /// No origins (the default) means no CORS headers at all.
     pub fn cors_origins<S: AsRef<str>>(mut self, origins: &[S]) -> Result<Self, InvalidOrigin> {
-        if origins.is_empty() {
-            self.cors = None;
-            return Ok(self);
-        }
-        if origins.iter().any(|o| o.as_ref().trim() == "*") {
-            self.cors = Some(AllowOrigin::any());
-            return Ok(self);
-        }
-        let mut list = Vec::with_capacity(origins.len());
-        for o in origins {
-            let o = o.as_ref().trim().trim_end_matches('/');
-            let well_formed = o.split_once("://").is_some_and(|(scheme, host)| {
-                !scheme.is_empty() && !host.is_empty() && !host.contains('/')
-            });
-            let value = HeaderValue::from_str(o)
-                .ok()
-                .filter(|_| well_formed)
-                .ok_or_else(|| InvalidOrigin(o.to_string()))?;
-            list.push(value);
-        }
-        self.cors = Some(AllowOrigin::list(list));
+        self.cors = parse_origins(origins)?;
         Ok(self)
     }
 
@@ -448,6 +428,35 @@ impl Gateway {
             client.refresh_health().await;
         })
     }
+}
+
+/// Checks `[gateway] cors_origins` as [`Gateway::cors_origins`] would
+/// (for `llm config check`, which builds no gateway).
+pub fn check_cors_origins<S: AsRef<str>>(origins: &[S]) -> Result<(), InvalidOrigin> {
+    parse_origins(origins).map(drop)
+}
+
+/// The allowed origins (`None`: no CORS at all).
+fn parse_origins<S: AsRef<str>>(origins: &[S]) -> Result<Option<AllowOrigin>, InvalidOrigin> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    if origins.iter().any(|o| o.as_ref().trim() == "*") {
+        return Ok(Some(AllowOrigin::any()));
+    }
+    let mut list = Vec::with_capacity(origins.len());
+    for o in origins {
+        let o = o.as_ref().trim().trim_end_matches('/');
+        let well_formed = o.split_once("://").is_some_and(|(scheme, host)| {
+            !scheme.is_empty() && !host.is_empty() && !host.contains('/')
+        });
+        let value = HeaderValue::from_str(o)
+            .ok()
+            .filter(|_| well_formed)
+            .ok_or_else(|| InvalidOrigin(o.to_string()))?;
+        list.push(value);
+    }
+    Ok(Some(AllowOrigin::list(list)))
 }
 
 /// Option names whose string values are secrets.

@@ -25,6 +25,14 @@ use tower::ServiceExt;
 
 use crate::lifecycle::{InflightGuard, Lifecycle};
 
+/// How long a connection may wait for the headers of its next request,
+/// idle keep-alive time included (hyper's timer covers both). Longer than
+/// the idle timeouts of common load balancers and proxies (AWS ALB and
+/// nginx: 60 s), so the balancer, not the gateway, closes an idle pooled
+/// connection: a gateway that closed it first would race the balancer's
+/// next request on it (a 502). hyper's default is 30 s.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -130,6 +138,7 @@ fn connection(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
+        .header_read_timeout(Some(IDLE_TIMEOUT))
         .serve_connection(TokioIo::new(sock), service);
     let conn = graceful.watch(conn);
     async move {

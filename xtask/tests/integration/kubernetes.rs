@@ -162,11 +162,14 @@ fn the_termination_grace_covers_prestop_drain_delay_and_shutdown_grace() {
         .try_into()
         .unwrap(),
     );
-    let needed = pre_stop + drain + grace;
+    // `llm serve` then waits at most this long for the spend log's last
+    // rows (SPEND_FLUSH_AT_EXIT in llm-cli's serve command).
+    let flush = Duration::from_secs(5);
+    let needed = pre_stop + drain + grace + flush;
     assert!(
         period > needed,
         "terminationGracePeriodSeconds {period:?} must exceed preStop {pre_stop:?} + \
-         drain_delay {drain:?} + shutdown_grace {grace:?}"
+         drain_delay {drain:?} + shutdown_grace {grace:?} + spend-log flush {flush:?}"
     );
     assert!(
         period <= needed + Duration::from_secs(15),

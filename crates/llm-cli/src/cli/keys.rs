@@ -189,7 +189,7 @@ pub struct UsageArgs {
 
 async fn open_store(config_path: Option<&Path>) -> anyhow::Result<Arc<dyn Store>> {
     let config = load_config(config_path)?;
-    let url = config.gateway.store.effective_url().to_string();
+    let url = config.gateway.store.effective_url();
     store::open(&url)
         .await
         .with_context(|| "cannot open the key store ([gateway.store] url)".to_string())

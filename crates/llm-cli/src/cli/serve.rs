@@ -13,7 +13,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::load_config;
 
 /// Longest wait for the spend log's last rows at exit.
-const SPEND_FLUSH_AT_EXIT: Duration = Duration::from_secs(10);
+/// Kubernetes' termination grace in `deploy/kubernetes` counts it (an xtask
+/// test checks the sum).
+const SPEND_FLUSH_AT_EXIT: Duration = Duration::from_secs(5);
 use crate::gateway::{config_hash, shutdown_signal, Gateway, GatewayHandle, Shutdown};
 
 /// Virtual keys, limits, budgets and the spend log: built once at start and
@@ -336,6 +338,14 @@ async fn prepare_providers(client: LlmClient) {
 pub(crate) fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let located = Config::locate(path);
     let config = Config::load(path)?;
+    // What `llm serve` checks beyond the file's own rules.
+    crate::gateway::check_cors_origins(&config.gateway.cors_origins).with_context(|| {
+        format!(
+            "{}: [gateway] cors_origins",
+            Config::locate(path)
+                .map_or_else(|| "configuration".into(), |p| p.display().to_string())
+        )
+    })?;
     let enabled: Vec<&str> = config
         .providers
         .iter()

@@ -445,6 +445,22 @@ async fn config_check_says_ok_or_names_file_and_line() {
     let err = stderr(&o);
     assert!(err.contains(&format!("{}:3", bad.display())), "{err}");
     assert!(err.contains("strategee"), "{err}");
+
+    // What `llm serve` refuses beyond the file's own rules: a CORS origin.
+    let cors = env.dir.path().join("cors.toml");
+    std::fs::write(&cors, "[gateway]\ncors_origins = [\"app.example.com\"]\n").unwrap();
+    let o = llm(
+        &env.config,
+        &["config", "check", cors.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cors_origins") && err.contains("app.example.com"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -458,21 +458,31 @@ pub struct StoreConfig {
     /// Output tokens assumed for a budget reservation when a request sets no
     /// output limit (default 1024).
     pub default_output_tokens: u32,
+    /// The configuration file's directory, where the default database and
+    /// relative `sqlite:` paths live (set when loaded from a file).
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl StoreConfig {
     /// The database used when virtual keys are on and `url` is unset.
     pub const DEFAULT_URL: &'static str = "sqlite://llm-router.db";
 
-    /// The database URL in force: `url`, else [`Self::DEFAULT_URL`].
-    pub fn effective_url(&self) -> &str {
-        self.url.as_deref().unwrap_or(Self::DEFAULT_URL)
+    /// The database URL in force: `url`, else [`Self::DEFAULT_URL`] (in the
+    /// configuration file's directory when there is one).
+    pub fn effective_url(&self) -> String {
+        match (&self.url, &self.base_dir) {
+            (Some(url), _) => url.clone(),
+            (None, Some(dir)) => format!("sqlite://{}", dir.join("llm-router.db").display()),
+            (None, None) => Self::DEFAULT_URL.to_string(),
+        }
     }
 
     /// Makes a relative `sqlite:` path in `url` relative to `dir` (the
     /// configuration file's directory), so `llm serve` and `llm keys`
     /// started from different directories open the same database.
     pub fn anchor_sqlite(&mut self, dir: &std::path::Path) {
+        self.base_dir = Some(dir.to_path_buf());
         let Some(url) = &self.url else { return };
         let Some(rest) = url
             .strip_prefix("sqlite://")
@@ -549,6 +559,7 @@ impl Default for StoreConfig {
             retention_days: 90,
             key_cache_ttl: Secs::from_secs(5),
             default_output_tokens: 1024,
+            base_dir: None,
         }
     }
 }

@@ -390,6 +390,18 @@ fn a_relative_sqlite_store_is_relative_to_the_config_file() {
     );
     assert_eq!(parse("sqlite::memory:"), "sqlite::memory:");
     assert_eq!(parse("postgres://u@h/db"), "postgres://u@h/db");
+    // The default database sits beside the file too.
+    let c = Config::from_toml_str_with_env(
+        "[gateway]\nmaster_key = \"m\"\n",
+        Some(PathBuf::from("/etc/llm/llm.toml")),
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(c.gateway.store.url, None);
+    assert_eq!(
+        c.gateway.store.effective_url(),
+        "sqlite:///etc/llm/llm-router.db"
+    );
     // Without a file (text from elsewhere), paths stay as written.
     let text = "[gateway.store]\nurl = \"sqlite://keys.db\"\n";
     let c = Config::from_toml_str_with_env(text, None, &|_| None).unwrap();

@@ -25,7 +25,9 @@ use crate::error::{ErrorClass, LlmError, ProviderError};
 use crate::metrics::Telemetry;
 use crate::provider::Provider;
 use crate::router::{adapt_max_tokens, adapt_model, RoutePlan};
-use crate::types::{Attempt, AttemptOutcome, LlmRequest, ResponseStream, StreamEvent};
+use crate::types::{
+    Attempt, AttemptOutcome, LlmRequest, ResponseStream, StreamEvent, Thinking, MIN_THINKING_BUDGET,
+};
 
 /// One configured provider instance and its health.
 #[derive(Clone)]
@@ -60,6 +62,17 @@ impl Routable for LlmRequest {
         let mut r = self.clone();
         r.model = Some(model);
         r.max_tokens = max_tokens;
+        // A thinking budget must stay below `max_tokens`: when the
+        // instance's cap lowered it, the budget shrinks with it (as long as
+        // the provider's minimum still fits) instead of the request being
+        // refused for a limit the caller did not set.
+        if let (Some(Thinking::Enabled { budget_tokens }), Some(max)) =
+            (&mut r.thinking, max_tokens)
+        {
+            if *budget_tokens >= max && max > MIN_THINKING_BUDGET {
+                *budget_tokens = max - 1;
+            }
+        }
         Some(r)
     }
 

@@ -136,6 +136,42 @@ async fn thinking_is_planned_only_onto_providers_with_it() {
 }
 
 #[tokio::test]
+async fn an_instance_cap_below_the_budget_shrinks_the_budget_instead_of_refusing() {
+    let profile = llm_core::ProviderProfile {
+        max_tokens: Some(3000),
+        ..Default::default()
+    };
+    let thinker = Arc::new(
+        ScriptedProvider::new("anthropic")
+            .capability(Capability::Thinking)
+            .profile(profile)
+            .then(Reply::Stream(thinking_events())),
+    );
+    let c = client(std::slice::from_ref(&thinker), None);
+    let mut req = thinking_request().max_tokens(16_000);
+    req.thinking = Some(Thinking::Enabled {
+        budget_tokens: 10_000,
+    });
+    c.generate(req).await.unwrap();
+    let sent = &thinker.requests()[0];
+    assert_eq!(sent.max_tokens, Some(3000));
+    assert_eq!(
+        sent.thinking,
+        Some(Thinking::Enabled {
+            budget_tokens: 2999
+        })
+    );
+}
+
+#[test]
+fn turning_thinking_on_clears_the_default_temperature() {
+    let req = LlmRequest::new("hi").thinking(Thinking::Adaptive);
+    assert_eq!(req.temperature, None);
+    let req = LlmRequest::new("hi").thinking(Thinking::Disabled);
+    assert!(req.temperature.is_some());
+}
+
+#[tokio::test]
 async fn budgets_outside_the_documented_range_are_validation_errors() {
     let thinker = Arc::new(ScriptedProvider::new("anthropic").capability(Capability::Thinking));
     let c = client(std::slice::from_ref(&thinker), None);

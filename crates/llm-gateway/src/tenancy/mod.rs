@@ -117,7 +117,7 @@ impl Tenancy {
     /// `LLM_MASTER_KEY`.
     pub async fn from_config(config: &GatewayConfig) -> Result<Arc<Self>, TenancyError> {
         let s = &config.store;
-        let store = store::open(s.effective_url()).await?;
+        let store = store::open(&s.effective_url()).await?;
         let (limiter, ledger) = match &s.redis_url {
             Some(url) => (
                 Limiter::redis(url, &s.redis_prefix)
