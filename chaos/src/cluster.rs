@@ -95,6 +95,11 @@ impl Scenario {
     }
 }
 
+/// `[gateway.store] redis_timeout` of the shared-limit replicas: generous,
+/// because three gateways, Redis and the load generator share the machine
+/// (a limiter call that times out is admitted, which the scenario counts).
+const REDIS_TIMEOUT_SECS: f64 = 1.0;
+
 /// Settings of a harness run.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
@@ -737,7 +742,7 @@ pub async fn scenario(s: &ClusterSettings, sc: Scenario) -> Result<ScenarioRepor
             .unwrap_or_else(|| format!("sqlite:{}", dir.join("keys.db").display()));
         first.push_str(&format!(
             "master_key = \"{MASTER_KEY}\"\n\n[gateway.store]\nurl = \"{store}\"\n\
-             redis_url = \"{}\"\n",
+             redis_url = \"{}\"\nredis_timeout = {REDIS_TIMEOUT_SECS}\n",
             redis.url()
         ));
     }

@@ -442,6 +442,9 @@ pub struct StoreConfig {
     pub redis_url: Option<String>,
     /// Prefix of the counters' Redis keys (default `llm-router:tenancy:`).
     pub redis_prefix: String,
+    /// Bound on each call to that Redis (default 0.1 s); a call that takes
+    /// longer is admitted (fail open) and counted.
+    pub redis_timeout: Secs,
     /// Spend rows written to the database per batch (default 500).
     pub spend_batch_rows: usize,
     /// Longest time a spend row waits before its batch is written (default 1 s).
@@ -540,6 +543,9 @@ impl StoreConfig {
                 "must be at least spend_batch_rows".into(),
             ));
         }
+        if self.redis_timeout.0.is_zero() {
+            return Err(("redis_timeout", "must be more than 0".into()));
+        }
         if self.spend_flush_interval.0.is_zero() {
             return Err(("spend_flush_interval", "must be more than 0".into()));
         }
@@ -553,6 +559,7 @@ impl Default for StoreConfig {
             url: None,
             redis_url: None,
             redis_prefix: "llm-router:tenancy:".into(),
+            redis_timeout: Secs::from_millis(100),
             spend_batch_rows: 500,
             spend_flush_interval: Secs::from_secs(1),
             spend_buffer_rows: 100_000,
@@ -570,6 +577,7 @@ impl fmt::Debug for StoreConfig {
             .field("url", &self.url.as_deref().map(redact_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis_prefix", &self.redis_prefix)
+            .field("redis_timeout", &self.redis_timeout)
             .field("spend_batch_rows", &self.spend_batch_rows)
             .field("spend_flush_interval", &self.spend_flush_interval)
             .field("spend_buffer_rows", &self.spend_buffer_rows)

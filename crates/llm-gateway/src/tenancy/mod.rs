@@ -119,14 +119,20 @@ impl Tenancy {
         let s = &config.store;
         let store = store::open(&s.effective_url()).await?;
         let (limiter, ledger) = match &s.redis_url {
-            Some(url) => (
-                Limiter::redis(url, &s.redis_prefix)
-                    .await
-                    .map_err(|e| TenancyError::Counters(e.to_string()))?,
-                Ledger::redis(url, &s.redis_prefix)
-                    .await
-                    .map_err(|e| TenancyError::Counters(e.to_string()))?,
-            ),
+            Some(url) => {
+                let options = || limits::RedisOptions {
+                    timeout: s.redis_timeout.0,
+                    ..limits::RedisOptions::default()
+                };
+                (
+                    Limiter::redis_with(url, &s.redis_prefix, options())
+                        .await
+                        .map_err(|e| TenancyError::Counters(e.to_string()))?,
+                    Ledger::redis_with(url, &s.redis_prefix, options())
+                        .await
+                        .map_err(|e| TenancyError::Counters(e.to_string()))?,
+                )
+            }
             None => (Limiter::memory(), Ledger::memory()),
         };
         let spend = SpendLog::spawn(
