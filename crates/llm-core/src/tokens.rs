@@ -6,7 +6,7 @@
 //! four characters per token. OpenAI-family models are counted exactly with
 //! their own tokenizer.
 
-use crate::types::{LlmRequest, Usage};
+use crate::types::{LlmRequest, ThinkingBlock, Usage};
 
 /// Whether `c` is a CJK ideograph, kana, Hangul syllable or CJK punctuation.
 fn is_cjk(c: char) -> bool {
@@ -89,6 +89,13 @@ pub fn estimate_usage(req: &LlmRequest, answer: &str) -> Usage {
         for c in &m.tool_calls {
             prompt += count_tokens(model, &c.name) + count_tokens(model, &c.arguments);
         }
+        // Thinking sent back in an assistant turn is read as input too.
+        for b in &m.thinking {
+            prompt += match b {
+                ThinkingBlock::Thinking { thinking, .. } => count_tokens(model, thinking),
+                ThinkingBlock::RedactedThinking { data } => estimate_tokens(data),
+            };
+        }
     }
     // Tool definitions are part of the prompt the model reads.
     for t in &req.tools {
@@ -125,6 +132,25 @@ mod tests {
         let base = estimate_usage(&plain, "").prompt_tokens;
         assert!(estimate_usage(&with_tool, "").prompt_tokens > base + 10);
         assert!(estimate_usage(&with_call, "").prompt_tokens > base + 3);
+    }
+
+    #[test]
+    fn thinking_sent_back_counts_toward_the_prompt() {
+        use crate::types::Message;
+        let plain = LlmRequest::new("Is 1009 prime?");
+        let mut turn = Message::assistant("Yes.");
+        let base = estimate_usage(&plain.clone().message(turn.clone()), "").prompt_tokens;
+        turn.thinking = vec![
+            ThinkingBlock::Thinking {
+                thinking: "Check every prime divisor up to 31: none divides 1009.".repeat(4),
+                signature: "EqQBCgIYAhIM".into(),
+            },
+            ThinkingBlock::RedactedThinking {
+                data: "EmwKAhgBEgy3".repeat(8),
+            },
+        ];
+        let with = estimate_usage(&plain.message(turn), "").prompt_tokens;
+        assert!(with > base + 40, "{with} vs {base}");
     }
 
     #[test]

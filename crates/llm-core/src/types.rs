@@ -1338,7 +1338,10 @@ fn replay_events(
                     index,
                     text: thinking,
                 });
-                events.push(StreamEvent::ThinkingSignature { index, signature });
+                // As a live stream: no signature event for an unsigned block.
+                if !signature.is_empty() {
+                    events.push(StreamEvent::ThinkingSignature { index, signature });
+                }
             }
             ThinkingBlock::RedactedThinking { data } => {
                 events.push(StreamEvent::RedactedThinking { index, data });
