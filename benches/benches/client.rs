@@ -187,7 +187,9 @@ impl Direct {
             reqwest::header::HeaderValue::from_static("Bearer sk-bench-not-a-real-key"),
         );
         Self {
-            http: llm_core::http::client(Duration::from_secs(10)).unwrap(),
+            http: llm_core::http::client(Duration::from_secs(10))
+                .unwrap()
+                .reqwest(),
             url: format!("{base_url}/chat/completions"),
             headers,
         }

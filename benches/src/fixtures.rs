@@ -10,6 +10,17 @@ pub use llm_openai::fixtures::{COMPLETION as OPENAI_COMPLETION, STREAM as OPENAI
 /// The model every fixture names.
 pub const MODEL: &str = "gpt-4o-mini";
 
+/// A model name the fake upstream answers with a long stream
+/// ([`LONG_STREAM_CHUNKS`] content chunks) when asked to stream.
+pub const MODEL_LONG_STREAM: &str = "bench-long-stream";
+
+/// Content chunks of the long stream.
+pub const LONG_STREAM_CHUNKS: usize = 200;
+
+/// A model name the fake upstream answers, when asked to stream, with the
+/// first chunk only, then holds the stream open until the client goes.
+pub const MODEL_HELD_STREAM: &str = "bench-held-stream";
+
 /// `GET /v1/models` answer.
 pub const OPENAI_MODELS: &str = r#"{
   "object": "list",
@@ -39,13 +50,18 @@ pub const OLLAMA_VERSION: &str = "{\"version\":\"0.11.4\"}";
 
 /// The request body a benchmark client sends (§2.6, non-streaming).
 pub fn openai_request_body(stream: bool) -> Bytes {
+    openai_request_body_for(MODEL, stream)
+}
+
+/// [`openai_request_body`] for another model.
+pub fn openai_request_body_for(model: &str, stream: bool) -> Bytes {
     let tail = if stream {
         r#","stream":true,"stream_options":{"include_usage":true}}"#
     } else {
         "}"
     };
     Bytes::from(format!(
-        r#"{{"model":"{MODEL}","messages":[{{"role":"system","content":"You are a terse assistant."}},{{"role":"user","content":"Say hello."}}],"max_tokens":50,"temperature":0.2{tail}"#
+        r#"{{"model":"{model}","messages":[{{"role":"system","content":"You are a terse assistant."}},{{"role":"user","content":"Say hello."}}],"max_tokens":50,"temperature":0.2{tail}"#
     ))
 }
 

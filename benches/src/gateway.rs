@@ -15,17 +15,23 @@ use hyper::header::HeaderMap;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use crate::fixtures::MODEL;
+use crate::fixtures::{MODEL, MODEL_HELD_STREAM, MODEL_LONG_STREAM};
 
 /// The configuration `llm serve` gets: one `openai` instance at `base_url`.
 pub fn config_toml(base_url: &str) -> String {
+    config_toml_with(base_url, "")
+}
+
+/// [`config_toml`] with `gateway` (TOML lines such as `workers = 1`) as its
+/// `[gateway]` table.
+pub fn config_toml_with(base_url: &str, gateway: &str) -> String {
     format!(
         r#"# Written by gateway_bench: one OpenAI-compatible upstream, no cache.
 [llm_providers.upstream]
 kind = "openai"
 base_url = "{base_url}"
 api_key = "sk-bench-not-a-real-key"
-models = ["{MODEL}"]
+models = ["{MODEL}", "{MODEL_LONG_STREAM}", "{MODEL_HELD_STREAM}"]
 default_model = "{MODEL}"
 timeout = 30
 
@@ -34,6 +40,9 @@ enabled = false
 
 [monitoring]
 enabled = true
+
+[gateway]
+{gateway}
 "#
     )
 }
@@ -85,10 +94,11 @@ impl GatewayProcess {
         llm: &Path,
         upstream_base_url: &str,
         env: &[(String, String)],
+        gateway_toml: &str,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("llm_providers.toml");
-        std::fs::write(&config, config_toml(upstream_base_url))?;
+        std::fs::write(&config, config_toml_with(upstream_base_url, gateway_toml))?;
         let log = dir.path().join("gateway.log");
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -319,6 +319,106 @@ pub async fn run(pool: Arc<Pool>, target: Arc<Target>, spec: &LoadSpec) -> LoadR
     summarize(spec, n, t0, rejected, outcomes, pool.opened())
 }
 
+/// Closed-loop load: `connections` clients, each on its own kept-alive
+/// connection, send `target`'s request again as soon as the previous answer
+/// has been read, for `duration`. Latency is from send to end of body; the
+/// achieved rate is the figure of merit (how many requests per second the
+/// server answers with that many clients).
+pub async fn closed_loop(
+    target: Arc<Target>,
+    connections: usize,
+    duration: Duration,
+) -> LoadReport {
+    let t0 = Instant::now();
+    let end = t0 + duration;
+    let mut tasks: JoinSet<(Vec<u64>, BTreeMap<String, usize>)> = JoinSet::new();
+    for _ in 0..connections.max(1) {
+        let target = target.clone();
+        tasks.spawn(async move {
+            let pool = Pool::new(target.addr);
+            let mut lat = Vec::new();
+            let mut errors = BTreeMap::new();
+            while Instant::now() < end {
+                let sent = Instant::now();
+                match one(&pool, &target, Mode::Full).await {
+                    Ok((done, _)) => lat.push(nanos(done.saturating_duration_since(sent))),
+                    Err(kind) => *errors.entry(kind).or_insert(0) += 1,
+                }
+            }
+            (lat, errors)
+        });
+    }
+    let mut lat = Vec::new();
+    let mut error_kinds: BTreeMap<String, usize> = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((l, e)) = done {
+            lat.extend(l);
+            for (k, n) in e {
+                *error_kinds.entry(k).or_insert(0) += n;
+            }
+        }
+    }
+    let wall = t0.elapsed();
+    let ok = lat.len();
+    let errors = error_kinds.values().sum();
+    LoadReport {
+        offered_rate: 0.0,
+        scheduled: ok + errors,
+        ok,
+        errors,
+        error_kinds,
+        latency: Summary::of(&mut lat),
+        first_token: None,
+        dispatch_lag: Summary::of(&mut Vec::new()),
+        achieved_rate: ok as f64 / wall.as_secs_f64().max(f64::MIN_POSITIVE),
+        wall,
+        connections,
+    }
+}
+
+/// Streams held open: each of `n` clients opens its own connection and
+/// sends `target`'s (streaming) request; returns once every stream has
+/// delivered its first body bytes, with the number that did. The streams
+/// stay open until the returned set is dropped.
+pub async fn hold_streams(target: Arc<Target>, n: usize) -> (JoinSet<()>, usize) {
+    let mut streams = JoinSet::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    for _ in 0..n {
+        let (target, tx) = (target.clone(), tx.clone());
+        streams.spawn(async move {
+            let pool = Pool::new(target.addr);
+            let opened = async {
+                let mut sender = pool.checkout().await.ok()?;
+                let req = Request::post(target.path.as_str())
+                    .header(hyper::header::HOST, pool.host.clone())
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(target.body.clone()))
+                    .ok()?;
+                let resp = sender.send_request(req).await.ok()?;
+                let mut body = resp.into_body();
+                let first = body.frame().await?.ok()?;
+                first.is_data().then_some((sender, body))
+            }
+            .await;
+            let _ = tx.send(opened.is_some());
+            if let Some(held) = opened {
+                // Held (body unread) until the task is dropped.
+                std::future::pending::<()>().await;
+                drop(held);
+            }
+        });
+    }
+    drop(tx);
+    let mut open = 0;
+    for _ in 0..n {
+        match rx.recv().await {
+            Some(ok) => open += usize::from(ok),
+            None => break,
+        }
+    }
+    (streams, open)
+}
+
 fn summarize(
     spec: &LoadSpec,
     scheduled: usize,

@@ -37,6 +37,10 @@ pub struct UpstreamOptions {
     pub openai_stream: Vec<Bytes>,
     /// Body frames of a streamed Ollama answer.
     pub ollama_stream: Vec<Bytes>,
+    /// Body frames of the long stream (model [`fixtures::MODEL_LONG_STREAM`]).
+    pub openai_long_stream: Vec<Bytes>,
+    /// Pause between the long stream's frames (zero: written at once).
+    pub chunk_interval: Duration,
 }
 
 impl Default for UpstreamOptions {
@@ -51,6 +55,8 @@ impl Default for UpstreamOptions {
                 .iter()
                 .map(|e| Bytes::from_static(e.as_bytes()))
                 .collect(),
+            openai_long_stream: fixtures::openai_long_stream(fixtures::LONG_STREAM_CHUNKS),
+            chunk_interval: Duration::ZERO,
         }
     }
 }
@@ -208,6 +214,44 @@ fn streamed(content_type: &'static str, frames: &[Bytes]) -> Response<Body> {
     resp
 }
 
+/// `frames` with `interval` before each after the first (none: at once).
+fn paced(content_type: &'static str, frames: &[Bytes], interval: Duration) -> Response<Body> {
+    if interval.is_zero() {
+        return streamed(content_type, frames);
+    }
+    let frames = frames.to_vec();
+    let body = futures::stream::unfold(
+        (frames.into_iter(), true),
+        move |(mut it, first)| async move {
+            let next = it.next()?;
+            if !first {
+                tokio::time::sleep(interval).await;
+            }
+            Some((Ok::<_, Infallible>(Frame::data(next)), (it, false)))
+        },
+    );
+    let mut resp = Response::new(StreamBody::new(body).boxed());
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
+/// `first`, then nothing until the client goes away.
+fn held(content_type: &'static str, first: &[Bytes]) -> Response<Body> {
+    use futures::StreamExt as _;
+    let frames: Vec<Result<Frame<Bytes>, Infallible>> =
+        first.iter().map(|b| Ok(Frame::data(b.clone()))).collect();
+    let body = futures::stream::iter(frames).chain(futures::stream::pending());
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
+
 /// Whether `haystack` contains `needle`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
@@ -226,8 +270,22 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
     }
     let resp = match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/v1/chat/completions") => {
+            let model = |m: &str| contains(&body, format!("\"model\":\"{m}\"").as_bytes());
             if contains(&body, b"\"stream\":true") {
-                streamed("text/event-stream", &st.opts.openai_stream)
+                if model(fixtures::MODEL_LONG_STREAM) {
+                    paced(
+                        "text/event-stream",
+                        &st.opts.openai_long_stream,
+                        st.opts.chunk_interval,
+                    )
+                } else if model(fixtures::MODEL_HELD_STREAM) {
+                    held(
+                        "text/event-stream",
+                        st.opts.openai_stream.get(..2).unwrap_or_default(),
+                    )
+                } else {
+                    streamed("text/event-stream", &st.opts.openai_stream)
+                }
             } else {
                 full("application/json", fixtures::OPENAI_COMPLETION)
             }

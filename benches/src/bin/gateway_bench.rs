@@ -1,15 +1,18 @@
 //! Load test of the gateway (`llm serve`) against a fast fake OpenAI upstream.
 //!
 //! ```text
-//! cargo run --release -p llm-benches --bin gateway_bench -- \
-//!     [--rates 100,500,1000,2000] [--duration 10] [--upstream-delay-ms 0] [--runs 1]
+//! cargo xtask bench gateway [--runs 3] [--rates 100,1000,3000] [--duration 10] …
 //! ```
 //!
 //! For each rate it drives the same constant-arrival-rate load first straight
 //! at the upstream, then through the gateway, and prints per-percentile
-//! latencies, the overhead (gateway − direct), the gateway's CPU and peak RSS,
-//! and the time-to-first-token overhead of streamed answers at one rate, as
-//! markdown tables. Everything runs on 127.0.0.1. See `docs/benchmarks.md`.
+//! latencies, the overhead (gateway − direct), the gateway's CPU and peak RSS.
+//! Then, in the same run: closed-loop throughput (32 connections sending back
+//! to back, direct and through the gateway), streams (added time to first
+//! token at 1,000 streams/s, CPU per stream), long paced streams (CPU per
+//! chunk) and idle open streams (RSS per stream). It ends with the medians
+//! of the runs in one table of every mode. Everything runs on
+//! 127.0.0.1. See `docs/benchmarks.md`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,8 +34,23 @@ use llm_benches::upstream::{Upstream, UpstreamOptions};
 #[command(name = "gateway_bench")]
 struct Args {
     /// Request rates (per second) to test, in order.
-    #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000")]
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,3000")]
     rates: Vec<f64>,
+    /// Connections of the closed-loop throughput test; 0 skips it.
+    #[arg(long, default_value_t = 32)]
+    closed_connections: usize,
+    /// Rate of the long-stream test (streams per second; CPU per chunk); 0 skips it.
+    #[arg(long, default_value_t = 100.0)]
+    long_stream_rate: f64,
+    /// Pause between the long stream's chunks, in milliseconds (0: all at once).
+    #[arg(long, default_value_t = 1)]
+    chunk_interval_ms: u64,
+    /// Streams held open idle to measure memory per open stream; 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    held_streams: usize,
+    /// `[gateway] workers` of `llm serve` (default: its own default).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Seconds of measured load per rate and path.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -46,7 +64,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     runs: usize,
     /// Rate of the streaming (time-to-first-token) comparison; 0 skips it.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 1000.0)]
     stream_rate: f64,
     /// Upper bound on requests in flight (a request beyond it is an error).
     #[arg(long, default_value_t = 4096)]
@@ -98,6 +116,30 @@ struct StreamPoint {
     rate: f64,
     direct: LoadReport,
     gateway: LoadReport,
+    /// Gateway CPU per stream (µs).
+    cpu_us_per_stream: f64,
+}
+
+/// One closed-loop comparison.
+#[derive(Debug, Clone)]
+struct ClosedPoint {
+    direct: LoadReport,
+    gateway: LoadReport,
+    /// Gateway CPU per request (µs).
+    cpu_us_per_req: f64,
+    /// Gateway CPU in cores.
+    cpu_cores: f64,
+}
+
+/// Everything else measured in one run.
+#[derive(Debug, Clone, Default)]
+struct Extras {
+    closed: Option<ClosedPoint>,
+    /// Gateway CPU per chunk of the long paced streams (µs; the streams'
+    /// own request work included, so an upper bound).
+    cpu_us_per_chunk: Option<f64>,
+    /// RSS per idle open stream (bytes) and how many were open.
+    held: Option<(f64, usize)>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -145,9 +187,18 @@ fn llm_binary(args: &Args) -> anyhow::Result<PathBuf> {
 async fn run(args: Args, llm: PathBuf) -> anyhow::Result<()> {
     let up = Upstream::start(UpstreamOptions {
         delay: Duration::from_millis(args.upstream_delay_ms),
+        chunk_interval: Duration::from_millis(args.chunk_interval_ms),
         ..UpstreamOptions::default()
     })?;
-    let mut gw = GatewayProcess::start(&llm, &up.openai_base_url(), &args.gateway_env)?;
+    let gateway_toml = args
+        .workers
+        .map_or_else(String::new, |n| format!("workers = {n}"));
+    let mut gw = GatewayProcess::start(
+        &llm,
+        &up.openai_base_url(),
+        &args.gateway_env,
+        &gateway_toml,
+    )?;
     gw.wait_ready(Duration::from_secs(30)).await?;
     let ticks = procstat::clock_ticks();
     let idle = procstat::sample(gw.pid(), ticks)?;
@@ -174,6 +225,7 @@ async fn run(args: Args, llm: PathBuf) -> anyhow::Result<()> {
 
     let mut runs: Vec<Vec<RatePoint>> = Vec::new();
     let mut streams: Vec<StreamPoint> = Vec::new();
+    let mut extras: Vec<Extras> = Vec::new();
     for run_no in 1..=args.runs {
         let mut points = Vec::new();
         for &rate in &args.rates {
@@ -218,16 +270,85 @@ async fn run(args: Args, llm: PathBuf) -> anyhow::Result<()> {
             warm(&direct_pool, &ds, &args, args.stream_rate).await;
             let direct = load::run(direct_pool.clone(), ds, &spec).await;
             warm(&gateway_pool, &gs, &args, args.stream_rate).await;
-            let gateway = load::run(gateway_pool.clone(), gs, &spec).await;
+            let (gateway, cpu, _) =
+                on_gateway(&gw, ticks, load::run(gateway_pool.clone(), gs, &spec)).await?;
             let point = StreamPoint {
                 rate: args.stream_rate,
+                cpu_us_per_stream: cpu * 1e6 / gateway.ok.max(1) as f64,
                 direct,
                 gateway,
             };
             print_stream(&point);
             streams.push(point);
         }
+        let mut extra = Extras::default();
+        if args.closed_connections > 0 {
+            let n = args.closed_connections;
+            let d = Duration::from_secs_f64(args.duration);
+            let w = Duration::from_secs_f64(args.warmup);
+            eprintln!("run {run_no}: closed loop, {n} connections, direct …");
+            let _ = load::closed_loop(direct_t.clone(), n, w).await;
+            let direct = load::closed_loop(direct_t.clone(), n, d).await;
+            eprintln!("run {run_no}: closed loop, {n} connections, through the gateway …");
+            let _ = load::closed_loop(gateway_t.clone(), n, w).await;
+            let (gateway, cpu, wall) =
+                on_gateway(&gw, ticks, load::closed_loop(gateway_t.clone(), n, d)).await?;
+            extra.closed = Some(ClosedPoint {
+                cpu_us_per_req: cpu * 1e6 / gateway.ok.max(1) as f64,
+                cpu_cores: cpu / wall,
+                direct,
+                gateway,
+            });
+        }
+        if args.long_stream_rate > 0.0 {
+            let t = Arc::new(Target {
+                addr: gw.addr(),
+                path: "/v1/chat/completions".into(),
+                body: fixtures::openai_request_body_for(fixtures::MODEL_LONG_STREAM, true),
+                headers: vec![],
+            });
+            eprintln!(
+                "run {run_no}: long streams ({} chunks, {} ms apart) at {} streams/s …",
+                fixtures::LONG_STREAM_CHUNKS,
+                args.chunk_interval_ms,
+                args.long_stream_rate
+            );
+            let spec = spec(&args, args.long_stream_rate, Mode::FirstToken);
+            warm(&gateway_pool, &t, &args, args.long_stream_rate).await;
+            let (r, cpu, _) =
+                on_gateway(&gw, ticks, load::run(gateway_pool.clone(), t, &spec)).await?;
+            let chunks = r.ok * fixtures::openai_long_stream(fixtures::LONG_STREAM_CHUNKS).len();
+            if r.errors > 0 {
+                eprintln!("long streams: {}", errors(&r));
+            }
+            extra.cpu_us_per_chunk = Some(cpu * 1e6 / chunks.max(1) as f64);
+        }
+        if args.held_streams > 0 {
+            let t = Arc::new(Target {
+                addr: gw.addr(),
+                path: "/v1/chat/completions".into(),
+                body: fixtures::openai_request_body_for(fixtures::MODEL_HELD_STREAM, true),
+                headers: vec![],
+            });
+            eprintln!("run {run_no}: {} idle open streams …", args.held_streams);
+            // The slope between a quarter and all of them, so that memory
+            // the allocator kept from earlier phases (reused by the first
+            // streams) does not hide the cost of the rest.
+            let first = args.held_streams / 4;
+            let (held_a, open_a) = load::hold_streams(t.clone(), first).await;
+            let before = procstat::sample(gw.pid(), ticks)?;
+            let (held_b, open_b) = load::hold_streams(t, args.held_streams - first).await;
+            let after = procstat::sample(gw.pid(), ticks)?;
+            let per = (after.rss as f64 - before.rss as f64) / open_b.max(1) as f64;
+            extra.held = Some((per, open_a + open_b));
+            drop((held_a, held_b));
+            // Let the gateway see the clients go before the next phase.
+            wait_idle(&gw).await;
+        }
+        print_extras(run_no, &extra, &args);
+        extras.push(extra);
     }
+    print_summary(&runs, &streams, &extras, &args);
     if args.runs > 1 {
         print_medians(&runs, &streams);
     }
@@ -249,6 +370,41 @@ async fn run(args: Args, llm: PathBuf) -> anyhow::Result<()> {
     );
     gw.stop()?;
     Ok(())
+}
+
+/// Runs `load` while measuring the gateway's CPU: (result, CPU seconds, wall seconds).
+async fn on_gateway<R>(
+    gw: &GatewayProcess,
+    ticks: u64,
+    load: impl std::future::Future<Output = R>,
+) -> anyhow::Result<(R, f64, f64)> {
+    let before = procstat::sample(gw.pid(), ticks)?;
+    let started = Instant::now();
+    let r = load.await;
+    let wall = started.elapsed().as_secs_f64();
+    let after = procstat::sample(gw.pid(), ticks)?;
+    Ok((r, cpu_secs(&before, &after), wall))
+}
+
+/// Polls the gateway's `llm_gateway_inflight_requests` until only the
+/// scrape itself is in flight (at most 10 s): the held streams' clients have gone.
+async fn wait_idle(gw: &GatewayProcess) {
+    for _ in 0..200 {
+        if let Ok((_, _, body)) =
+            gateway::request_once(gw.addr(), hyper::Method::GET, "/metrics", Bytes::new()).await
+        {
+            let text = String::from_utf8_lossy(&body);
+            let idle = text
+                .lines()
+                .find(|l| l.starts_with("llm_gateway_inflight_requests "))
+                .and_then(|l| l.split_whitespace().last())
+                .is_some_and(|v| v == "0" || v == "1");
+            if idle {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn spec(args: &Args, rate: f64, mode: Mode) -> LoadSpec {
@@ -429,6 +585,134 @@ fn print_stream(p: &StreamPoint) {
         ms_signed(delta(g[2], d[2])),
         ms_signed(delta(g[3], d[3])),
     );
+}
+
+fn print_extras(run_no: usize, e: &Extras, args: &Args) {
+    if let Some(c) = &e.closed {
+        println!(
+            "\n### Run {run_no}: closed loop, {} connections\n",
+            args.closed_connections
+        );
+        println!("| path | req/s | ok | errors | p50 | p99 | gateway CPU (cores) | CPU µs/req |");
+        println!("|---|---:|---:|---|---:|---:|---:|---:|");
+        println!(
+            "| direct | {:.0} | {} | {} | {} | {} | | |",
+            c.direct.achieved_rate,
+            c.direct.ok,
+            errors(&c.direct),
+            ms(c.direct.latency.p50),
+            ms(c.direct.latency.p99)
+        );
+        println!(
+            "| gateway | {:.0} | {} | {} | {} | {} | {:.2} | {:.1} |",
+            c.gateway.achieved_rate,
+            c.gateway.ok,
+            errors(&c.gateway),
+            ms(c.gateway.latency.p50),
+            ms(c.gateway.latency.p99),
+            c.cpu_cores,
+            c.cpu_us_per_req
+        );
+    }
+    if let Some(c) = e.cpu_us_per_chunk {
+        println!(
+            "\nRun {run_no}: long streams ({} chunks {} ms apart, {} streams/s): gateway CPU ≤ {c:.2} µs per chunk (stream set-up included).",
+            fixtures::LONG_STREAM_CHUNKS,
+            args.chunk_interval_ms,
+            args.long_stream_rate
+        );
+    }
+    if let Some((per, open)) = e.held {
+        println!(
+            "\nRun {run_no}: {open} idle open streams: gateway RSS +{:.1} KB per stream.",
+            per / 1e3
+        );
+    }
+}
+
+/// The medians of every mode in one table (the issue's table shape).
+fn print_summary(runs: &[Vec<RatePoint>], streams: &[StreamPoint], extras: &[Extras], args: &Args) {
+    let med = |v: Vec<f64>| spread(&v).map(|s| s.median);
+    let f3 = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.3}", v / 1e6));
+    let d3 = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:+.3}", v / 1e6));
+    let f0 = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+    println!(
+        "\n### Summary: medians of {} run(s) (ms; CPU in µs of the gateway process)\n",
+        runs.len()
+    );
+    println!("| mode | direct p50 / p99 | `llm serve` p50 / p99 | added p50 / p99 | gateway CPU per request | gateway peak RSS (MB, first run) |");
+    println!("|---|---|---|---|---:|---:|");
+    for &rate in &args.rates {
+        let ps: Vec<&RatePoint> = runs.iter().flatten().filter(|p| p.rate == rate).collect();
+        let col = |f: &dyn Fn(&RatePoint) -> f64| med(ps.iter().map(|p| f(p)).collect());
+        let dp = |i: usize| {
+            col(&|p: &RatePoint| {
+                delta(
+                    p.gateway.latency.percentiles()[i],
+                    p.direct.latency.percentiles()[i],
+                ) as f64
+            })
+        };
+        println!(
+            "| {rate} req/s | {} / {} | {} / {} | {} / {} | {} | {} |",
+            f3(col(&|p| p.direct.latency.p50 as f64)),
+            f3(col(&|p| p.direct.latency.p99 as f64)),
+            f3(col(&|p| p.gateway.latency.p50 as f64)),
+            f3(col(&|p| p.gateway.latency.p99 as f64)),
+            d3(dp(0)),
+            d3(dp(2)),
+            f0(col(&|p| p.cpu_us_per_req)),
+            // The first run's: later runs start with what the allocator
+            // kept from the idle-stream test.
+            ps.first()
+                .map_or("-".into(), |p| format!("{:.1}", p.peak_rss as f64 / 1e6)),
+        );
+    }
+    let closed: Vec<&ClosedPoint> = extras.iter().filter_map(|e| e.closed.as_ref()).collect();
+    if !closed.is_empty() {
+        let col = |f: &dyn Fn(&ClosedPoint) -> f64| med(closed.iter().map(|p| f(p)).collect());
+        println!(
+            "| closed loop, {} connections | {} req/s ({} / {}) | {} req/s ({} / {}) | | {} | |",
+            args.closed_connections,
+            f0(col(&|p| p.direct.achieved_rate)),
+            f3(col(&|p| p.direct.latency.p50 as f64)),
+            f3(col(&|p| p.direct.latency.p99 as f64)),
+            f0(col(&|p| p.gateway.achieved_rate)),
+            f3(col(&|p| p.gateway.latency.p50 as f64)),
+            f3(col(&|p| p.gateway.latency.p99 as f64)),
+            f0(col(&|p| p.cpu_us_per_req)),
+        );
+    }
+    if !streams.is_empty() {
+        let col = |f: &dyn Fn(&StreamPoint) -> f64| med(streams.iter().map(f).collect());
+        println!(
+            "| streams at {} /s: time to first token | {} / {} | {} / {} | {} / {} | {} per stream | |",
+            args.stream_rate,
+            f3(col(&|p| ttft(&p.direct)[0] as f64)),
+            f3(col(&|p| ttft(&p.direct)[2] as f64)),
+            f3(col(&|p| ttft(&p.gateway)[0] as f64)),
+            f3(col(&|p| ttft(&p.gateway)[2] as f64)),
+            d3(col(&|p| delta(ttft(&p.gateway)[0], ttft(&p.direct)[0]) as f64)),
+            d3(col(&|p| delta(ttft(&p.gateway)[2], ttft(&p.direct)[2]) as f64)),
+            f0(col(&|p| p.cpu_us_per_stream)),
+        );
+    }
+    if let Some(c) = med(extras.iter().filter_map(|e| e.cpu_us_per_chunk).collect()) {
+        println!(
+            "| long streams, {} chunks {} ms apart, {} /s | | | | ≤ {c:.2} per chunk | |",
+            fixtures::LONG_STREAM_CHUNKS,
+            args.chunk_interval_ms,
+            args.long_stream_rate
+        );
+    }
+    // The first run's, as for RSS: later runs reuse memory the allocator kept.
+    if let Some((per, _)) = extras.first().and_then(|e| e.held) {
+        println!(
+            "| {} idle open streams | | | | | +{:.1} KB per stream |",
+            args.held_streams,
+            per / 1e3
+        );
+    }
 }
 
 fn fmt_spread(s: Option<Spread>, f: impl Fn(f64) -> String) -> String {

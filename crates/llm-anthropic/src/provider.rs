@@ -42,7 +42,7 @@ pub struct AnthropicProvider {
     /// Every header sent: `x-api-key` (sensitive), `anthropic-version`,
     /// `anthropic-beta`, configured extras.
     headers: HeaderMap,
-    client: reqwest::Client,
+    client: http::HttpClient,
 }
 
 impl fmt::Debug for AnthropicProvider {

@@ -5,6 +5,8 @@
 //! provider code, request id, `Retry-After`), and decodes SSE and NDJSON bodies
 //! with an idle timeout and UTF-8 safety across network chunks.
 
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -133,14 +135,121 @@ fn without_credentials(url: &reqwest::Url) -> String {
     url.as_str().trim_end_matches('/').to_string()
 }
 
-/// A shared client with rustls, connection pooling and a connect timeout.
-pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+/// A client with rustls, connection pooling and a connect timeout
+/// ([`HttpClient`]).
+pub fn client(connect_timeout: Duration) -> Result<HttpClient, ConfigError> {
+    Ok(HttpClient {
+        inner: Arc::new(ClientInner {
+            connect_timeout,
+            shared: build_client(connect_timeout)?,
+        }),
+    })
+}
+
+fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .build()
         .map_err(|e| ConfigError::new(format!("cannot build the HTTP client: {e}")))
+}
+
+/// A provider's HTTP client: a `reqwest::Client` (rustls, pooled
+/// connections, a connect timeout) whose pool is shared by every thread,
+/// except on threads that asked for pools of their own
+/// ([`pools::thread_local_connection_pools`](crate::pools::thread_local_connection_pools)),
+/// where requests go through a client of that thread's (built on first use).
+/// Cheap to clone (clones share the pools).
+///
+/// ```
+/// # fn main() -> Result<(), llm_core::ConfigError> {
+/// let http = llm_core::http::client(std::time::Duration::from_secs(5))?;
+/// let request = http.get("http://127.0.0.1:11434/api/version");
+/// # drop(request);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    connect_timeout: Duration,
+    shared: reqwest::Client,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("connect_timeout", &self.inner.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// This thread's own clients, by the shared client they stand in for
+    /// (entries of clients dropped since are pruned when one is added).
+    static LOCAL_CLIENTS: RefCell<Vec<(Weak<ClientInner>, reqwest::Client)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+impl HttpClient {
+    /// The `reqwest::Client` for this thread: the shared one, or this
+    /// thread's own on threads with pools of their own.
+    pub fn reqwest(&self) -> reqwest::Client {
+        if !crate::pools::uses_thread_local_pools() {
+            return self.inner.shared.clone();
+        }
+        LOCAL_CLIENTS
+            .try_with(|local| self.local(&mut local.borrow_mut()))
+            // The thread is ending: its own clients are gone.
+            .unwrap_or_else(|_| self.inner.shared.clone())
+    }
+
+    /// This client's stand-in in `local` (added on first use; entries of
+    /// clients dropped since, e.g. by a configuration reload, are removed
+    /// then).
+    fn local(&self, local: &mut Vec<(Weak<ClientInner>, reqwest::Client)>) -> reqwest::Client {
+        // A `Weak` keeps its allocation: a live client's address is never
+        // an entry of a dropped one.
+        if let Some((_, c)) = local
+            .iter()
+            .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.inner)))
+        {
+            return c.clone();
+        }
+        let own = match build_client(self.inner.connect_timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "HTTP client of this thread: using the shared one");
+                self.inner.shared.clone()
+            }
+        };
+        local.retain(|(w, _)| w.strong_count() > 0);
+        local.push((Arc::downgrade(&self.inner), own.clone()));
+        own
+    }
+
+    /// `POST url`.
+    pub fn post<U: reqwest::IntoUrl>(&self, url: U) -> reqwest::RequestBuilder {
+        self.reqwest().post(url)
+    }
+
+    /// `GET url`.
+    pub fn get<U: reqwest::IntoUrl>(&self, url: U) -> reqwest::RequestBuilder {
+        self.reqwest().get(url)
+    }
+
+    /// `method url`.
+    pub fn request<U: reqwest::IntoUrl>(
+        &self,
+        method: reqwest::Method,
+        url: U,
+    ) -> reqwest::RequestBuilder {
+        self.reqwest().request(method, url)
+    }
 }
 
 /// A header value holding a secret, marked sensitive so it never shows in `Debug`.
@@ -693,6 +802,43 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn local_entries() -> usize {
+        LOCAL_CLIENTS.with(|l| l.borrow().len())
+    }
+
+    #[test]
+    fn threads_share_one_pool_unless_they_ask_for_their_own() {
+        std::thread::spawn(|| {
+            let http = client(Duration::from_secs(5)).unwrap();
+            drop(http.get("http://127.0.0.1:1/"));
+            assert_eq!(local_entries(), 0, "the shared client, no entry");
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(|| {
+            crate::pools::thread_local_connection_pools();
+            let (a, b) = (
+                client(Duration::from_secs(5)).unwrap(),
+                client(Duration::from_secs(5)).unwrap(),
+            );
+            drop((
+                a.get("http://127.0.0.1:1/"),
+                a.reqwest(),
+                a.clone().post("http://127.0.0.1:1/"),
+            ));
+            assert_eq!(local_entries(), 1, "one client of this thread's per client");
+            drop(b.get("http://127.0.0.1:1/"));
+            assert_eq!(local_entries(), 2);
+            // A client dropped (a reload): its entry goes when another is added.
+            drop(a);
+            let c = client(Duration::from_secs(5)).unwrap();
+            drop(c.get("http://127.0.0.1:1/"));
+            assert_eq!(local_entries(), 2, "b and c");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn retry_after_forms() {

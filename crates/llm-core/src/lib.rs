@@ -16,6 +16,7 @@ pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod metrics;
+pub mod pools;
 pub mod provider;
 pub mod provider_kit;
 pub mod registry;

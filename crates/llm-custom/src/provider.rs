@@ -33,7 +33,7 @@ pub struct CustomProvider {
     config: CustomConfig,
     /// `base_url`, checked (its credentials are never shown).
     base_url: http::BaseUrl,
-    client: reqwest::Client,
+    client: http::HttpClient,
     headers: HeaderMap,
     template: Template,
     /// The embeddings body template; `None` without `embed_path`.

@@ -146,6 +146,8 @@ pub(crate) struct AppState {
 /// A gateway, configured but not yet listening.
 pub struct Gateway {
     state: AppState,
+    /// Threads serving connections ([`bind`](Self::bind)); 0: one per core.
+    workers: usize,
     shutdown_grace: Duration,
     /// After SIGTERM, how long the listener keeps accepting.
     drain_delay: Duration,
@@ -163,6 +165,7 @@ impl std::fmt::Debug for Gateway {
                 "api_keys",
                 &format_args!("[{} redacted]", self.state.keys.len()),
             )
+            .field("workers", &self.workers)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("drain_delay", &self.drain_delay)
             .field("config_hash", &self.config_hash)
@@ -194,6 +197,7 @@ impl Gateway {
                 })),
                 tenancy: None,
             },
+            workers: config.workers,
             shutdown_grace: config.shutdown_grace.0,
             drain_delay: config.drain_delay.0,
             config_hash: None,
@@ -379,18 +383,85 @@ impl Gateway {
         self.bind(&config.addr).await
     }
 
-    /// Listens on `addr` (`127.0.0.1:0` picks a free port) and serves in the
-    /// background until the handle shuts it down.
-    pub async fn bind(self, addr: &str) -> std::io::Result<GatewayHandle> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        self.serve(listener)
+    /// Serves on `workers` threads of its own ([`GatewayConfig::workers`];
+    /// 0, the default: one per available core), each a single-threaded
+    /// runtime with its own listening socket.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
     }
 
-    /// Serves on an already bound listener.
+    /// The threads [`bind`](Self::bind) starts.
+    fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+    }
+
+    /// Listens on `addr` (`127.0.0.1:0` picks a free port) and serves in the
+    /// background, on [`workers`](Self::workers) threads of its own, until
+    /// the handle shuts it down.
+    pub async fn bind(self, addr: &str) -> std::io::Result<GatewayHandle> {
+        let listeners = server::listeners(addr, self.worker_count())
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let local = listeners
+            .first()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?
+            .ok_or_else(|| std::io::Error::other(format!("cannot listen on {addr}")))?;
+        let workers = listeners.len();
+        let wiring = self.wiring();
+        let done = server::spawn_workers(
+            listeners,
+            &wiring.current,
+            &wiring.life,
+            &wiring.stop_rx,
+            &wiring.release,
+        )
+        .await?;
+        Ok(self.finish(local, workers, wiring, tokio::spawn(done)))
+    }
+
+    /// Serves on an already bound listener, as a task of the current
+    /// runtime (not on threads of its own).
     pub fn serve(self, listener: TcpListener) -> std::io::Result<GatewayHandle> {
         let addr = listener.local_addr()?;
+        let wiring = self.wiring();
+        let task = tokio::spawn(server::run(
+            listener,
+            wiring.current.clone(),
+            wiring.life.clone(),
+            wiring.stop_rx.clone(),
+        ));
+        Ok(self.finish(addr, 1, wiring, task))
+    }
+
+    /// The channels between a handle and its servers.
+    fn wiring(&self) -> Wiring {
+        let life = self.state.lifecycle.clone();
+        life.set_timings(self.timings());
+        life.set_config_hash(self.config_hash.clone());
+        let (routers, current) = watch::channel(self.router());
+        let (stop, stop_rx) = watch::channel(false);
+        Wiring {
+            routers,
+            current,
+            stop,
+            stop_rx,
+            release: Arc::new(watch::Sender::new(())),
+            life,
+        }
+    }
+
+    fn finish(
+        self,
+        addr: SocketAddr,
+        workers: usize,
+        wiring: Wiring,
+        task: JoinHandle<Shutdown>,
+    ) -> GatewayHandle {
         if !addr.ip().is_loopback() && self.state.keys.is_empty() && self.state.tenancy.is_none() {
             tracing::warn!(
                 %addr,
@@ -398,26 +469,22 @@ impl Gateway {
                  anyone who can reach it can use your providers; set [gateway] api_keys"
             );
         }
-        let life = self.state.lifecycle.clone();
-        life.set_timings(self.timings());
-        life.set_config_hash(self.config_hash.clone());
-        let (routers, current) = watch::channel(self.router());
-        let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(server::run(listener, current, life.clone(), rx));
         let probe = self.probe_providers();
         tracing::info!(
             %addr,
+            workers,
             config = self.config_hash.as_deref().unwrap_or("-"),
             "gateway listening"
         );
-        Ok(GatewayHandle {
+        GatewayHandle {
             addr,
-            stop: tx,
+            stop: wiring.stop,
             task,
-            routers,
-            lifecycle: life,
+            routers: wiring.routers,
+            lifecycle: wiring.life,
             probe,
-        })
+            release: wiring.release,
+        }
     }
 
     /// Probes every provider once in the background, so /health reports
@@ -492,6 +559,17 @@ fn provider_secrets(config: &Config) -> Vec<SecretString> {
     out
 }
 
+/// The channels between a [`GatewayHandle`] and its servers.
+struct Wiring {
+    /// The router new requests get (a reload replaces it).
+    routers: watch::Sender<Router>,
+    current: watch::Receiver<Router>,
+    stop: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+    release: Arc<watch::Sender<()>>,
+    life: Arc<Lifecycle>,
+}
+
 /// A running gateway.
 #[derive(Debug)]
 pub struct GatewayHandle {
@@ -503,12 +581,31 @@ pub struct GatewayHandle {
     lifecycle: Arc<Lifecycle>,
     /// The start-up probe of the live client's providers.
     probe: JoinHandle<()>,
+    /// Keeps the worker threads' runtimes running ([`WorkerLease`]).
+    release: Arc<watch::Sender<()>>,
+}
+
+/// Keeps the runtimes of a gateway's worker threads running after it shut
+/// down, until dropped: tasks they own (pooled upstream and database
+/// connections opened by requests, background settlements) go on serving
+/// work that outlives the shutdown, such as the spend log's last flush.
+/// Without leases the threads end with their [`GatewayHandle`].
+#[derive(Debug, Clone)]
+pub struct WorkerLease {
+    _release: Arc<watch::Sender<()>>,
 }
 
 impl GatewayHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A lease on the worker threads' runtimes (see [`WorkerLease`]).
+    pub fn worker_lease(&self) -> WorkerLease {
+        WorkerLease {
+            _release: self.release.clone(),
+        }
     }
 
     /// Readiness, requests in flight, the live configuration and what a

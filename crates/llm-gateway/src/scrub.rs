@@ -22,7 +22,9 @@ const MIN_BEARER_TOKEN: usize = 8;
 /// A scrubber knowing the configured secrets.
 #[derive(Default, Clone)]
 pub struct Scrubber {
-    secrets: Vec<SecretString>,
+    /// Shared: the gateway's state (and so this) is cloned for every
+    /// request, several times; a `Vec` of secrets would be copied each time.
+    secrets: std::sync::Arc<Vec<SecretString>>,
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -41,20 +43,20 @@ impl Scrubber {
 
     /// Adds secrets to remove verbatim.
     pub fn add<'a>(&mut self, secrets: impl IntoIterator<Item = &'a SecretString>) {
+        let list = std::sync::Arc::make_mut(&mut self.secrets);
         for k in secrets {
             if k.expose_secret().len() >= MIN_SECRET_LEN {
-                self.secrets.push(k.clone());
+                list.push(k.clone());
             }
         }
         // Longest first, so a key that contains another is removed whole.
-        self.secrets
-            .sort_by_key(|k| std::cmp::Reverse(k.expose_secret().len()));
+        list.sort_by_key(|k| std::cmp::Reverse(k.expose_secret().len()));
     }
 
     /// `text` without the configured secrets and without key-like tokens.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for k in &self.secrets {
+        for k in self.secrets.iter() {
             let k = k.expose_secret();
             if out.contains(k) {
                 out = out.replace(k, REDACTED);

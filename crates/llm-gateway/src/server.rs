@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -59,12 +60,15 @@ pub(crate) async fn run(
     let graceful = GracefulShutdown::new();
     // The tasks serving connections, so that a forced shutdown can drop them.
     let mut conns = JoinSet::new();
+    // Requests in flight on this listener's connections (the lifecycle
+    // counts those of every worker): what a forced shutdown of this one cuts.
+    let local = Arc::new(AtomicU64::new(0));
     loop {
         tokio::select! {
             () = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((sock, _peer)) => {
-                    conns.spawn(connection(sock, routers.clone(), life.clone(), &graceful));
+                    conns.spawn(connection(sock, routers.clone(), life.clone(), local.clone(), &graceful));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -79,7 +83,7 @@ pub(crate) async fn run(
     let grace = life.timings().shutdown_grace;
     tracing::info!(
         connections = graceful.count(),
-        requests = life.inflight(),
+        requests = local.load(Ordering::Relaxed),
         grace_secs = grace.as_secs_f64(),
         "listener closed: finishing in-flight requests"
     );
@@ -93,7 +97,7 @@ pub(crate) async fn run(
     // Tasks that finished but were not reaped yet are not cut.
     while conns.try_join_next().is_some() {}
     let connections = conns.len() as u64;
-    let requests = life.inflight();
+    let requests = local.load(Ordering::Relaxed);
     life.cut(connections, requests);
     tracing::warn!(
         connections,
@@ -111,6 +115,7 @@ fn connection(
     sock: tokio::net::TcpStream,
     routers: watch::Receiver<Router>,
     life: Arc<Lifecycle>,
+    local: Arc<AtomicU64>,
     graceful: &GracefulShutdown,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let _ = sock.set_nodelay(true);
@@ -119,8 +124,9 @@ fn connection(
         // one already running.
         let router = routers.borrow().clone();
         let life = life.clone();
+        let local = LocalGuard::new(&local);
         async move {
-            let guard = life.request();
+            let guard = (life.request(), local);
             let resp = router.oneshot(req).await.unwrap_or_else(|e| match e {});
             let (mut parts, body) = resp.into_parts();
             if life.draining() {
@@ -152,7 +158,23 @@ fn connection(
 /// fully sent (or dropped).
 struct Counted {
     inner: Body,
-    _guard: InflightGuard,
+    _guard: (InflightGuard, LocalGuard),
+}
+
+/// Counts a request in flight on one listener's connections until dropped.
+struct LocalGuard(Arc<AtomicU64>);
+
+impl LocalGuard {
+    fn new(count: &Arc<AtomicU64>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl http_body::Body for Counted {
@@ -178,4 +200,187 @@ impl http_body::Body for Counted {
 /// Resolves once `stop` is true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Listening sockets for `workers` threads on `addr`. On Linux, with more
+/// than one, each is its own socket with `SO_REUSEPORT`, so the kernel
+/// spreads new connections over the threads and no accept is handed between
+/// them; before such a group is bound, `addr` is bound once without the
+/// option, so a port already in use (another gateway, started twice by
+/// mistake) is an error, not a silent share of its traffic. Elsewhere every
+/// worker accepts from one socket (clones of it).
+pub(crate) async fn listeners(
+    addr: &str,
+    workers: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut last = None;
+    for candidate in tokio::net::lookup_host(addr).await? {
+        match bind_group(candidate, workers.max(1)) {
+            Ok(group) => return Ok(group),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
+    }))
+}
+
+fn socket(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restart can bind while the previous
+    // process's connections are in TIME_WAIT.
+    #[cfg(unix)]
+    s.set_reuseaddr(true)?;
+    Ok(s)
+}
+
+fn bind_group(
+    addr: std::net::SocketAddr,
+    workers: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if workers > 1 {
+        return reuse_port_group(addr, workers);
+    }
+    let s = socket(addr)?;
+    s.bind(addr)?;
+    let one = listen(s)?;
+    let mut group = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        group.push(one.try_clone()?);
+    }
+    group.insert(0, one);
+    Ok(group)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn reuse_port_group(
+    addr: std::net::SocketAddr,
+    workers: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let shared = || -> std::io::Result<tokio::net::TcpSocket> {
+        let s = socket(addr)?;
+        s.set_reuseport(true)?;
+        Ok(s)
+    };
+    if addr.port() != 0 {
+        // The probe: fails if anything listens on the port already.
+        socket(addr)?.bind(addr)?;
+    }
+    let first = shared()?;
+    first.bind(addr)?;
+    let first = listen(first)?;
+    let actual = first.local_addr()?;
+    let mut group = vec![first];
+    for _ in 1..workers {
+        let s = shared()?;
+        s.bind(actual)?;
+        group.push(listen(s)?);
+    }
+    Ok(group)
+}
+
+/// Listens on a bound socket, as a std listener (non-blocking) that any
+/// runtime can adopt.
+fn listen(s: tokio::net::TcpSocket) -> std::io::Result<std::net::TcpListener> {
+    s.listen(1024)?.into_std()
+}
+
+/// Serves on one thread per listener, each running a single-threaded
+/// runtime: a request is read, routed, sent upstream and answered on the
+/// thread that accepted its connection (upstream connections opened there
+/// are driven there too, see `llm_router::pools`). With tokio's
+/// work-stealing runtime the tasks of one request (the connection, the
+/// handler, the upstream connection) woke each other's parked threads at
+/// every hand-off: that took 132 µs of CPU per request at saturation on a
+/// 2-core machine, 74 µs this way (docs/benchmarks.md, "Performance round
+/// two").
+///
+/// Returns once every thread has built its runtime and adopted its
+/// listener (else the first error, and the threads started so far end
+/// when `release` goes), with a future that resolves when every worker has
+/// shut down (after `stop`). A worker's runtime then keeps running the
+/// tasks it owns (pooled upstream and database connections, background
+/// settlements) until `release` ends, so that work finishing after the
+/// shutdown (the spend log's last flush) still finds them.
+pub(crate) async fn spawn_workers(
+    listeners: Vec<std::net::TcpListener>,
+    routers: &watch::Receiver<Router>,
+    life: &Arc<Lifecycle>,
+    stop: &watch::Receiver<bool>,
+    release: &watch::Sender<()>,
+) -> std::io::Result<impl std::future::Future<Output = Shutdown> + Send + 'static> {
+    let mut done = Vec::with_capacity(listeners.len());
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (routers, life, stop) = (routers.clone(), life.clone(), stop.clone());
+        let mut released = release.subscribe();
+        std::thread::Builder::new()
+            .name(format!("llm-gateway-{i}"))
+            .spawn(move || {
+                // Upstream connections opened here are driven here.
+                llm_router::pools::thread_local_connection_pools();
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let span = tracing::info_span!("worker", worker = i);
+                    tokio::select! {
+                        outcome = tracing::Instrument::instrument(run(listener, routers, life, stop), span) => {
+                            let _ = tx.send(outcome);
+                            // Ends when the gateway is released (its handle
+                            // and every lease are gone).
+                            while released.changed().await.is_ok() {}
+                        }
+                        // Released without a shutdown: dropping `run`
+                        // drops the listener and every connection.
+                        () = async { while released.changed().await.is_ok() {} } => {}
+                    }
+                });
+            })?;
+        match ready_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(std::io::Error::other(
+                    "a gateway worker thread ended at start",
+                ))
+            }
+        }
+        done.push(rx);
+    }
+    Ok(async move {
+        let mut outcome = Shutdown::Graceful;
+        for rx in done {
+            // A worker that ended without reporting (its thread panicked)
+            // may have dropped requests.
+            if !matches!(rx.await, Ok(Shutdown::Graceful)) {
+                outcome = Shutdown::Forced;
+            }
+        }
+        outcome
+    })
 }

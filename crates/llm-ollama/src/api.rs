@@ -30,7 +30,7 @@ pub(crate) struct Api {
     pub display: String,
     /// Per-request timeout.
     pub timeout: Duration,
-    client: reqwest::Client,
+    client: http::HttpClient,
     headers: reqwest::header::HeaderMap,
 }
 

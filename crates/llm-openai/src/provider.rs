@@ -44,7 +44,7 @@ pub struct OpenAiProvider {
     stream_usage: bool,
     embedding_batch_size: usize,
     embedding_encoding: EmbeddingEncoding,
-    http: reqwest::Client,
+    http: core_http::HttpClient,
 }
 
 impl fmt::Debug for OpenAiProvider {

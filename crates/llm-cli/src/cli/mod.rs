@@ -148,7 +148,12 @@ fn init_logging(cli: &Cli) {
         i16::MIN..=-1 => "off",
         0 => "error",
         1 => "warn",
-        2 => "info",
+        // llm-core emits no `info` events, only `info` spans (`llm.client`,
+        // `llm.attempt`) whose fields the formatter would render on every
+        // request without ever printing them: about 11 µs of the gateway's
+        // CPU per request (docs/benchmarks.md). `-v` or `RUST_LOG` brings
+        // them back as context of the lines they enclose.
+        2 => "info,llm_core=warn",
         3 => "debug",
         _ => "trace",
     };

@@ -105,6 +105,9 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
         handle, preparing, ..
     } = live;
     preparing.abort();
+    // Upstream and database connections opened by requests live on the
+    // worker threads: kept running until the spend log is flushed.
+    let lease = handle.worker_lease();
     let outcome = handle.stop_for(signal).await;
     if let Some(tenancy) = TENANCY.get() {
         // Bounded: with the database down, waiting for it would keep the
@@ -118,6 +121,7 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
             );
         }
     }
+    drop(lease);
     match outcome {
         Shutdown::Graceful => Ok(ExitCode::SUCCESS),
         Shutdown::Forced => {
@@ -244,6 +248,9 @@ impl Live {
                 listening = %self.handle.local_addr(),
                 "[gateway] addr changed: ignored until a restart"
             );
+        }
+        if config.gateway.workers != self.config.gateway.workers {
+            tracing::warn!("[gateway] workers changed: ignored until a restart");
         }
         // Read once at start (Debug redacts the URLs' credentials).
         let store_changed = format!("{:?}", config.gateway.store)

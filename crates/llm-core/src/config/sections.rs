@@ -405,6 +405,10 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Requests handled at once; more get 429 (default 512).
     pub max_concurrency: usize,
+    /// Threads serving connections, each with a single-threaded runtime and
+    /// its own listening socket on `addr` (the kernel spreads connections
+    /// over them); 0 (the default): one per available core.
+    pub workers: usize,
     /// Bound on one request (default 600 s).
     pub request_timeout: Secs,
     /// Time in-flight requests get to finish at shutdown (default 30 s).
@@ -595,6 +599,7 @@ impl Default for GatewayConfig {
             api_keys: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             max_concurrency: 512,
+            workers: 0,
             request_timeout: Secs::from_secs(600),
             shutdown_grace: Secs::from_secs(30),
             drain_delay: Secs::from_secs(5),
@@ -650,6 +655,7 @@ impl fmt::Debug for GatewayConfig {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrency", &self.max_concurrency)
+            .field("workers", &self.workers)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("drain_delay", &self.drain_delay)

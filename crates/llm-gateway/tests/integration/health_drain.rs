@@ -306,6 +306,77 @@ async fn what_outlives_the_grace_is_cut_counted_and_exported() {
     );
 }
 
+/// With several worker threads (each a listener of its own), a forced
+/// shutdown counts every cut request and connection once, whichever
+/// workers held them.
+#[tokio::test]
+async fn several_workers_count_what_they_cut_once() {
+    let up = Gated::start().await;
+    let toml = format!(
+        "{}{ROUTING}[gateway]\nshutdown_grace = 0.1\nworkers = 3\n",
+        provider("openai", &up.url)
+    );
+    let (handle, base) = start(&toml, "eeeeeeeeeeee").await;
+    let status = handle.status();
+    let mut pending = Vec::new();
+    for _ in 0..6 {
+        // A client each: six connections, spread over the workers by the kernel.
+        let (http, base) = (http(), base.clone());
+        pending.push(tokio::spawn(async move {
+            http.post(format!("{base}/v1/chat/completions"))
+                .json(&chat(false))
+                .send()
+                .await
+        }));
+    }
+    for _ in 0..6 {
+        up.arrived().await;
+    }
+    assert_eq!(status.inflight_requests(), 6);
+    assert_eq!(handle.shutdown().await, Shutdown::Forced);
+    for p in pending {
+        assert!(p.await.unwrap().is_err(), "a cut request has no answer");
+    }
+    assert_eq!((status.cut_requests(), status.cut_connections()), (6, 6));
+    assert_eq!(status.inflight_requests(), 0);
+}
+
+/// Requests on many connections are all answered by a gateway on several
+/// workers, and a second gateway cannot take the same port (the socket
+/// option that lets the workers share it does not let another process in).
+#[tokio::test]
+async fn workers_share_one_port_that_nobody_else_gets() {
+    let up = Gated::start().await;
+    up.release(1000);
+    let toml = format!(
+        "{}{ROUTING}[gateway]\nworkers = 2\n",
+        provider("openai", &up.url)
+    );
+    let (handle, base) = start(&toml, "ffffffffffff").await;
+    let mut answers = Vec::new();
+    for _ in 0..16 {
+        let (http, base) = (http(), base.clone());
+        answers.push(tokio::spawn(async move {
+            let r = http
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&chat(false))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }));
+    }
+    for a in answers {
+        assert_eq!(a.await.unwrap(), 200);
+    }
+    let addr = handle.local_addr().to_string();
+    let second = gateway_for(&toml, "ffffffffffff").bind(&addr).await;
+    let err = second.expect_err("the port is taken");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    assert!(err.to_string().contains(&addr), "{err}");
+    assert_eq!(handle.shutdown().await, Shutdown::Graceful);
+}
+
 #[tokio::test]
 async fn reload_routes_new_requests_while_running_ones_finish_on_the_old() {
     let alpha = Gated::start().await;
