@@ -150,8 +150,9 @@ fn init_logging(cli: &Cli) {
         1 => "warn",
         // llm-core emits no `info` events, only `info` spans (`llm.client`,
         // `llm.attempt`) whose fields the formatter would render on every
-        // request without ever printing them: about 11 µs of the gateway's
-        // CPU per request (docs/benchmarks.md). `-v` or `RUST_LOG` brings
+        // request without ever printing them: about 25 µs of the gateway's
+        // CPU per request at saturation (docs/benchmarks.md, "Performance
+        // round two"). `-v` or `RUST_LOG` brings
         // them back as context of the lines they enclose.
         2 => "info,llm_core=warn",
         3 => "debug",
