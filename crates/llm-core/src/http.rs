@@ -212,6 +212,11 @@ impl HttpClient {
     /// clients dropped since, e.g. by a configuration reload, are removed
     /// then).
     fn local(&self, local: &mut Vec<(Weak<ClientInner>, reqwest::Client)>) -> reqwest::Client {
+        // Entries of clients dropped since (a reload) go at once, not
+        // only when another client is added: the list is a few entries.
+        if local.iter().any(|(w, _)| w.strong_count() == 0) {
+            local.retain(|(w, _)| w.strong_count() > 0);
+        }
         // A `Weak` keeps its allocation: a live client's address is never
         // an entry of a dropped one.
         if let Some((_, c)) = local

@@ -8,7 +8,8 @@
 //! upstream connection is driven by a task of the runtime that opened it,
 //! so a connection from a shared pool, opened by another runtime, wakes
 //! that runtime's thread for every request sent on it and back again for
-//! the answer. With pools per thread, a request never leaves its thread.
+//! the answer. With pools per thread, a provider call never leaves its
+//! thread (other connections, such as Redis's, are still shared).
 
 use std::cell::Cell;
 

@@ -420,7 +420,13 @@ impl Gateway {
             &wiring.stop_rx,
             &wiring.release,
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start the gateway's workers on {addr}: {e}"),
+            )
+        })?;
         Ok(self.finish(local, workers, wiring, tokio::spawn(done)))
     }
 
@@ -669,6 +675,12 @@ impl GatewayHandle {
 
     /// Stops accepting connections and lets in-flight requests finish within
     /// `shutdown_grace`; after that, remaining connections are dropped.
+    ///
+    /// The worker threads' runtimes end with the handle: background work
+    /// that requests started there (a budget settlement retried against
+    /// Redis, a pooled database connection) stops with them. Hold a
+    /// [`worker_lease`](Self::worker_lease) across whatever must still run
+    /// after the shutdown, as `llm serve` does for the spend log's last flush.
     pub async fn shutdown(mut self) -> Shutdown {
         self.lifecycle.start_draining();
         self.stop.send_replace(true);

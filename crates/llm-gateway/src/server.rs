@@ -12,7 +12,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::Router;
 use bytes::Bytes;
@@ -119,7 +118,7 @@ fn connection(
     graceful: &GracefulShutdown,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let _ = sock.set_nodelay(true);
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |req: axum::http::Request<Incoming>| {
         // The router live now: a reload affects the next request, never
         // one already running.
         let router = routers.borrow().clone();
@@ -127,8 +126,25 @@ fn connection(
         let local = LocalGuard::new(&local);
         async move {
             let guard = (life.request(), local);
+            let rest = Arc::new(std::sync::Mutex::new(None));
+            let req = req.map(|b| Leftover {
+                inner: Some(b),
+                rest: rest.clone(),
+            });
             let resp = router.oneshot(req).await.unwrap_or_else(|e| match e {});
             let (mut parts, body) = resp.into_parts();
+            // A body the handler left unread (an early 413, 401 or 429):
+            // read and discard it, bounded, before answering. Closing with
+            // unread data resets the connection, and a client still sending
+            // would get that reset instead of the answer.
+            let left = rest.lock().ok().and_then(|mut r| r.take());
+            if let Some(left) = left {
+                if !drain(left).await {
+                    parts
+                        .headers
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+            }
             if life.draining() {
                 // Keep-alive clients reconnect, to another replica.
                 parts
@@ -159,6 +175,85 @@ fn connection(
 struct Counted {
     inner: Body,
     _guard: (InflightGuard, LocalGuard),
+}
+
+/// Most of an unread request body [`drain`] reads and discards.
+const DRAIN_BYTES: usize = 8 * 1024 * 1024;
+
+/// Longest [`drain`] waits for the rest of an unread request body.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// A request body that, dropped before its end, leaves the rest in `rest`
+/// for the connection to drain.
+struct Leftover {
+    inner: Option<Incoming>,
+    rest: Arc<std::sync::Mutex<Option<Incoming>>>,
+}
+
+impl http_body::Body for Leftover {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match self.inner.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.as_ref().map_or_else(
+            || http_body::SizeHint::with_exact(0),
+            http_body::Body::size_hint,
+        )
+    }
+}
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if let Some(b) = self.inner.take() {
+            if !http_body::Body::is_end_stream(&b) {
+                if let Ok(mut rest) = self.rest.lock() {
+                    *rest = Some(b);
+                }
+            }
+        }
+    }
+}
+
+/// Reads and discards `body` to its end, at most [`DRAIN_BYTES`] within
+/// [`DRAIN_TIME`]; whether it ended (else the connection must close).
+async fn drain(mut body: Incoming) -> bool {
+    let read = async {
+        let mut left = DRAIN_BYTES;
+        loop {
+            match std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx))
+                .await
+            {
+                None => return true,
+                Some(Err(_)) => return false,
+                Some(Ok(frame)) => {
+                    let n = frame.data_ref().map_or(0, Bytes::len);
+                    match left.checked_sub(n) {
+                        Some(l) => left = l,
+                        None => return false,
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(DRAIN_TIME, read)
+        .await
+        .unwrap_or(false)
 }
 
 /// Counts a request in flight on one listener's connections until dropped.

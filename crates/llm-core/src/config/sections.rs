@@ -405,9 +405,10 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Requests handled at once; more get 429 (default 512).
     pub max_concurrency: usize,
-    /// Threads serving connections, each with a single-threaded runtime and
-    /// its own listening socket on `addr` (the kernel spreads connections
-    /// over them); 0 (the default): one per available core.
+    /// Threads serving connections, each with a single-threaded runtime (on
+    /// Linux each with its own listening socket on `addr`, the kernel
+    /// spreading connections over them; elsewhere they share one); 0 (the
+    /// default): one per available core.
     pub workers: usize,
     /// Bound on one request (default 600 s).
     pub request_timeout: Secs,
