@@ -393,10 +393,7 @@ impl Gateway {
 
     /// The threads [`bind`](Self::bind) starts.
     fn worker_count(&self) -> usize {
-        match self.workers {
-            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-            n => n,
-        }
+        worker_threads(self.workers)
     }
 
     /// Listens on `addr` (`127.0.0.1:0` picks a free port) and serves in the
@@ -484,6 +481,7 @@ impl Gateway {
         );
         GatewayHandle {
             addr,
+            workers,
             stop: wiring.stop,
             task,
             routers: wiring.routers,
@@ -565,6 +563,21 @@ fn provider_secrets(config: &Config) -> Vec<SecretString> {
     out
 }
 
+/// The worker threads [`Gateway::bind`] starts for a configured
+/// [`GatewayConfig::workers`]: the number itself, or for 0 one per available
+/// core (1 when the core count cannot be read).
+///
+/// ```
+/// assert_eq!(llm_gateway::worker_threads(3), 3);
+/// assert!(llm_gateway::worker_threads(0) >= 1);
+/// ```
+pub fn worker_threads(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    }
+}
+
 /// The channels between a [`GatewayHandle`] and its servers.
 struct Wiring {
     /// The router new requests get (a reload replaces it).
@@ -580,6 +593,8 @@ struct Wiring {
 #[derive(Debug)]
 pub struct GatewayHandle {
     addr: SocketAddr,
+    /// Threads serving connections (1 for [`Gateway::serve`]).
+    workers: usize,
     stop: watch::Sender<bool>,
     task: JoinHandle<Shutdown>,
     /// The router new requests get (a reload replaces it).
@@ -605,6 +620,13 @@ impl GatewayHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The threads serving its connections: [`worker_threads`] of the
+    /// configured count after [`Gateway::bind`], 1 after [`Gateway::serve`]
+    /// (which runs on the caller's runtime).
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// A lease on the worker threads' runtimes (see [`WorkerLease`]).
@@ -735,24 +757,80 @@ pub enum StopSignal {
 
 /// Resolves on SIGINT or SIGTERM, saying which.
 pub async fn shutdown_signal() -> StopSignal {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            futures::future::pending::<()>().await;
-        }
-    };
+    StopSignals::new().recv().await
+}
+
+/// Listens for SIGINT and SIGTERM from its creation on, every one of them:
+/// unlike [`shutdown_signal`], a second signal that arrives while the first
+/// is being handled is not missed (a process that installed handlers no
+/// longer dies of the default action, so a second Ctrl-C must be heard to
+/// mean "stop now").
+///
+/// ```no_run
+/// # async fn demo() {
+/// let mut signals = llm_gateway::StopSignals::new();
+/// let first = signals.recv().await;
+/// // … start draining; a second signal cuts the drain short:
+/// let second = signals.recv().await;
+/// # let _ = (first, second);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct StopSignals {
+    /// `None` where the handler could not be installed (never fires).
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Installs the handlers; signals are counted from here on.
+    pub fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => futures::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = futures::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => StopSignal::Interrupt,
-        () = term => StopSignal::Terminate,
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// The next SIGINT or SIGTERM (cancellation-safe: a signal is kept
+    /// for the next call if this one is dropped before it is returned).
+    pub async fn recv(&mut self) -> StopSignal {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                // A stream that ended (its driver gone) never fires again.
+                let fired = match s {
+                    Some(s) => s.recv().await.is_some(),
+                    None => false,
+                };
+                if !fired {
+                    futures::future::pending::<()>().await;
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => StopSignal::Interrupt,
+                () = next(&mut self.terminate) => StopSignal::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                futures::future::pending::<()>().await;
+            }
+            StopSignal::Interrupt
+        }
+    }
+}
+
+impl Default for StopSignals {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -16,7 +16,7 @@ use super::load_config;
 /// Kubernetes' termination grace in `deploy/kubernetes` counts it (an xtask
 /// test checks the sum).
 const SPEND_FLUSH_AT_EXIT: Duration = Duration::from_secs(5);
-use crate::gateway::{config_hash, shutdown_signal, Gateway, GatewayHandle, Shutdown};
+use crate::gateway::{config_hash, Gateway, GatewayHandle, Shutdown, StopSignals};
 
 /// Virtual keys, limits, budgets and the spend log: built once at start and
 /// handed to every gateway built on a reload, so counters, ledgers and
@@ -45,7 +45,8 @@ pub struct ServeArgs {
 ///
 /// SIGTERM drains (readiness false, the listener open for `drain_delay`,
 /// then `shutdown_grace` for requests in flight); SIGINT skips the drain
-/// delay. SIGHUP (and, with `watch_config`, a change of the file) reloads
+/// delay; a second SIGINT or SIGTERM stops at once, cutting what is still
+/// in flight. SIGHUP (and, with `watch_config`, a change of the file) reloads
 /// the configuration: a valid file is swapped in for new requests, an
 /// invalid one is refused with its file:line error and the running
 /// configuration stays.
@@ -84,15 +85,14 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
         preparing: tokio::spawn(prepare_providers(client)),
         handle,
     };
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
+    let mut signals = StopSignals::new();
     let mut hangup = Hangup::new();
     let mut ticker = tokio::time::interval(WATCH_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let signal = loop {
         let watching = live.config.gateway.watch_config && live.path.is_some();
         tokio::select! {
-            signal = &mut stop => break signal,
+            signal = signals.recv() => break signal,
             () = hangup.recv() => live.reload("SIGHUP"),
             _ = ticker.tick(), if watching => {
                 if live.file_changed() {
@@ -108,7 +108,15 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
     // Upstream and database connections opened by requests live on the
     // worker threads: kept running until the spend log is flushed.
     let lease = handle.worker_lease();
-    let outcome = handle.stop_for(signal).await;
+    // A second SIGINT or SIGTERM ends the drain or grace at once: requests
+    // still in flight are cut (the handle, dropped, stops its servers).
+    let outcome = tokio::select! {
+        outcome = handle.stop_for(signal) => outcome,
+        again = signals.recv() => {
+            tracing::warn!(signal = ?again, "second signal: stopping now");
+            Shutdown::Forced
+        }
+    };
     if let Some(tenancy) = TENANCY.get() {
         // Bounded: with the database down, waiting for it would keep the
         // process alive until the orchestrator kills it.
@@ -249,8 +257,14 @@ impl Live {
                 "[gateway] addr changed: ignored until a restart"
             );
         }
-        if config.gateway.workers != self.config.gateway.workers {
-            tracing::warn!("[gateway] workers changed: ignored until a restart");
+        // Compared as threads, so `0` (one per core) and the core count agree.
+        let workers = llm_gateway::worker_threads(config.gateway.workers);
+        if workers != self.handle.workers() {
+            tracing::warn!(
+                running = self.handle.workers(),
+                configured = workers,
+                "[gateway] workers changed: ignored until a restart"
+            );
         }
         // Read once at start (Debug redacts the URLs' credentials).
         let store_changed = format!("{:?}", config.gateway.store)

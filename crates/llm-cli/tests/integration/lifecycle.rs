@@ -127,21 +127,32 @@ impl Serve {
     }
 
     /// SIGTERM, then the exit status and everything written on stderr.
-    async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    async fn terminate(self) -> (std::process::ExitStatus, String) {
         self.signal("TERM");
+        self.exit().await
+    }
+
+    /// The exit status and everything written on stderr, once the process
+    /// has ended (a failure if it has not within [`PATIENCE`]).
+    async fn exit(mut self) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().unwrap();
-        tokio::task::spawn_blocking(move || {
+        let pid = child.id().to_string();
+        let mut stderr = child.stderr.take().unwrap();
+        let waiting = tokio::task::spawn_blocking(move || {
             let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            stderr.read_to_string(&mut err).unwrap();
             (child.wait().unwrap(), err)
-        })
-        .await
-        .unwrap()
+        });
+        match tokio::time::timeout(PATIENCE, waiting).await {
+            Ok(done) => done.unwrap(),
+            Err(_) => {
+                // Killed, so the blocked reader ends and the test can report.
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid])
+                    .status();
+                panic!("the process did not exit within {PATIENCE:?}");
+            }
+        }
     }
 }
 
@@ -242,4 +253,83 @@ async fn sigterm_drains_then_exits_cleanly() {
     let (status, stderr) = s.terminate().await;
     assert!(status.success(), "{status:?}");
     assert!(stderr.contains("draining"), "{stderr}");
+}
+
+/// A second SIGTERM during a long drain stops the process at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_ends_a_long_drain_at_once() {
+    let up = completion_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llm.toml");
+    // Ten minutes of drain: the test's patience runs out long before.
+    let text = format!(
+        "{}{ROUTING}[gateway]\ndrain_delay = 600\n",
+        openai_section("alpha", &up.url(), &["gpt-4o-mini"])
+    );
+    std::fs::write(&path, &text).unwrap();
+    let s = serve(&path).await;
+    s.live_config(&hash(&text)).await;
+    s.signal("TERM");
+    // Draining: the listener is open, readiness says 503.
+    let waited = std::time::Instant::now();
+    while s.ready().await.is_some() {
+        assert!(waited.elapsed() < PATIENCE, "the drain never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.provider().await, "alpha", "still serving while draining");
+    s.signal("TERM");
+    let (status, stderr) = s.exit().await;
+    assert!(status.success(), "{status:?}");
+    assert!(stderr.contains("draining"), "{stderr}");
+    assert!(stderr.contains("second signal: stopping now"), "{stderr}");
+}
+
+/// `workers` cannot change on a reload: a file that asks for other thread
+/// counts is applied with a warning, but `0` (one per core) and the core
+/// count are the same threads and are not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_warns_only_when_the_worker_threads_would_change() {
+    let up = completion_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llm.toml");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let first = config_text("alpha", &up.url(), "workers = 0\n");
+    std::fs::write(&path, &first).unwrap();
+    let s = serve(&path).await;
+    s.live_config(&hash(&first)).await;
+    let same = config_text("alpha", &up.url(), &format!("workers = {cores}\n"));
+    std::fs::write(&path, &same).unwrap();
+    s.signal("HUP");
+    s.live_config(&hash(&same)).await;
+    let more = config_text("beta", &up.url(), &format!("workers = {}\n", cores + 1));
+    std::fs::write(&path, &more).unwrap();
+    s.signal("HUP");
+    s.live_config(&hash(&more)).await;
+    assert_eq!(s.provider().await, "beta", "the rest of the file applies");
+    let (status, stderr) = s.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        stderr.matches("workers changed").count(),
+        1,
+        "only the second reload warns: {stderr}"
+    );
+    let plain = without_colours(&stderr);
+    assert!(
+        plain.contains(&format!("running={cores} configured={}", cores + 1)),
+        "{plain}"
+    );
+}
+
+/// `text` without its ANSI colour sequences (`ESC [ … m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -317,6 +317,7 @@ async fn several_workers_count_what_they_cut_once() {
         provider("openai", &up.url)
     );
     let (handle, base) = start(&toml, "eeeeeeeeeeee").await;
+    assert_eq!(handle.workers(), 3);
     let status = handle.status();
     let mut pending = Vec::new();
     for _ in 0..6 {
@@ -353,6 +354,7 @@ async fn workers_share_one_port_that_nobody_else_gets() {
         provider("openai", &up.url)
     );
     let (handle, base) = start(&toml, "ffffffffffff").await;
+    assert_eq!(handle.workers(), 2);
     let mut answers = Vec::new();
     for _ in 0..16 {
         let (http, base) = (http(), base.clone());
