@@ -16,6 +16,7 @@ pub mod exec;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod metrics;
+mod model_filter;
 pub mod pools;
 pub mod provider;
 pub mod provider_kit;
@@ -35,6 +36,7 @@ pub use error::{
     ValidationError,
 };
 pub use inventory;
+pub use model_filter::{glob_match, ModelFilter};
 pub use provider::{Provider, ProviderProfile};
 pub use registry::{ProviderPlugin, ProviderSpec};
 pub use secrecy::{ExposeSecret, SecretString};

@@ -9,6 +9,7 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorClass, ProviderError};
+use crate::model_filter::ModelFilter;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -638,6 +639,14 @@ pub struct LlmRequest {
     /// on, only providers with [`Capability::Thinking`] serve the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking: Option<Thinking>,
+    /// The instances and models that may serve the request (`None`: any).
+    /// The router leaves every other instance out of the plan (fallbacks
+    /// and last resort included, and unlisted among the skipped ones);
+    /// nothing allowed is
+    /// [`LlmError::NoProviderAvailable`](crate::LlmError::NoProviderAvailable). A gateway
+    /// sets it from a virtual key's allowed models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<ModelFilter>,
 }
 
 impl Default for LlmRequest {
@@ -691,7 +700,14 @@ impl LlmRequest {
             tool_choice: None,
             parallel_tool_calls: None,
             thinking: None,
+            allowed_models: None,
         }
+    }
+
+    /// Keeps the route within `filter` ([`allowed_models`](Self::allowed_models)).
+    pub fn allowed_models(mut self, filter: ModelFilter) -> Self {
+        self.allowed_models = Some(filter);
+        self
     }
 
     /// Asks for extended thinking. Anthropic takes no `temperature` but 1

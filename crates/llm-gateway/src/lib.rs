@@ -447,7 +447,7 @@ impl Gateway {
         life.set_timings(self.timings());
         life.set_config_hash(self.config_hash.clone());
         let (routers, current) = watch::channel(self.router());
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(server::Stop::Serve);
         Wiring {
             routers,
             current,
@@ -583,8 +583,8 @@ struct Wiring {
     /// The router new requests get (a reload replaces it).
     routers: watch::Sender<Router>,
     current: watch::Receiver<Router>,
-    stop: watch::Sender<bool>,
-    stop_rx: watch::Receiver<bool>,
+    stop: watch::Sender<server::Stop>,
+    stop_rx: watch::Receiver<server::Stop>,
     release: Arc<watch::Sender<()>>,
     life: Arc<Lifecycle>,
 }
@@ -595,7 +595,7 @@ pub struct GatewayHandle {
     addr: SocketAddr,
     /// Threads serving connections (1 for [`Gateway::serve`]).
     workers: usize,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<server::Stop>,
     task: JoinHandle<Shutdown>,
     /// The router new requests get (a reload replaces it).
     routers: watch::Sender<Router>,
@@ -616,6 +616,50 @@ pub struct WorkerLease {
     _release: Arc<watch::Sender<()>>,
 }
 
+/// Ends a gateway's drain or shutdown grace at once, from outside the
+/// future that runs it: the listener closes and every request still in
+/// flight is cut, counted in `llm_gateway_shutdown_cut_requests_total`
+/// and the handle's [`status`](GatewayHandle::status), and the shutdown
+/// returns [`Shutdown::Forced`] (or [`Shutdown::Graceful`] when nothing was
+/// left to cut). `llm serve` pulls it on a second SIGINT or SIGTERM.
+///
+/// ```no_run
+/// # async fn demo(handle: llm_gateway::GatewayHandle) {
+/// let cut = handle.cut_switch();
+/// let stopping = handle.drain();
+/// tokio::pin!(stopping);
+/// tokio::select! {
+///     _ = &mut stopping => {}
+///     _ = tokio::signal::ctrl_c() => {
+///         cut.cut();
+///         stopping.await;
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CutSwitch {
+    stop: watch::Sender<server::Stop>,
+}
+
+impl CutSwitch {
+    /// Stops accepting and cuts every request in flight now.
+    pub fn cut(&self) {
+        raise(&self.stop, server::Stop::Cut);
+    }
+}
+
+/// Raises `stop` to `level` (it never goes back down).
+fn raise(stop: &watch::Sender<server::Stop>, level: server::Stop) {
+    stop.send_if_modified(|s| {
+        let higher = *s < level;
+        if higher {
+            *s = level;
+        }
+        higher
+    });
+}
+
 impl GatewayHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
@@ -627,6 +671,13 @@ impl GatewayHandle {
     /// (which runs on the caller's runtime).
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// A switch that cuts this gateway's shutdown short (see [`CutSwitch`]).
+    pub fn cut_switch(&self) -> CutSwitch {
+        CutSwitch {
+            stop: self.stop.clone(),
+        }
     }
 
     /// A lease on the worker threads' runtimes (see [`WorkerLease`]).
@@ -691,7 +742,12 @@ impl GatewayHandle {
             inflight = self.lifecycle.inflight(),
             "draining: readiness is false; the listener closes after drain_delay"
         );
-        tokio::time::sleep(delay).await;
+        // A cut (see `cut_switch`) ends the delay too.
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s >= server::Stop::Cut) => {}
+        }
         self.shutdown().await
     }
 
@@ -705,7 +761,7 @@ impl GatewayHandle {
     /// after the shutdown, as `llm serve` does for the spend log's last flush.
     pub async fn shutdown(mut self) -> Shutdown {
         self.lifecycle.start_draining();
-        self.stop.send_replace(true);
+        raise(&self.stop, server::Stop::Finish);
         match (&mut self.task).await {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -718,9 +774,33 @@ impl GatewayHandle {
     /// Serves until SIGTERM, then [drains](Self::drain), or until SIGINT
     /// (Ctrl-C), then [shuts down](Self::shutdown) without the drain delay
     /// (in-flight requests still get `shutdown_grace`).
+    ///
+    /// A second SIGINT or SIGTERM during the drain or grace cuts what is
+    /// left at once ([`stop_for_signals`](Self::stop_for_signals)).
     pub async fn run_until_signal(self) -> Shutdown {
-        let stop = shutdown_signal().await;
-        self.stop_for(stop).await
+        let mut signals = StopSignals::new();
+        let first = signals.recv().await;
+        self.stop_for_signals(first, &mut signals).await
+    }
+
+    /// [`stop_for`](Self::stop_for) `first`, while listening on `signals`:
+    /// a further signal during the drain or grace [cuts](CutSwitch) the
+    /// requests still in flight at once.
+    pub async fn stop_for_signals(self, first: StopSignal, signals: &mut StopSignals) -> Shutdown {
+        let cut = self.cut_switch();
+        let stopping = self.stop_for(first);
+        tokio::pin!(stopping);
+        tokio::select! {
+            outcome = &mut stopping => return outcome,
+            again = signals.recv() => {
+                tracing::warn!(
+                    signal = ?again,
+                    "second signal: stopping now, cutting requests in flight"
+                );
+                cut.cut();
+            }
+        }
+        stopping.await
     }
 
     /// Ends serving as `signal` asks: a drain for SIGTERM, an immediate
@@ -782,20 +862,47 @@ pub struct StopSignals {
     interrupt: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
+    /// Ctrl-C (Windows has no SIGTERM).
+    #[cfg(windows)]
+    ctrl_c: Option<tokio::signal::windows::CtrlC>,
 }
 
 impl StopSignals {
-    /// Installs the handlers; signals are counted from here on.
+    /// Installs the handlers; signals are heard from here on. A handler
+    /// that cannot be installed is logged and never fires.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with I/O enabled (as every tokio signal
+    /// listener does).
     pub fn new() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
+            let install = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for {name}: it will not stop the gateway");
+                    None
+                }
+            };
             Self {
-                interrupt: signal(SignalKind::interrupt()).ok(),
-                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
             }
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        {
+            let ctrl_c = match tokio::signal::windows::ctrl_c() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for Ctrl-C: it will not stop the gateway");
+                    None
+                }
+            };
+            Self { ctrl_c }
+        }
+        #[cfg(not(any(unix, windows)))]
         Self {}
     }
 
@@ -819,11 +926,20 @@ impl StopSignals {
                 () = next(&mut self.terminate) => StopSignal::Terminate,
             }
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
         {
-            if tokio::signal::ctrl_c().await.is_err() {
+            let fired = match &mut self.ctrl_c {
+                Some(c) => c.recv().await.is_some(),
+                None => false,
+            };
+            if !fired {
                 futures::future::pending::<()>().await;
             }
+            StopSignal::Interrupt
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            futures::future::pending::<()>().await;
             StopSignal::Interrupt
         }
     }

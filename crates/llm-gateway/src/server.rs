@@ -45,16 +45,30 @@ pub enum Shutdown {
     Forced,
 }
 
-/// Serves the router in `routers` on `listener` until `stop` turns true;
-/// then stops accepting, asks every open connection to finish its request
-/// in flight and close (idle ones close at once), waits up to the
-/// lifecycle's `shutdown_grace` for that, and drops whatever is left
-/// (counted in the lifecycle and logged).
+/// What a [`GatewayHandle`](crate::GatewayHandle) asks of its servers; it
+/// only ever rises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Stop {
+    /// Accept and serve.
+    Serve,
+    /// Stop accepting; let requests in flight finish within the grace.
+    Finish,
+    /// Stop accepting and cut whatever is still in flight now (also when
+    /// the handle is gone).
+    Cut,
+}
+
+/// Serves the router in `routers` on `listener` until `stop` rises to
+/// [`Stop::Finish`]; then stops accepting, asks every open connection to
+/// finish its request in flight and close (idle ones close at once), waits
+/// up to the lifecycle's `shutdown_grace` for that (or until `stop` rises to
+/// [`Stop::Cut`]), and drops whatever is left (counted in the lifecycle and
+/// logged).
 pub(crate) async fn run(
     listener: TcpListener,
     routers: watch::Receiver<Router>,
     life: Arc<Lifecycle>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Stop>,
 ) -> Shutdown {
     let graceful = GracefulShutdown::new();
     // The tasks serving connections, so that a forced shutdown can drop them.
@@ -64,7 +78,7 @@ pub(crate) async fn run(
     let local = Arc::new(AtomicU64::new(0));
     loop {
         tokio::select! {
-            () = stopped(&mut stop) => break,
+            () = reached(&mut stop, Stop::Finish) => break,
             accepted = listener.accept() => match accepted {
                 Ok((sock, _peer)) => {
                     conns.spawn(connection(sock, routers.clone(), life.clone(), local.clone(), &graceful));
@@ -86,15 +100,16 @@ pub(crate) async fn run(
         grace_secs = grace.as_secs_f64(),
         "listener closed: finishing in-flight requests"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_ok()
-    {
+    let finished = tokio::select! {
+        done = tokio::time::timeout(grace, graceful.shutdown()) => done.is_ok(),
+        () = reached(&mut stop, Stop::Cut) => false,
+    };
+    // Tasks that finished but were not reaped yet are not cut.
+    while conns.try_join_next().is_some() {}
+    if finished || conns.is_empty() {
         tracing::info!("every in-flight request finished");
         return Shutdown::Graceful;
     }
-    // Tasks that finished but were not reaped yet are not cut.
-    while conns.try_join_next().is_some() {}
     let connections = conns.len() as u64;
     let requests = local.load(Ordering::Relaxed);
     life.cut(connections, requests);
@@ -102,7 +117,8 @@ pub(crate) async fn run(
         connections,
         requests,
         grace_secs = grace.as_secs_f64(),
-        "requests still in flight after shutdown_grace: cut, their connections dropped"
+        "requests still in flight at the end of shutdown_grace (or cut at once): \
+         cut, their connections dropped"
     );
     conns.abort_all();
     while conns.join_next().await.is_some() {}
@@ -292,9 +308,9 @@ impl http_body::Body for Counted {
     }
 }
 
-/// Resolves once `stop` is true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+/// Resolves once `stop` has reached `level` (or its sender is gone).
+async fn reached(stop: &mut watch::Receiver<Stop>, level: Stop) {
+    let _ = stop.wait_for(|s| *s >= level).await;
 }
 
 /// Listening sockets for `workers` threads on `addr`. On Linux, with more
@@ -409,7 +425,7 @@ pub(crate) async fn spawn_workers(
     listeners: Vec<std::net::TcpListener>,
     routers: &watch::Receiver<Router>,
     life: &Arc<Lifecycle>,
-    stop: &watch::Receiver<bool>,
+    stop: &watch::Receiver<Stop>,
     release: &watch::Sender<()>,
 ) -> std::io::Result<impl std::future::Future<Output = Shutdown> + Send + 'static> {
     let mut done = Vec::with_capacity(listeners.len());

@@ -69,6 +69,10 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
             .context("cannot set up virtual keys ([gateway.store])")?;
         let _ = TENANCY.set(tenancy);
     }
+    // Installed before the address is printed: a script that signals as
+    // soon as it reads it is heard (not killed by the default action).
+    let mut signals = StopSignals::new();
+    let mut hangup = Hangup::new();
     let addr = args.addr.unwrap_or_else(|| config.gateway.addr.clone());
     let handle = build_gateway(client.clone(), &config, &hash)?
         .bind(&addr)
@@ -85,8 +89,6 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
         preparing: tokio::spawn(prepare_providers(client)),
         handle,
     };
-    let mut signals = StopSignals::new();
-    let mut hangup = Hangup::new();
     let mut ticker = tokio::time::interval(WATCH_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let signal = loop {
@@ -108,15 +110,10 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
     // Upstream and database connections opened by requests live on the
     // worker threads: kept running until the spend log is flushed.
     let lease = handle.worker_lease();
+    let status = handle.status();
     // A second SIGINT or SIGTERM ends the drain or grace at once: requests
-    // still in flight are cut (the handle, dropped, stops its servers).
-    let outcome = tokio::select! {
-        outcome = handle.stop_for(signal) => outcome,
-        again = signals.recv() => {
-            tracing::warn!(signal = ?again, "second signal: stopping now");
-            Shutdown::Forced
-        }
-    };
+    // still in flight are cut (and counted) before the spend log's flush.
+    let outcome = handle.stop_for_signals(signal, &mut signals).await;
     if let Some(tenancy) = TENANCY.get() {
         // Bounded: with the database down, waiting for it would keep the
         // process alive until the orchestrator kills it.
@@ -133,7 +130,10 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
     match outcome {
         Shutdown::Graceful => Ok(ExitCode::SUCCESS),
         Shutdown::Forced => {
-            eprintln!("warning: in-flight requests were cut off after the shutdown grace period");
+            eprintln!(
+                "warning: {} in-flight request(s) were cut off at shutdown",
+                status.cut_requests()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

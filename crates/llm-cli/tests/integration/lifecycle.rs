@@ -11,6 +11,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
+use llm_core::testing::{MockBody, MockReply};
 use serde_json::Value;
 
 /// Bound on waiting for the process to do what it was told (a failure, not
@@ -255,10 +256,12 @@ async fn sigterm_drains_then_exits_cleanly() {
     assert!(stderr.contains("draining"), "{stderr}");
 }
 
-/// A second SIGTERM during a long drain stops the process at once.
+/// A second SIGTERM during a long drain stops the process at once: the
+/// request still in flight (its upstream never answers) is cut, counted and
+/// reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_sigterm_ends_a_long_drain_at_once() {
-    let up = completion_upstream().await;
+async fn a_second_sigterm_ends_a_long_drain_and_cuts_what_is_in_flight() {
+    let up = openai_upstream(MockReply::json(200, "").with_body(MockBody::Hang)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("llm.toml");
     // Ten minutes of drain: the test's patience runs out long before.
@@ -269,19 +272,41 @@ async fn a_second_sigterm_ends_a_long_drain_at_once() {
     std::fs::write(&path, &text).unwrap();
     let s = serve(&path).await;
     s.live_config(&hash(&text)).await;
+    let pending = tokio::spawn({
+        let (http, base) = (s.http.clone(), s.base.clone());
+        async move {
+            http.post(format!("{base}/v1/chat/completions"))
+                .json(&hello("auto"))
+                .send()
+                .await
+        }
+    });
+    let waited = std::time::Instant::now();
+    while !up
+        .requests()
+        .iter()
+        .any(|r| r.path == "/v1/chat/completions")
+    {
+        assert!(waited.elapsed() < PATIENCE, "the request never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     s.signal("TERM");
     // Draining: the listener is open, readiness says 503.
-    let waited = std::time::Instant::now();
     while s.ready().await.is_some() {
         assert!(waited.elapsed() < PATIENCE, "the drain never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(s.provider().await, "alpha", "still serving while draining");
     s.signal("TERM");
     let (status, stderr) = s.exit().await;
     assert!(status.success(), "{status:?}");
     assert!(stderr.contains("draining"), "{stderr}");
     assert!(stderr.contains("second signal: stopping now"), "{stderr}");
+    assert!(
+        stderr.contains("1 in-flight request(s) were cut off"),
+        "{stderr}"
+    );
+    let cut = pending.await.unwrap();
+    assert!(cut.is_err(), "a cut request has no answer: {cut:?}");
 }
 
 /// `workers` cannot change on a reload: a file that asks for other thread

@@ -66,6 +66,7 @@ impl CacheKey {
             tool_choice,
             parallel_tool_calls,
             thinking,
+            allowed_models,
         } = req;
         let _: &CacheDirective = &req.cache;
         let mut h = Sha256::new();
@@ -224,6 +225,18 @@ impl CacheKey {
             }
             Some(Thinking::Adaptive) => field(&mut h, b"thinking", b"adaptive"),
             Some(Thinking::Disabled) => field(&mut h, b"thinking", b"disabled"),
+        }
+        // A restricted request neither hits nor joins an answer that came
+        // from outside its allowed models.
+        if let Some(filter) = allowed_models {
+            field(
+                &mut h,
+                b"allowed_models",
+                &(filter.globs().len() as u64).to_le_bytes(),
+            );
+            for glob in filter.globs() {
+                field(&mut h, b"allowed_model", glob.as_bytes());
+            }
         }
         CacheKey(h.finalize().into())
     }
@@ -538,6 +551,21 @@ mod tests {
             turn(vec![ThinkingBlock::RedactedThinking { data: "a".into() }])
         );
         assert_eq!(turn(vec![signed("a")]), turn(vec![signed("a")]));
+    }
+
+    #[test]
+    fn allowed_models_change_the_key() {
+        use crate::ModelFilter;
+        let base = LlmRequest::new("hello");
+        let only = |globs: &[&str]| {
+            key(&base
+                .clone()
+                .allowed_models(ModelFilter::new(globs.to_vec())))
+        };
+        assert_ne!(key(&base), only(&["gpt-4o"]));
+        assert_ne!(only(&["gpt-4o"]), only(&["gpt-4o", "claude-*"]));
+        assert_ne!(only(&["ab", "c"]), only(&["a", "bc"]));
+        assert_eq!(only(&["gpt-4o"]), only(&[" gpt-4o "]));
     }
 
     #[test]

@@ -73,6 +73,18 @@ pub(crate) fn adapt_model(
         .unwrap_or_else(|| "default".to_string())
 }
 
+/// Whether `p` may serve `req` under its [`allowed_models`].
+///
+/// [`allowed_models`]: LlmRequest::allowed_models
+fn allowed(cfg: &RoutingConfig, p: &dyn Provider, req: &LlmRequest) -> bool {
+    let Some(filter) = &req.allowed_models else {
+        return true;
+    };
+    let model = adapt_model(cfg, p, req.model.as_deref());
+    let is_default = p.profile().resolve_model(None).as_deref() == Some(model.as_str());
+    filter.allows(p.name(), &model, is_default)
+}
+
 /// `max_tokens` clamped to the provider's limit (unset stays unset).
 pub(crate) fn adapt_max_tokens(p: &dyn Provider, requested: Option<u32>) -> Option<u32> {
     let requested = requested?;
@@ -117,6 +129,11 @@ pub(crate) fn plan(
                 provider: v.provider.name().to_string(),
                 reason: unsupported_reason(missing),
             });
+            continue;
+        }
+        // Nor one outside the request's allowed models; it is not listed
+        // either (a gateway's key holder learns nothing of the others).
+        if !allowed(cfg, v.provider.as_ref(), req) {
             continue;
         }
         let candidate = Candidate {

@@ -768,3 +768,59 @@ async fn with_every_provider_unavailable_the_error_lists_the_last_resort_and_the
         AttemptOutcome::Skipped { .. }
     ));
 }
+
+/// A request's allowed models bound its whole route: the primary, every
+/// fallback (chat and stream) and the last resort; nothing allowed is an
+/// error naming why each instance was passed over.
+#[tokio::test(start_paused = true)]
+async fn allowed_models_bound_fallbacks_and_the_last_resort() {
+    use llm_core::ModelFilter;
+    let f = fixture_with(
+        RoutingConfig::default(),
+        openai().otherwise(Reply::Error(http("openai", 500))),
+        ollama(),
+        custom().otherwise(Reply::Error(http("custom", 500))),
+    );
+    let req = || LlmRequest::new("Hello").model("gpt-4o").provider("openai");
+    // Unrestricted, the failing primary falls back to another model.
+    let r = f.client.generate(req()).await.unwrap();
+    assert_ne!(r.provider, "openai");
+    // Restricted to gpt-4o (served by openai only): no fallback elsewhere.
+    let only = || req().allowed_models(ModelFilter::new(["gpt-4o"]));
+    let plan = f.client.explain(&only());
+    assert_eq!(plan.primary(), Some("openai"));
+    assert_eq!(plan.sequence.len(), 1, "{plan}");
+    // The others are left out, not listed: nothing names them.
+    assert!(plan.skipped.is_empty(), "{plan}");
+    let (ollama_calls, custom_calls) = (f.ollama.calls(), f.custom.calls());
+    let err = f.client.generate(only()).await.unwrap_err();
+    assert!(matches!(err, LlmError::AllProvidersFailed { .. }), "{err}");
+    assert!(
+        err.attempts().iter().all(|a| a.provider == "openai"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("llama"), "{err}");
+    assert!(f.client.stream(only()).await.is_err());
+    assert_eq!(
+        (f.ollama.calls(), f.custom.calls()),
+        (ollama_calls, custom_calls),
+        "nothing outside the filter was called"
+    );
+    // A glob over instance/model lets the fallback through, only there.
+    let wider = req().allowed_models(ModelFilter::new(["gpt-4o", "ollama/*"]));
+    let r = f.client.generate(wider.clone()).await.unwrap();
+    assert_eq!(r.provider, "ollama");
+    let mut s = f.client.stream(wider).await.unwrap();
+    while let Some(event) = s.next().await {
+        event.unwrap();
+    }
+    assert_eq!(f.custom.calls(), custom_calls);
+    // An instance's name covers its default model; nothing allowed at all
+    // is "no provider available", naming none of them.
+    let by_name = LlmRequest::new("Hello").allowed_models(ModelFilter::new(["ollama"]));
+    assert_eq!(f.client.explain(&by_name).primary(), Some("ollama"));
+    let none = LlmRequest::new("Hello").allowed_models(ModelFilter::new(["mistral-*"]));
+    let err = f.client.generate(none).await.unwrap_err();
+    assert!(matches!(err, LlmError::NoProviderAvailable { .. }), "{err}");
+    assert!(err.attempts().is_empty(), "{err}");
+}

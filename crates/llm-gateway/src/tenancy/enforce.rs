@@ -24,7 +24,7 @@ use futures::Stream;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use llm_router::cost::cost_usd;
 use llm_router::{
-    EmbeddingRequest, EmbeddingResponse, LlmClient, LlmError, LlmRequest, LlmResponse,
+    EmbeddingRequest, EmbeddingResponse, LlmClient, LlmError, LlmRequest, LlmResponse, ModelFilter,
     ProviderError, ResponseStream, StreamEvent, Usage,
 };
 
@@ -644,6 +644,21 @@ fn cap_output(ctx: &RequestCtx, req: &mut LlmRequest) {
     }
 }
 
+/// Keeps a call by a key with allowed models within them along its whole
+/// route: the router then never falls back to an instance or model outside
+/// the globs. A key allowed `auto` lets the router choose, so its route is
+/// left free.
+fn restrict_models(ctx: &RequestCtx, req: &mut LlmRequest) {
+    let Some(key) = ctx.key() else { return };
+    if key.models.is_empty() {
+        return;
+    }
+    let filter = ModelFilter::new(key.models.iter().cloned());
+    if !filter.matches_any(&["auto"]) {
+        req.allowed_models = Some(filter);
+    }
+}
+
 /// Prompt tokens estimated for a request and the output it may produce.
 fn chat_estimate(ctx: &RequestCtx, req: &LlmRequest, prompt: u64) -> Usage {
     let output = req
@@ -679,6 +694,7 @@ pub(crate) async fn generate(st: &AppState, mut req: LlmRequest) -> Result<LlmRe
     };
     begin(&ctx, requested_model(&req));
     cap_output(&ctx, &mut req);
+    restrict_models(&ctx, &mut req);
     let admitted = admit_call(
         &ctx,
         || request_names(&st.client, &req),
@@ -723,6 +739,7 @@ pub(crate) async fn stream(
     };
     begin(&ctx, requested_model(&req));
     cap_output(&ctx, &mut req);
+    restrict_models(&ctx, &mut req);
     // Streams need the prompt's size even without limits: a stream that ends
     // before the provider reports usage is charged an estimate.
     let prompt_tokens = llm_router::tokens::estimate_usage(&req, "").prompt_tokens;

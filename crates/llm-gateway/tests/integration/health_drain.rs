@@ -131,6 +131,12 @@ async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
+/// A chat request sent on a connection of its own, in the background.
+fn chat_in_background(base: &str) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let url = format!("{base}/v1/chat/completions");
+    tokio::spawn(async move { http().post(url).json(&chat(false)).send().await })
+}
+
 /// Waits until nothing accepts connections on `base` any more.
 async fn refused(base: &str) {
     let addr = base.trim_start_matches("http://").to_string();
@@ -278,15 +284,7 @@ async fn what_outlives_the_grace_is_cut_counted_and_exported() {
     );
     let (handle, base) = start(&toml, "dddddddddddd").await;
     let status = handle.status();
-    let pending = tokio::spawn({
-        let (http, base) = (http(), base.clone());
-        async move {
-            http.post(format!("{base}/v1/chat/completions"))
-                .json(&chat(false))
-                .send()
-                .await
-        }
-    });
+    let pending = chat_in_background(&base);
     up.arrived().await;
     assert_eq!(handle.shutdown().await, Shutdown::Forced);
     assert!(
@@ -306,6 +304,40 @@ async fn what_outlives_the_grace_is_cut_counted_and_exported() {
     );
 }
 
+/// A cut switch ends a drain in its delay (both the delay and the grace
+/// are ten minutes here): the request in flight is cut and counted, on
+/// every worker, and the drain returns at once.
+#[tokio::test]
+async fn a_cut_ends_a_long_drain_at_once() {
+    let up = Gated::start().await;
+    let toml = format!(
+        "{}{ROUTING}[gateway]\ndrain_delay = 600\nshutdown_grace = 600\nworkers = 2\n",
+        provider("openai", &up.url)
+    );
+    let (handle, base) = start(&toml, "cccccccccccc").await;
+    let status = handle.status();
+    let pending = chat_in_background(&base);
+    up.arrived().await;
+    let cut = handle.cut_switch();
+    handle.start_draining();
+    let draining = tokio::spawn(handle.drain());
+    // Still serving during the delay: readiness is what changed.
+    let (code, _) = get_json(&http(), &format!("{base}/health/ready")).await;
+    assert_eq!(code, 503);
+    cut.cut();
+    // A bound on a failure (the drain would take ten minutes), not a timing.
+    let outcome = tokio::time::timeout(Duration::from_secs(60), draining)
+        .await
+        .expect("the cut did not end the drain");
+    assert_eq!(outcome.unwrap(), Shutdown::Forced);
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the cut request has no answer"
+    );
+    assert_eq!((status.cut_requests(), status.cut_connections()), (1, 1));
+    refused(&base).await;
+}
+
 /// With several worker threads (each a listener of its own), a forced
 /// shutdown counts every cut request and connection once, whichever
 /// workers held them.
@@ -322,13 +354,7 @@ async fn several_workers_count_what_they_cut_once() {
     let mut pending = Vec::new();
     for _ in 0..6 {
         // A client each: six connections, spread over the workers by the kernel.
-        let (http, base) = (http(), base.clone());
-        pending.push(tokio::spawn(async move {
-            http.post(format!("{base}/v1/chat/completions"))
-                .json(&chat(false))
-                .send()
-                .await
-        }));
+        pending.push(chat_in_background(&base));
     }
     for _ in 0..6 {
         up.arrived().await;

@@ -982,3 +982,58 @@ async fn two_replicas_sharing_redis_and_the_store_enforce_one_limit_and_one_budg
         let _ = std::fs::remove_file(p);
     }
 }
+
+/// A key's allowed models bound the router's fallback too: with the
+/// allowed instance failing, the call fails rather than being served by a
+/// model the key may not use; a glob that covers the other instance, or
+/// `auto`, lets the fallback through.
+#[tokio::test]
+async fn fallback_stays_within_a_keys_allowed_models() {
+    let openai = openai(MockReply::json(
+        500,
+        r#"{"error":{"message":"boom","type":"server_error","param":null,"code":null}}"#,
+    ))
+    .await;
+    let ollama = ollama(MockReply::new(200, OLLAMA_JSON, OLLAMA_COMPLETION)).await;
+    // Healthy, so it is a fallback and not only a last resort.
+    ollama.on(
+        "GET",
+        "/api/version",
+        MockReply::json(200, r#"{"version":"0.5.1"}"#),
+    );
+    let t = tenant(&openai.url(), &ollama.url(), "").await;
+    let (_, narrow) = t
+        .key(json!({"name": "narrow", "models": ["gpt-4o-mini"]}))
+        .await;
+    let (_, wide) = t
+        .key(json!({"name": "wide", "models": ["gpt-4o-mini", "local/*"]}))
+        .await;
+    let (_, auto) = t.key(json!({"name": "auto", "models": ["auto"]})).await;
+    let mut streamed = chat("gpt-4o-mini");
+    streamed["stream"] = json!(true);
+
+    for body in [chat("gpt-4o-mini"), streamed.clone()] {
+        let r = t.call(&narrow, "/v1/chat/completions", &body).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert!(status >= 500, "{status}: {text}");
+        assert!(!text.contains("llama"), "{text}");
+    }
+    assert_eq!(received(&openai, "/v1/chat/completions").len(), 2);
+    assert!(
+        received(&ollama, "/api/chat").is_empty(),
+        "the key's request reached a model it may not use"
+    );
+
+    let (status, headers, v) = t
+        .call_json(&wide, "/v1/chat/completions", &chat("gpt-4o-mini"))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(headers["x-llm-provider"], "local");
+    let (status, headers, v) = t
+        .call_json(&auto, "/v1/chat/completions", &chat("auto"))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(headers["x-llm-provider"], "local");
+    assert_eq!(received(&ollama, "/api/chat").len(), 2);
+}
