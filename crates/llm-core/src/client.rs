@@ -413,16 +413,31 @@ impl LlmClient {
 
     fn check(&self, req: &LlmRequest) -> Result<(), LlmError> {
         validate(req)?;
+        let cfg = &self.inner.routing;
+        // Only the instances the request may use count below (all of them
+        // unless it has allowed models).
+        let allowed = || {
+            self.inner
+                .instances
+                .iter()
+                .map(|i| i.provider.as_ref())
+                .filter(|p| router::allowed(cfg, *p, req))
+        };
+        if let Some(filter) = &req.allowed_models {
+            if allowed().next().is_none() {
+                return Err(LlmError::NotAllowed {
+                    globs: filter.globs().to_vec(),
+                });
+            }
+        }
         // A field no configured instance can honour is refused before routing,
         // naming the field, rather than silently dropped or sent nowhere.
         // One instance must have every capability the request needs; when
         // none does, the error names what the closest one lacks.
         let needs = req.needs();
         if !needs.is_empty() {
-            let cfg = &self.inner.routing;
             let mut closest: Option<(usize, crate::types::Capability)> = None;
-            for i in &self.inner.instances {
-                let p = i.provider.as_ref();
+            for p in allowed() {
                 let Some(first_missing) = router::missing_capability(cfg, p, req, &needs) else {
                     closest = None;
                     break;
@@ -437,7 +452,7 @@ impl LlmClient {
                     closest = Some((missing, first_missing));
                 }
             }
-            let served = closest.is_none() && !self.inner.instances.is_empty();
+            let served = closest.is_none() && allowed().next().is_some();
             if !served {
                 let need = closest.map_or(needs[0], |(_, c)| c);
                 return Err(LlmError::Unsupported {

@@ -382,6 +382,16 @@ pub enum LlmError {
         /// Every embedding model some instance serves.
         known: Vec<String>,
     },
+    /// The request's [allowed models](crate::LlmRequest::allowed_models)
+    /// leave no configured instance that may serve it.
+    #[error(
+        "no configured instance serves a model the request is allowed ({})",
+        globs.join(", ")
+    )]
+    NotAllowed {
+        /// The request's allowed-model globs.
+        globs: Vec<String>,
+    },
     /// No provider could be tried (none configured, all disabled, all circuits open).
     #[error("no provider available{}", list_attempts(attempts))]
     NoProviderAvailable {

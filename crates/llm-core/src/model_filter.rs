@@ -24,9 +24,22 @@ use serde::{Deserialize, Serialize};
 ///
 /// [`LlmRequest::allowed_models`]: crate::LlmRequest::allowed_models
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
 pub struct ModelFilter {
     globs: Vec<String>,
+}
+
+impl From<Vec<String>> for ModelFilter {
+    /// The same as [`ModelFilter::new`] (globs trimmed).
+    fn from(globs: Vec<String>) -> Self {
+        Self::new(globs)
+    }
+}
+
+impl From<ModelFilter> for Vec<String> {
+    fn from(filter: ModelFilter) -> Self {
+        filter.globs
+    }
 }
 
 impl ModelFilter {
@@ -136,5 +149,12 @@ mod tests {
         assert!(!ModelFilter::default().allows("openai", "gpt-4o", true));
         assert!(f.matches_any(&["x", "gpt-4o"]));
         assert!(!f.matches_any(&["auto"]));
+        // Read back from JSON the same way: trimmed.
+        let read: ModelFilter = serde_json::from_str(r#"[" gpt-4o ", "local"]"#).unwrap();
+        assert_eq!(read, ModelFilter::new(["gpt-4o", "local"]));
+        assert_eq!(
+            serde_json::to_string(&read).unwrap(),
+            r#"["gpt-4o","local"]"#
+        );
     }
 }

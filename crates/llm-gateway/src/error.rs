@@ -354,6 +354,13 @@ impl ApiError {
                 err
             }
             LlmError::Validation(v) => ApiError::invalid(Some(v.field), v.to_string()),
+            // A key's allowed models leave nothing that may serve the request.
+            LlmError::NotAllowed { .. } => {
+                let mut err = ApiError::model_not_allowed("");
+                err.message =
+                    format!("This API key may not use any model that serves this request: {e}.");
+                err
+            }
             LlmError::UnknownProvider { name, .. } => ApiError::model_not_found(name),
             LlmError::UnknownEmbeddingModel { model, known } => {
                 let mut err = ApiError::model_not_found(model);
@@ -582,6 +589,17 @@ mod tests {
             let e = ApiError::from(LlmError::AllProvidersFailed { attempts: mixed });
             assert_eq!(e.status, StatusCode::BAD_GATEWAY);
         }
+    }
+
+    #[test]
+    fn nothing_allowed_is_a_403_without_retry() {
+        let e = ApiError::from(LlmError::NotAllowed {
+            globs: vec!["mistral-*".into()],
+        });
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert_eq!(e.code, Some("model_not_allowed"));
+        assert_eq!(e.retry_after, None);
+        assert!(e.message.contains("mistral-*"), "{}", e.message);
     }
 
     #[test]

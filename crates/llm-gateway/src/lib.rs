@@ -643,7 +643,8 @@ pub struct CutSwitch {
 }
 
 impl CutSwitch {
-    /// Stops accepting and cuts every request in flight now.
+    /// Stops accepting and cuts every request in flight now (on a gateway
+    /// still serving, that is a shutdown without grace).
     pub fn cut(&self) {
         raise(&self.stop, server::Stop::Cut);
     }
@@ -821,6 +822,9 @@ impl GatewayHandle {
 
 impl Drop for GatewayHandle {
     fn drop(&mut self) {
+        // Said outright: a `CutSwitch` keeps the channel open, and worker
+        // threads kept by a lease must not go on serving.
+        raise(&self.stop, server::Stop::Cut);
         self.task.abort();
         self.probe.abort();
     }
@@ -840,11 +844,12 @@ pub async fn shutdown_signal() -> StopSignal {
     StopSignals::new().recv().await
 }
 
-/// Listens for SIGINT and SIGTERM from its creation on, every one of them:
-/// unlike [`shutdown_signal`], a second signal that arrives while the first
-/// is being handled is not missed (a process that installed handlers no
-/// longer dies of the default action, so a second Ctrl-C must be heard to
-/// mean "stop now").
+/// Listens for SIGINT and SIGTERM from its creation on: unlike
+/// [`shutdown_signal`], a second signal that arrives while the first is
+/// being handled is not missed (a process that installed handlers no longer
+/// dies of the default action, so a second Ctrl-C must be heard to mean
+/// "stop now"). Signals of one kind that arrive between two reads count
+/// once. On Windows it hears Ctrl-C only.
 ///
 /// ```no_run
 /// # async fn demo() {

@@ -100,18 +100,22 @@ pub(crate) async fn run(
         grace_secs = grace.as_secs_f64(),
         "listener closed: finishing in-flight requests"
     );
-    let finished = tokio::select! {
-        done = tokio::time::timeout(grace, graceful.shutdown()) => done.is_ok(),
-        () = reached(&mut stop, Stop::Cut) => false,
+    let (finished, cut) = tokio::select! {
+        done = tokio::time::timeout(grace, graceful.shutdown()) => (done.is_ok(), false),
+        () = reached(&mut stop, Stop::Cut) => (false, true),
     };
     // Tasks that finished but were not reaped yet are not cut.
     while conns.try_join_next().is_some() {}
-    if finished || conns.is_empty() {
+    let requests = local.load(Ordering::Relaxed);
+    // A cut with no request in flight drops idle connections only: nothing
+    // to count.
+    if finished || conns.is_empty() || (cut && requests == 0) {
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
         tracing::info!("every in-flight request finished");
         return Shutdown::Graceful;
     }
     let connections = conns.len() as u64;
-    let requests = local.load(Ordering::Relaxed);
     life.cut(connections, requests);
     tracing::warn!(
         connections,

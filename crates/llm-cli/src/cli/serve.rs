@@ -130,10 +130,10 @@ pub(crate) async fn serve(config_path: Option<&Path>, args: ServeArgs) -> anyhow
     match outcome {
         Shutdown::Graceful => Ok(ExitCode::SUCCESS),
         Shutdown::Forced => {
-            eprintln!(
-                "warning: {} in-flight request(s) were cut off at shutdown",
-                status.cut_requests()
-            );
+            match status.cut_requests() {
+                0 => eprintln!("warning: connections were dropped at shutdown (see the log)"),
+                n => eprintln!("warning: {n} in-flight request(s) were cut off at shutdown"),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -76,7 +76,7 @@ pub(crate) fn adapt_model(
 /// Whether `p` may serve `req` under its [`allowed_models`].
 ///
 /// [`allowed_models`]: LlmRequest::allowed_models
-fn allowed(cfg: &RoutingConfig, p: &dyn Provider, req: &LlmRequest) -> bool {
+pub(crate) fn allowed(cfg: &RoutingConfig, p: &dyn Provider, req: &LlmRequest) -> bool {
     let Some(filter) = &req.allowed_models else {
         return true;
     };
@@ -124,16 +124,16 @@ pub(crate) fn plan(
     for (index, v) in instances.iter().enumerate() {
         // A provider that cannot serve the request at all is never tried, not
         // even as a last resort.
+        // One outside the request's allowed models is left out first, and
+        // not listed (a gateway's key holder learns nothing of it).
+        if !allowed(cfg, v.provider.as_ref(), req) {
+            continue;
+        }
         if let Some(missing) = missing_capability(cfg, v.provider.as_ref(), req, &needs) {
             skipped.push(SkippedProvider {
                 provider: v.provider.name().to_string(),
                 reason: unsupported_reason(missing),
             });
-            continue;
-        }
-        // Nor one outside the request's allowed models; it is not listed
-        // either (a gateway's key holder learns nothing of the others).
-        if !allowed(cfg, v.provider.as_ref(), req) {
             continue;
         }
         let candidate = Candidate {

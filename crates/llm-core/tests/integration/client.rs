@@ -770,8 +770,8 @@ async fn with_every_provider_unavailable_the_error_lists_the_last_resort_and_the
 }
 
 /// A request's allowed models bound its whole route: the primary, every
-/// fallback (chat and stream) and the last resort; nothing allowed is an
-/// error naming why each instance was passed over.
+/// fallback (chat and stream) and the last resort; the instances left out
+/// are never named; nothing allowed is [`LlmError::NotAllowed`].
 #[tokio::test(start_paused = true)]
 async fn allowed_models_bound_fallbacks_and_the_last_resort() {
     use llm_core::ModelFilter;
@@ -806,6 +806,16 @@ async fn allowed_models_bound_fallbacks_and_the_last_resort() {
         (ollama_calls, custom_calls),
         "nothing outside the filter was called"
     );
+    // With its circuit open, the allowed instance is the last resort, not
+    // the healthy ones outside the filter.
+    for _ in 0..3 {
+        assert!(f.client.generate(only()).await.is_err());
+    }
+    assert_eq!(f.client.health()[0].circuit, CircuitState::Open);
+    let plan = f.client.explain(&only());
+    assert_eq!(plan.primary(), Some("openai"), "{plan}");
+    assert!(plan.sequence[0].last_resort, "{plan}");
+    assert_eq!(plan.sequence.len(), 1, "{plan}");
     // A glob over instance/model lets the fallback through, only there.
     let wider = req().allowed_models(ModelFilter::new(["gpt-4o", "ollama/*"]));
     let r = f.client.generate(wider.clone()).await.unwrap();
@@ -816,11 +826,40 @@ async fn allowed_models_bound_fallbacks_and_the_last_resort() {
     }
     assert_eq!(f.custom.calls(), custom_calls);
     // An instance's name covers its default model; nothing allowed at all
-    // is "no provider available", naming none of them.
+    // is refused before routing, naming only the globs.
     let by_name = LlmRequest::new("Hello").allowed_models(ModelFilter::new(["ollama"]));
     assert_eq!(f.client.explain(&by_name).primary(), Some("ollama"));
     let none = LlmRequest::new("Hello").allowed_models(ModelFilter::new(["mistral-*"]));
-    let err = f.client.generate(none).await.unwrap_err();
-    assert!(matches!(err, LlmError::NoProviderAvailable { .. }), "{err}");
-    assert!(err.attempts().is_empty(), "{err}");
+    let err = f.client.generate(none.clone()).await.unwrap_err();
+    assert!(
+        matches!(&err, LlmError::NotAllowed { globs } if globs == &["mistral-*"]),
+        "{err}"
+    );
+    assert!(f.client.stream(none).await.is_err());
+}
+
+/// A capability only an instance outside the allowed models has is
+/// unsupported for the request, and that instance is not named.
+#[tokio::test]
+async fn capabilities_are_checked_among_the_allowed_instances_only() {
+    use llm_core::{ModelFilter, Tool};
+    let client = LlmClient::builder()
+        .provider(Arc::new(openai()))
+        .provider(Arc::new(custom().tools(true)))
+        .no_cache()
+        .build()
+        .unwrap();
+    let tool = Tool::function("f", "d", serde_json::json!({"type": "object"}));
+    let req = LlmRequest::new("Hello").model("gpt-4o").tool(tool);
+    assert_eq!(client.explain(&req).primary(), Some("custom"));
+    let err = client
+        .generate(req.allowed_models(ModelFilter::new(["gpt-4o"])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Unsupported { field, .. } if field == "tools"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("custom"), "{err}");
+    assert!(!err.to_string().contains("private"), "{err}");
 }

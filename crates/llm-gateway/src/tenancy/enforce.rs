@@ -646,15 +646,16 @@ fn cap_output(ctx: &RequestCtx, req: &mut LlmRequest) {
 
 /// Keeps a call by a key with allowed models within them along its whole
 /// route: the router then never falls back to an instance or model outside
-/// the globs. A key allowed `auto` lets the router choose, so its route is
-/// left free.
+/// the globs. An `auto` request by a key allowed `auto` lets the router
+/// choose, so its route is left free.
 fn restrict_models(ctx: &RequestCtx, req: &mut LlmRequest) {
     let Some(key) = ctx.key() else { return };
     if key.models.is_empty() {
         return;
     }
     let filter = ModelFilter::new(key.models.iter().cloned());
-    if !filter.matches_any(&["auto"]) {
+    let auto = req.provider.is_none() && req.model.is_none();
+    if !(auto && filter.matches_any(&["auto"])) {
         req.allowed_models = Some(filter);
     }
 }
