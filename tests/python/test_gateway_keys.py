@@ -153,6 +153,21 @@ def test_a_model_the_key_may_not_use_is_permission_denied(keys_gateway: Gateway)
             c.chat.completions.create(model="gpt-4o-mini", messages=USER)
 
 
+def test_a_key_lists_only_the_models_it_may_use(keys_gateway: Gateway) -> None:
+    key = new_key(keys_gateway, models=["openai/*"])
+    with oai(keys_gateway, key) as c:
+        ids = [m.id for m in c.models.list()]
+        assert ids and all(i.startswith("openai/") for i in ids), ids
+        with pytest.raises(openai.NotFoundError):
+            c.models.retrieve("claude/claude-sonnet-4-5-20250929")
+    with oai(keys_gateway, GATEWAY_KEY) as c:
+        everything = [m.id for m in c.models.list()]
+    assert set(ids) < set(everything), everything
+    assert any(i.startswith("claude/") for i in everything), everything
+    with claude(keys_gateway, key) as c:
+        assert [m.id for m in c.models.list()] == ids
+
+
 def test_llm_keys_and_usage_on_the_command_line(keys_gateway: Gateway, keys_config: str) -> None:
     done = run_llm(
         keys_config,

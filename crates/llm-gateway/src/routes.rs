@@ -16,7 +16,10 @@ use super::AppState;
 /// Content type of the Prometheus text exposition format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Every configured `instance/model` the caller may use (a virtual key
+/// sees only its allowed models).
 fn model_objects(st: &AppState) -> Vec<ModelObject> {
+    let allowed = crate::tenancy::enforce::caller_models();
     let mut out = Vec::new();
     for p in st.client.providers() {
         let profile = p.profile();
@@ -27,6 +30,13 @@ fn model_objects(st: &AppState) -> Vec<ModelObject> {
             }
         }
         for m in models {
+            let is_default = profile.default_model.as_ref() == Some(m);
+            if allowed
+                .as_ref()
+                .is_some_and(|f| !f.allows(p.name(), m, is_default))
+            {
+                continue;
+            }
             out.push(ModelObject {
                 id: format!("{}/{m}", p.name()),
                 object: "model",
@@ -38,8 +48,8 @@ fn model_objects(st: &AppState) -> Vec<ModelObject> {
     out
 }
 
-/// `GET /v1/models`: every configured `instance/model` (in Anthropic's
-/// shape when the request carries `anthropic-version`).
+/// `GET /v1/models`: every configured `instance/model` the caller may use
+/// (in Anthropic's shape when the request carries `anthropic-version`).
 pub(crate) async fn list_models(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let data = model_objects(&st);
     if headers.contains_key(anthropic_messages::VERSION_HEADER) {

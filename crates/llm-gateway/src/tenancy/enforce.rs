@@ -449,6 +449,15 @@ fn current() -> Option<Arc<RequestCtx>> {
     CTX.try_with(Arc::clone).ok()
 }
 
+/// The current caller's allowed models: `None` without a virtual key, or
+/// when its key allows every model. Model listings show the caller only
+/// what it may use.
+pub(crate) fn caller_models() -> Option<ModelFilter> {
+    let ctx = current()?;
+    let key = ctx.key()?;
+    (!key.models.is_empty()).then(|| ModelFilter::new(key.models.iter().cloned()))
+}
+
 /// The names a chat request goes by, for the allowed-model globs.
 fn request_names(client: &LlmClient, req: &LlmRequest) -> Vec<String> {
     match (&req.provider, &req.model) {

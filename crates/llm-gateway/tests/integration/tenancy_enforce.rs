@@ -1042,3 +1042,61 @@ async fn fallback_stays_within_a_keys_allowed_models() {
 
     assert_eq!(received(&ollama, "/api/chat").len(), 2);
 }
+
+/// Model listings (`GET /v1/models`, one model, Ollama's `/api/tags` and
+/// `/api/show`) show a virtual key only the models it may use; other
+/// callers see every model.
+#[tokio::test]
+async fn model_lists_show_a_key_only_its_allowed_models() {
+    let (openai, ollama) = upstreams().await;
+    let t = tenant(&openai.url(), &ollama.url(), "").await;
+    let (_, narrow) = t
+        .key(json!({"name": "narrow", "models": ["gpt-4o-mini"]}))
+        .await;
+    let (_, local) = t.key(json!({"name": "local", "models": ["local"]})).await;
+    let get = |key: String, path: &'static str| {
+        let req =
+            t.gw.http
+                .get(format!("{}{path}", t.gw.base))
+                .bearer_auth(key);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let ids = |v: &Value, list: &str, field: &str| -> Vec<String> {
+        v[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m[field].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, all) = get(STATIC_KEY.into(), "/v1/models").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ids(&all, "data", "id"),
+        ["openai/gpt-4o-mini", "local/llama3.2"]
+    );
+    let (_, v) = get(narrow.clone(), "/v1/models").await;
+    assert_eq!(ids(&v, "data", "id"), ["openai/gpt-4o-mini"]);
+    let (status, _) = get(narrow.clone(), "/v1/models/local/llama3.2").await;
+    assert_eq!(status, 404);
+    let (status, v) = get(STATIC_KEY.into(), "/v1/models/local/llama3.2").await;
+    assert_eq!((status, &v["id"]), (200, &json!("local/llama3.2")));
+    let (_, v) = get(narrow.clone(), "/api/tags").await;
+    assert_eq!(ids(&v, "models", "name"), ["openai/gpt-4o-mini"]);
+    // An instance's name: its default model (not its embedding model).
+    let (_, v) = get(local, "/api/tags").await;
+    assert_eq!(ids(&v, "models", "name"), ["local/llama3.2"]);
+    let (_, v) = get(STATIC_KEY.into(), "/api/tags").await;
+    assert_eq!(
+        ids(&v, "models", "name"),
+        ["openai/gpt-4o-mini", "local/llama3.2", "local/all-minilm"]
+    );
+    let r = t
+        .call(&narrow, "/api/show", &json!({"model": "local/llama3.2"}))
+        .await;
+    assert_eq!(r.status().as_u16(), 404);
+}

@@ -255,6 +255,8 @@ struct Listed {
 /// Every routable model, as `instance/model` (the ids of `GET /v1/models`,
 /// and the embedding models after them).
 fn listed(client: &LlmClient) -> Vec<Listed> {
+    // A virtual key sees only its allowed models.
+    let allowed = crate::tenancy::enforce::caller_models();
     let mut out = Vec::new();
     for p in client.providers() {
         let profile = p.profile();
@@ -272,6 +274,13 @@ fn listed(client: &LlmClient) -> Vec<Listed> {
             .collect();
         for (models, embedding) in [(chat, false), (embed, true)] {
             for m in models {
+                let is_default = profile.default_model.as_ref() == Some(&m);
+                if allowed
+                    .as_ref()
+                    .is_some_and(|f| !f.allows(p.name(), &m, is_default))
+                {
+                    continue;
+                }
                 out.push(Listed {
                     name: format!("{}/{m}", p.name()),
                     model: m,
