@@ -97,6 +97,13 @@ impl ProviderProfile {
         self.models.is_empty() || self.models.iter().any(|m| m == model)
     }
 
+    /// Whether `model` is what a request naming no model gets here (its
+    /// [`resolve_model`](Self::resolve_model) of nothing): the model an
+    /// instance's bare name stands for.
+    pub fn is_default_model(&self, model: &str) -> bool {
+        self.resolve_model(None).as_deref() == Some(model)
+    }
+
     /// The model a request gets here: its own when served, else the default model,
     /// else the first listed model, else the request's model as it is.
     pub fn resolve_model(&self, requested: Option<&str>) -> Option<String> {

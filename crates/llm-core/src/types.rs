@@ -642,8 +642,8 @@ pub struct LlmRequest {
     /// The instances and models that may serve the request (`None`: any).
     /// The router leaves every other instance out of the plan (fallbacks
     /// and last resort included, and unlisted among the skipped ones);
-    /// nothing allowed is
-    /// [`LlmError::NoProviderAvailable`](crate::LlmError::NoProviderAvailable). A gateway
+    /// nothing allowed is [`LlmError::NotAllowed`](crate::LlmError::NotAllowed),
+    /// and capabilities are checked among the allowed instances only. A gateway
     /// sets it from a virtual key's allowed models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_models: Option<ModelFilter>,

@@ -30,10 +30,9 @@ fn model_objects(st: &AppState) -> Vec<ModelObject> {
             }
         }
         for m in models {
-            let is_default = profile.default_model.as_ref() == Some(m);
             if allowed
                 .as_ref()
-                .is_some_and(|f| !f.allows(p.name(), m, is_default))
+                .is_some_and(|f| !f.allows(p.name(), m, profile.is_default_model(m)))
             {
                 continue;
             }

@@ -45,6 +45,10 @@ pub enum Shutdown {
     Forced,
 }
 
+/// How long a cut with no request in flight lets connections close on
+/// their own (idle ones, answers still being written) before cutting them.
+const CUT_SETTLE: Duration = Duration::from_millis(250);
+
 /// What a [`GatewayHandle`](crate::GatewayHandle) asks of its servers; it
 /// only ever rises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,22 +104,28 @@ pub(crate) async fn run(
         grace_secs = grace.as_secs_f64(),
         "listener closed: finishing in-flight requests"
     );
-    let (finished, cut) = tokio::select! {
-        done = tokio::time::timeout(grace, graceful.shutdown()) => (done.is_ok(), false),
+    // Asks every connection to close once its request is done (idle ones
+    // at once) when first polled; then waits for them.
+    let closed = graceful.shutdown();
+    tokio::pin!(closed);
+    let (mut finished, cut) = tokio::select! {
+        done = tokio::time::timeout(grace, &mut closed) => (done.is_ok(), false),
         () = reached(&mut stop, Stop::Cut) => (false, true),
     };
+    if cut && !finished && local.load(Ordering::Relaxed) == 0 {
+        // Cut with no request in flight: what is left are idle connections
+        // closing and answers whose last bytes are still being written;
+        // they get a moment, then whatever remains is cut (and counted).
+        finished = tokio::time::timeout(CUT_SETTLE, &mut closed).await.is_ok();
+    }
     // Tasks that finished but were not reaped yet are not cut.
     while conns.try_join_next().is_some() {}
-    let requests = local.load(Ordering::Relaxed);
-    // A cut with no request in flight drops idle connections only: nothing
-    // to count.
-    if finished || conns.is_empty() || (cut && requests == 0) {
-        conns.abort_all();
-        while conns.join_next().await.is_some() {}
+    if finished || conns.is_empty() {
         tracing::info!("every in-flight request finished");
         return Shutdown::Graceful;
     }
     let connections = conns.len() as u64;
+    let requests = local.load(Ordering::Relaxed);
     life.cut(connections, requests);
     tracing::warn!(
         connections,

@@ -81,8 +81,7 @@ pub(crate) fn allowed(cfg: &RoutingConfig, p: &dyn Provider, req: &LlmRequest) -
         return true;
     };
     let model = adapt_model(cfg, p, req.model.as_deref());
-    let is_default = p.profile().resolve_model(None).as_deref() == Some(model.as_str());
-    filter.allows(p.name(), &model, is_default)
+    filter.allows(p.name(), &model, p.profile().is_default_model(&model))
 }
 
 /// `max_tokens` clamped to the provider's limit (unset stays unset).

@@ -460,14 +460,25 @@ pub(crate) fn caller_models() -> Option<ModelFilter> {
 
 /// The names a chat request goes by, for the allowed-model globs.
 fn request_names(client: &LlmClient, req: &LlmRequest) -> Vec<String> {
+    // An instance's bare name stands for its default model, as the router
+    // and the model lists count it.
     match (&req.provider, &req.model) {
-        (Some(p), Some(m)) => vec![m.clone(), format!("{p}/{m}")],
+        (Some(p), Some(m)) => {
+            let mut names = vec![m.clone(), format!("{p}/{m}")];
+            if client
+                .provider(p)
+                .is_some_and(|i| i.profile().is_default_model(m))
+            {
+                names.push(p.clone());
+            }
+            names
+        }
         (None, Some(m)) => vec![m.clone()],
         (Some(p), None) => {
             let mut names = vec![p.clone()];
             if let Some(d) = client
                 .provider(p)
-                .and_then(|i| i.profile().default_model.clone())
+                .and_then(|i| i.profile().resolve_model(None))
             {
                 names.push(format!("{p}/{d}"));
                 names.push(d);

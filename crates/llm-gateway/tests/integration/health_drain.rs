@@ -340,6 +340,58 @@ async fn a_cut_ends_a_long_drain_at_once() {
     refused(&base).await;
 }
 
+/// A cut with nothing in flight is a graceful shutdown: idle keep-alive
+/// connections close, nothing is counted as cut.
+#[tokio::test]
+async fn a_cut_with_nothing_in_flight_is_graceful() {
+    let up = Gated::start().await;
+    up.release(1);
+    let toml = format!(
+        "{}{ROUTING}[gateway]\ndrain_delay = 600\nshutdown_grace = 600\nworkers = 2\n",
+        provider("openai", &up.url)
+    );
+    let (handle, base) = start(&toml, "bbbbbbbbbbbb").await;
+    let status = handle.status();
+    // One answered request leaves its keep-alive connection open and idle.
+    let http = http();
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let cut = handle.cut_switch();
+    let draining = tokio::spawn(handle.drain());
+    cut.cut();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), draining)
+        .await
+        .expect("the cut did not end the drain");
+    assert_eq!(outcome.unwrap(), Shutdown::Graceful);
+    assert_eq!((status.cut_requests(), status.cut_connections()), (0, 0));
+    refused(&base).await;
+}
+
+/// Dropping the handle stops its workers even while a cut switch and a
+/// worker lease (which keeps their runtimes) are alive.
+#[tokio::test]
+async fn dropping_the_handle_stops_serving_whatever_else_is_held() {
+    let up = Gated::start().await;
+    let toml = format!(
+        "{}{ROUTING}[gateway]\nworkers = 2\n",
+        provider("openai", &up.url)
+    );
+    let (handle, base) = start(&toml, "999999999999").await;
+    let (cut, lease) = (handle.cut_switch(), handle.worker_lease());
+    drop(handle);
+    // A bound on a failure (the listener would stay open), not a timing.
+    tokio::time::timeout(Duration::from_secs(60), refused(&base))
+        .await
+        .expect("still accepting after the handle was dropped");
+    drop((cut, lease));
+}
+
 /// With several worker threads (each a listener of its own), a forced
 /// shutdown counts every cut request and connection once, whichever
 /// workers held them.

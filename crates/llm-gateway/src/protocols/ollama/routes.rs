@@ -274,10 +274,9 @@ fn listed(client: &LlmClient) -> Vec<Listed> {
             .collect();
         for (models, embedding) in [(chat, false), (embed, true)] {
             for m in models {
-                let is_default = profile.default_model.as_ref() == Some(&m);
                 if allowed
                     .as_ref()
-                    .is_some_and(|f| !f.allows(p.name(), &m, is_default))
+                    .is_some_and(|f| !f.allows(p.name(), &m, profile.is_default_model(&m)))
                 {
                     continue;
                 }
