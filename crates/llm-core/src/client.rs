@@ -886,7 +886,22 @@ impl LlmClient {
             .or_else(|| self.inner.routing.default_embedding_model.clone())
             .or_else(|| (known.len() == 1).then(|| known[0].clone()));
         match model {
-            Some(m) if known.contains(&m) => Ok(m),
+            Some(m) if known.contains(&m) => {
+                if let Some(filter) = &req.allowed_models {
+                    let served_here = self.inner.instances.iter().any(|i| {
+                        let p = i.provider.as_ref();
+                        req.provider.as_deref().is_none_or(|n| p.name() == n)
+                            && p.profile().embedding_models.contains(&m)
+                            && router::embedding_allowed(p, &m, Some(filter))
+                    });
+                    if !served_here {
+                        return Err(LlmError::NotAllowed {
+                            globs: filter.globs().to_vec(),
+                        });
+                    }
+                }
+                Ok(m)
+            }
             m => Err(LlmError::UnknownEmbeddingModel {
                 model: m.unwrap_or_default(),
                 known,
@@ -972,6 +987,7 @@ impl LlmClient {
             dimensions: req.dimensions,
             user: req.user.clone(),
             cache: req.cache,
+            allowed_models: req.allowed_models.clone(),
         });
         let cached_len = vectors.iter().flatten().map(Vec::len).next();
         let plan = {
@@ -981,6 +997,7 @@ impl LlmClient {
                 &self.inner.routing,
                 model,
                 req.provider.as_deref(),
+                req.allowed_models.as_ref(),
                 &views,
                 &mut rng,
             )

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model_filter::ModelFilter;
 use crate::types::{Attempt, CacheDirective, Usage};
 
 /// Texts to embed.
@@ -32,6 +33,13 @@ pub struct EmbeddingRequest {
     pub user: Option<String>,
     /// How the per-item cache is used.
     pub cache: CacheDirective,
+    /// The instances that may compute the vectors (`None`: any serving the
+    /// model), as for chat ([`LlmRequest::allowed_models`]): a fallback never
+    /// sends the texts to an instance outside it.
+    ///
+    /// [`LlmRequest::allowed_models`]: crate::LlmRequest::allowed_models
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<ModelFilter>,
 }
 
 impl EmbeddingRequest {
@@ -48,6 +56,7 @@ impl EmbeddingRequest {
             dimensions: None,
             user: None,
             cache: CacheDirective::Use,
+            allowed_models: None,
         }
     }
 
@@ -72,6 +81,12 @@ impl EmbeddingRequest {
     /// Sets the cache directive.
     pub fn cache(mut self, cache: CacheDirective) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Keeps the request within `filter` ([`allowed_models`](Self::allowed_models)).
+    pub fn allowed_models(mut self, filter: ModelFilter) -> Self {
+        self.allowed_models = Some(filter);
         self
     }
 }

@@ -10,6 +10,7 @@ pub use classify::{classify, Classification, TaskClass};
 pub use plan::{PlannedProvider, RoutePlan, SkippedProvider};
 
 use crate::config::RoutingConfig;
+use crate::model_filter::ModelFilter;
 use crate::provider::Provider;
 use crate::types::{Capability, LlmRequest};
 use strategy::Candidate;
@@ -82,6 +83,15 @@ pub(crate) fn allowed(cfg: &RoutingConfig, p: &dyn Provider, req: &LlmRequest) -
     };
     let model = adapt_model(cfg, p, req.model.as_deref());
     filter.allows(p.name(), &model, p.profile().is_default_model(&model))
+}
+
+/// Whether `p` may embed with `model` under `allowed`.
+pub(crate) fn embedding_allowed(
+    p: &dyn Provider,
+    model: &str,
+    allowed: Option<&ModelFilter>,
+) -> bool {
+    allowed.is_none_or(|f| f.allows(p.name(), model, p.profile().is_default_model(model)))
 }
 
 /// `max_tokens` clamped to the provider's limit (unset stays unset).
@@ -292,6 +302,7 @@ pub(crate) fn plan_embeddings(
     cfg: &RoutingConfig,
     model: &str,
     provider: Option<&str>,
+    allowed: Option<&ModelFilter>,
     instances: &[InstanceView<'_>],
     rng: &mut fastrand::Rng,
 ) -> RoutePlan {
@@ -301,6 +312,10 @@ pub(crate) fn plan_embeddings(
     for (index, v) in instances.iter().enumerate() {
         let p = v.provider;
         if !p.profile().embedding_models.iter().any(|m| m == model) {
+            continue;
+        }
+        // Outside the request's allowed models: left out, unlisted.
+        if !embedding_allowed(p.as_ref(), model, allowed) {
             continue;
         }
         if !p.supports(Capability::Embeddings, model) {

@@ -341,3 +341,41 @@ async fn embeddings_cost_only_what_their_model_is_priced() {
         .unwrap();
     assert_eq!(r.cost, 0.0);
 }
+
+/// Allowed models keep an embedding call on the instances they allow: a
+/// fallback never sends the texts elsewhere; nothing allowed is refused
+/// before any call.
+#[tokio::test(start_paused = true)]
+async fn allowed_models_keep_the_texts_on_the_allowed_instances() {
+    use llm_core::ModelFilter;
+    let a = Arc::new(
+        embedder("ollama-a", &["nomic-embed-text"])
+            .otherwise(Reply::Error(ProviderError::http("ollama-a", 500, "down"))),
+    );
+    let b = Arc::new(embedder("ollama-b", &["nomic-embed-text"]));
+    let c = client(&[a.clone(), b.clone()]);
+    let req = || {
+        EmbeddingRequest::new(["x"])
+            .model("nomic-embed-text")
+            .provider("ollama-a")
+            .cache(CacheDirective::Bypass)
+    };
+    let err = c
+        .embed(req().allowed_models(ModelFilter::new(["ollama-a/*"])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LlmError::AllProvidersFailed { .. }), "{err}");
+    assert!(!err.to_string().contains("ollama-b"), "{err}");
+    assert!(b.embedded().is_empty(), "the texts went to ollama-b");
+    let r = c
+        .embed(req().allowed_models(ModelFilter::new(["nomic-*"])))
+        .await
+        .unwrap();
+    assert_eq!(r.provider, "ollama-b");
+    let err = c
+        .embed(req().allowed_models(ModelFilter::new(["openai/*"])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LlmError::NotAllowed { .. }), "{err}");
+    assert_eq!(b.embedded().len(), 1);
+}

@@ -921,18 +921,25 @@ impl Drop for Metered {
 /// [`LlmClient::embed`] under the caller's limits and budget.
 pub(crate) async fn embed(
     st: &AppState,
-    req: EmbeddingRequest,
+    mut req: EmbeddingRequest,
 ) -> Result<EmbeddingResponse, CallError> {
     let Some(ctx) = current() else {
         return Ok(st.client.embed(req).await?);
     };
+    // A fallback never sends the texts to an instance outside the key's models.
+    req.allowed_models = caller_models();
     // The model the client will use (the default one when the request
     // names none): what is checked against the key's models and priced.
     // An invalid request keeps its own name; the client refuses it below.
-    let model = st
-        .client
-        .embedding_model(&req)
-        .unwrap_or_else(|_| req.model.clone().unwrap_or_default());
+    let model = match st.client.embedding_model(&req) {
+        Ok(model) => model,
+        // Refused as not allowed at once (names nothing the key may not use).
+        Err(e @ LlmError::NotAllowed { .. }) => {
+            begin(&ctx, req.model.clone().unwrap_or_default());
+            return Err(refuse(&ctx, e.into()));
+        }
+        Err(_) => req.model.clone().unwrap_or_default(),
+    };
     begin(&ctx, model.clone());
     let admitted = admit_call(
         &ctx,
