@@ -161,6 +161,46 @@ impl Tenant {
         )
     }
 
+    /// The usage rows once `ready` holds for them (or after a bound, for
+    /// the assertion to report): a stream's spend row is queued when the
+    /// gateway drops its body, which can be just after the client read it.
+    async fn usage_when(
+        &self,
+        group_by: GroupBy,
+        ready: impl Fn(&[llm_gateway::tenancy::types::UsageRow]) -> bool,
+    ) -> Vec<llm_gateway::tenancy::types::UsageRow> {
+        let waited = std::time::Instant::now();
+        loop {
+            let rows = self.usage(group_by).await;
+            if ready(&rows) || waited.elapsed() > std::time::Duration::from_secs(60) {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The key's budget balance once nothing is reserved (or after a
+    /// bound, for the assertion to report): a stream's reservation is
+    /// settled by a task the gateway starts when it drops the body.
+    async fn settled_balance(&self, id: &str) -> llm_gateway::tenancy::budgets::Balance {
+        let record = self.tenancy.store().key(id).await.unwrap().unwrap();
+        let waited = std::time::Instant::now();
+        loop {
+            let balance = self
+                .tenancy
+                .ledger()
+                .balance(&record, llm_gateway::tenancy::now_ms())
+                .await
+                .unwrap();
+            if balance.reserved_usd.abs() < 1e-9
+                || waited.elapsed() > std::time::Duration::from_secs(60)
+            {
+                return balance;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     async fn usage(&self, group_by: GroupBy) -> Vec<llm_gateway::tenancy::types::UsageRow> {
         self.tenancy.flush().await;
         self.tenancy
@@ -573,7 +613,11 @@ async fn streams_are_charged_and_a_cut_stream_pays_for_what_it_produced() {
     let text = r.text().await.unwrap();
     assert!(text.contains("Hello") && !text.contains("[DONE]"), "{text}");
 
-    let rows = t.usage(GroupBy::Key).await;
+    let rows = t
+        .usage_when(GroupBy::Key, |rows| {
+            rows.iter().any(|r| r.group == id && r.requests == 2)
+        })
+        .await;
     let row = rows.iter().find(|r| r.group == id).unwrap();
     assert_eq!(row.requests, 2, "{row:?}");
     let prompt = llm_router::tokens::estimate_usage(
@@ -591,13 +635,7 @@ async fn streams_are_charged_and_a_cut_stream_pays_for_what_it_produced() {
     );
 
     // The ledger settled both: nothing stays reserved.
-    let record = t.tenancy.store().key(&id).await.unwrap().unwrap();
-    let balance = t
-        .tenancy
-        .ledger()
-        .balance(&record, llm_gateway::tenancy::now_ms())
-        .await
-        .unwrap();
+    let balance = t.settled_balance(&id).await;
     assert!((balance.spent_usd - expected).abs() < 1e-6, "{balance:?}");
     assert!(balance.reserved_usd.abs() < 1e-9, "{balance:?}");
 }
@@ -681,7 +719,11 @@ async fn a_thousand_concurrent_requests_never_overspend_a_small_budget() {
     );
     assert_eq!(received(&openai, "/v1/chat/completions").len(), ok);
 
-    let rows = t.usage(GroupBy::Key).await;
+    let rows = t
+        .usage_when(GroupBy::Key, |rows| {
+            rows.iter().any(|r| r.group == id && r.requests == 1000)
+        })
+        .await;
     let row = rows.iter().find(|r| r.group == id).unwrap();
     assert_eq!(row.requests, 1000, "one spend row per request: {row:?}");
     assert_eq!(row.errors as usize, refused);
@@ -691,13 +733,7 @@ async fn a_thousand_concurrent_requests_never_overspend_a_small_budget() {
         spent <= budget + 1e-9,
         "spent {spent} over the budget {budget}"
     );
-    let record = t.tenancy.store().key(&id).await.unwrap().unwrap();
-    let balance = t
-        .tenancy
-        .ledger()
-        .balance(&record, llm_gateway::tenancy::now_ms())
-        .await
-        .unwrap();
+    let balance = t.settled_balance(&id).await;
     assert!(balance.reserved_usd.abs() < 1e-9, "{balance:?}");
     assert!((balance.spent_usd - spent).abs() < 1e-6, "{balance:?}");
 }
@@ -728,7 +764,11 @@ async fn configuration_file_keys_keep_working_without_limits() {
         .await;
     assert_eq!(status, 401);
     // Their requests are logged without a key.
-    let rows = t.usage(GroupBy::Key).await;
+    let rows = t
+        .usage_when(GroupBy::Key, |rows| {
+            rows.iter().any(|r| r.group.is_empty() && r.requests == 3)
+        })
+        .await;
     let row = rows.iter().find(|r| r.group.is_empty()).unwrap();
     assert_eq!(row.requests, 3);
     assert!((row.cost_usd - 0.066).abs() < 1e-9, "{row:?}");
