@@ -13,10 +13,12 @@ import urllib.request
 from pathlib import Path
 
 import anthropic
+import ollama
 import openai
 import pytest
-from conftest import GATEWAY_KEY, config_toml
+from conftest import ANTHROPIC_MODELS, GATEWAY_KEY, config_toml
 from gateway import Gateway, run_llm, toml_str
+from mock_upstream import openai_error
 
 MASTER_KEY = "mk-test-master-5f2a9c0e7b1d4386"
 USER = [{"role": "user", "content": "Say hello."}]
@@ -166,6 +168,28 @@ def test_a_key_lists_only_the_models_it_may_use(keys_gateway: Gateway) -> None:
     assert any(i.startswith("claude/") for i in everything), everything
     with claude(keys_gateway, key) as c:
         assert [m.id for m in c.models.list()] == ids
+    tags = ollama.Client(host=keys_gateway.url, headers={"Authorization": f"Bearer {key}"}, timeout=60).list()
+    assert [m.model for m in tags.models] == ids
+
+
+def test_a_keys_request_never_falls_back_to_a_model_it_may_not_use(keys_gateway: Gateway, mock) -> None:
+    boom = lambda: openai_error(500, "The server had an error.", "server_error", None)  # noqa: E731
+    narrow = new_key(keys_gateway, models=["openai/*"])
+    mock.script("openai", boom())
+    with oai(keys_gateway, narrow) as c:
+        with pytest.raises(openai.InternalServerError):
+            c.chat.completions.create(model="openai/gpt-4o-mini", messages=USER)
+    assert len(mock.generations("openai")) == 1
+    assert mock.generations("claude") == [], "the key's prompt reached a model it may not use"
+
+    wide = new_key(keys_gateway, models=["openai/*", "claude/*"])
+    mock.script("openai", boom())
+    with oai(keys_gateway, wide) as c:
+        r = c.chat.completions.create(model="openai/gpt-4o-mini", messages=USER)
+    assert r.choices[0].message.content
+    sent = mock.last("claude")
+    assert sent.body["model"] == ANTHROPIC_MODELS[0]
+    assert "Say hello." in json.dumps(sent.body["messages"])
 
 
 def test_llm_keys_and_usage_on_the_command_line(keys_gateway: Gateway, keys_config: str) -> None:
