@@ -61,18 +61,10 @@ impl ModelFilter {
     /// Whether `instance` may serve the request with `model`
     /// (`is_default`: `model` is the instance's default model).
     pub fn allows(&self, instance: &str, model: &str, is_default: bool) -> bool {
+        let pair = format!("{instance}/{model}");
         self.globs.iter().any(|g| {
-            glob_match(g, model)
-                || glob_match(g, &format!("{instance}/{model}"))
-                || (is_default && glob_match(g, instance))
+            glob_match(g, model) || glob_match(g, &pair) || (is_default && glob_match(g, instance))
         })
-    }
-
-    /// Whether a glob matches one of `names`.
-    pub fn matches_any<S: AsRef<str>>(&self, names: &[S]) -> bool {
-        self.globs
-            .iter()
-            .any(|g| names.iter().any(|n| glob_match(g, n.as_ref())))
     }
 }
 
@@ -147,8 +139,6 @@ mod tests {
         assert!(f.allows("local", "llama3", true));
         assert!(!f.allows("local", "qwen3", false));
         assert!(!ModelFilter::default().allows("openai", "gpt-4o", true));
-        assert!(f.matches_any(&["x", "gpt-4o"]));
-        assert!(!f.matches_any(&["auto"]));
         // Read back from JSON the same way: trimmed.
         let read: ModelFilter = serde_json::from_str(r#"[" gpt-4o ", "local"]"#).unwrap();
         assert_eq!(read, ModelFilter::new(["gpt-4o", "local"]));

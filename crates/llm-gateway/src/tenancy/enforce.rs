@@ -454,6 +454,11 @@ fn current() -> Option<Arc<RequestCtx>> {
 /// what it may use.
 pub(crate) fn caller_models() -> Option<ModelFilter> {
     let ctx = current()?;
+    key_models(&ctx)
+}
+
+/// The allowed models of `ctx`'s virtual key (`None`: no key, or every model).
+fn key_models(ctx: &RequestCtx) -> Option<ModelFilter> {
     let key = ctx.key()?;
     (!key.models.is_empty()).then(|| ModelFilter::new(key.models.iter().cloned()))
 }
@@ -669,15 +674,15 @@ fn cap_output(ctx: &RequestCtx, req: &mut LlmRequest) {
 /// the globs. An `auto` request by a key allowed `auto` lets the router
 /// choose, so its route is left free.
 fn restrict_models(ctx: &RequestCtx, req: &mut LlmRequest) {
-    let Some(key) = ctx.key() else { return };
-    if key.models.is_empty() {
+    let auto = req.provider.is_none() && req.model.is_none();
+    if auto
+        && ctx
+            .key()
+            .is_some_and(|k| keys::model_allowed(&k.models, &["auto"]))
+    {
         return;
     }
-    let filter = ModelFilter::new(key.models.iter().cloned());
-    let auto = req.provider.is_none() && req.model.is_none();
-    if !(auto && filter.matches_any(&["auto"])) {
-        req.allowed_models = Some(filter);
-    }
+    req.allowed_models = key_models(ctx);
 }
 
 /// Prompt tokens estimated for a request and the output it may produce.

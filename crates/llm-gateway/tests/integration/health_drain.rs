@@ -131,6 +131,18 @@ async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
+/// A gated upstream and a gateway on it whose `[gateway]` table is
+/// `gateway` (TOML lines), with the gateway's base URL.
+async fn gated_gateway(gateway: &str, hash: &str) -> (Gated, GatewayHandle, String) {
+    let up = Gated::start().await;
+    let toml = format!(
+        "{}{ROUTING}[gateway]\n{gateway}",
+        provider("openai", &up.url)
+    );
+    let (handle, base) = start(&toml, hash).await;
+    (up, handle, base)
+}
+
 /// A chat request sent on a connection of its own, in the background.
 fn chat_in_background(base: &str) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
     let url = format!("{base}/v1/chat/completions");
@@ -241,12 +253,7 @@ async fn draining_fails_readiness_keeps_answering_and_lets_streams_finish() {
 
 #[tokio::test]
 async fn drain_closes_the_listener_after_the_delay() {
-    let up = Gated::start().await;
-    let toml = format!(
-        "{}{ROUTING}[gateway]\ndrain_delay = 0.2\n",
-        provider("openai", &up.url)
-    );
-    let (handle, base) = start(&toml, "cccccccccccc").await;
+    let (up, handle, base) = gated_gateway("drain_delay = 0.2\n", "cccccccccccc").await;
     let status = handle.status();
     let http = http();
     let pending = tokio::spawn({
@@ -277,12 +284,7 @@ async fn drain_closes_the_listener_after_the_delay() {
 
 #[tokio::test]
 async fn what_outlives_the_grace_is_cut_counted_and_exported() {
-    let up = Gated::start().await;
-    let toml = format!(
-        "{}{ROUTING}[gateway]\nshutdown_grace = 0.1\n",
-        provider("openai", &up.url)
-    );
-    let (handle, base) = start(&toml, "dddddddddddd").await;
+    let (up, handle, base) = gated_gateway("shutdown_grace = 0.1\n", "dddddddddddd").await;
     let status = handle.status();
     let pending = chat_in_background(&base);
     up.arrived().await;
@@ -309,12 +311,11 @@ async fn what_outlives_the_grace_is_cut_counted_and_exported() {
 /// every worker, and the drain returns at once.
 #[tokio::test]
 async fn a_cut_ends_a_long_drain_at_once() {
-    let up = Gated::start().await;
-    let toml = format!(
-        "{}{ROUTING}[gateway]\ndrain_delay = 600\nshutdown_grace = 600\nworkers = 2\n",
-        provider("openai", &up.url)
-    );
-    let (handle, base) = start(&toml, "cccccccccccc").await;
+    let (up, handle, base) = gated_gateway(
+        "drain_delay = 600\nshutdown_grace = 600\nworkers = 2\n",
+        "cccccccccccc",
+    )
+    .await;
     let status = handle.status();
     let pending = chat_in_background(&base);
     up.arrived().await;
@@ -344,13 +345,12 @@ async fn a_cut_ends_a_long_drain_at_once() {
 /// connections close, nothing is counted as cut.
 #[tokio::test]
 async fn a_cut_with_nothing_in_flight_is_graceful() {
-    let up = Gated::start().await;
+    let (up, handle, base) = gated_gateway(
+        "drain_delay = 600\nshutdown_grace = 600\nworkers = 2\n",
+        "bbbbbbbbbbbb",
+    )
+    .await;
     up.release(1);
-    let toml = format!(
-        "{}{ROUTING}[gateway]\ndrain_delay = 600\nshutdown_grace = 600\nworkers = 2\n",
-        provider("openai", &up.url)
-    );
-    let (handle, base) = start(&toml, "bbbbbbbbbbbb").await;
     let status = handle.status();
     // One answered request leaves its keep-alive connection open and idle.
     let http = http();
@@ -377,12 +377,7 @@ async fn a_cut_with_nothing_in_flight_is_graceful() {
 /// worker lease (which keeps their runtimes) are alive.
 #[tokio::test]
 async fn dropping_the_handle_stops_serving_whatever_else_is_held() {
-    let up = Gated::start().await;
-    let toml = format!(
-        "{}{ROUTING}[gateway]\nworkers = 2\n",
-        provider("openai", &up.url)
-    );
-    let (handle, base) = start(&toml, "999999999999").await;
+    let (_up, handle, base) = gated_gateway("workers = 2\n", "999999999999").await;
     let (cut, lease) = (handle.cut_switch(), handle.worker_lease());
     drop(handle);
     // A bound on a failure (the listener would stay open), not a timing.
@@ -397,12 +392,8 @@ async fn dropping_the_handle_stops_serving_whatever_else_is_held() {
 /// workers held them.
 #[tokio::test]
 async fn several_workers_count_what_they_cut_once() {
-    let up = Gated::start().await;
-    let toml = format!(
-        "{}{ROUTING}[gateway]\nshutdown_grace = 0.1\nworkers = 3\n",
-        provider("openai", &up.url)
-    );
-    let (handle, base) = start(&toml, "eeeeeeeeeeee").await;
+    let (up, handle, base) =
+        gated_gateway("shutdown_grace = 0.1\nworkers = 3\n", "eeeeeeeeeeee").await;
     assert_eq!(handle.workers(), 3);
     let status = handle.status();
     let mut pending = Vec::new();
